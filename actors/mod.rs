@@ -1,0 +1,34 @@
+//! The crypto-ticker application: its processes and functions, and the
+//! catalog that maps the manifest's `source` + `method` to them.
+//!
+//! Compiled into the binary (`src/main.rs`) and the tests
+//! (`tests/support/mod.rs`) as a module; it uses only `rippy::prelude`.
+
+#![allow(dead_code)]
+
+pub mod api_keys;
+pub mod auth_token;
+pub mod migrate;
+pub mod ticker;
+pub mod ws_handler;
+pub mod ws_ticker;
+
+use rippy::prelude::Catalog;
+
+/// Every process and function of the application.
+pub fn catalog() -> Catalog {
+    Catalog::new()
+        .process("file://actors/migrate.rs", "run", migrate::Migrate::new)
+        .process("file://actors/ticker.rs", "run", ticker::Ticker::new)
+        .process(
+            "file://actors/ws_handler.rs",
+            "run",
+            ws_handler::WsHandler::new,
+        )
+        .function(
+            "file://actors/auth_token.rs",
+            "handler",
+            auth_token::handler,
+        )
+        .function("file://actors/ws_ticker.rs", "handler", ws_ticker::handler)
+}

@@ -1,0 +1,35 @@
+//! `ws_ticker`: `GET /ws/ticker` spawns a `ws_handler` for the caller and
+//! asks the relay to upgrade. No identity (no, bad, revoked or expired
+//! token) -> 401 before any upgrade; a scope that may not spawn -> 403.
+
+use rippy::prelude::*;
+
+pub async fn handler(call: FunctionCall) -> HttpResponse {
+    let ctx = &call.ctx;
+    let Some(identity) = ctx.identity() else {
+        return json_error(StatusCode::UNAUTHORIZED, "authentication required");
+    };
+    let entry = ctx.arg_str("handler").unwrap_or("app:ws_handler");
+    let host = ctx.arg_str("host").unwrap_or("app:processes");
+    let pid = match ctx.spawn(entry, host, Value::Null) {
+        Ok(pid) => pid,
+        Err(e @ SpawnError::Denied(_)) => {
+            log::warn!("handler spawn refused user={} error={e}", identity.actor.id);
+            return json_error(StatusCode::FORBIDDEN, "forbidden");
+        }
+        Err(e) => {
+            log::error!("handler spawn failed error={e}");
+            return json_error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
+        }
+    };
+    let target = RelayTarget {
+        target_pid: pid,
+        metadata: json!({
+            "user_id": identity.actor.id,
+            "role": identity.actor.meta_str("role"),
+        }),
+    };
+    HttpResponse::Ok()
+        .insert_header((RELAY_HEADER, target.header_value()))
+        .finish()
+}

@@ -1,0 +1,5 @@
+//! Filesystems. `fs.directory` lives in [`directory`].
+
+mod directory;
+
+pub use directory::{Directory, DirectoryConfig};

@@ -1,0 +1,97 @@
+//! Router middleware: `cors` and `token_auth` before the endpoint,
+//! `websocket_relay` after it. Options are dotted keys on the router
+//! (`options` for middleware, `post_options` for post-middleware); a key that
+//! belongs to no listed middleware, or that its middleware does not know, is
+//! a manifest error.
+
+pub mod cors;
+pub mod token_auth;
+pub mod websocket_relay;
+
+use super::Options;
+
+pub const CORS: &str = "cors";
+pub const TOKEN_AUTH: &str = "token_auth";
+pub const WEBSOCKET_RELAY: &str = "websocket_relay";
+
+/// Middleware that run before the endpoint.
+pub const PRE: &[&str] = &[CORS, TOKEN_AUTH];
+/// Middleware that run after the endpoint.
+pub const POST: &[&str] = &[WEBSOCKET_RELAY];
+
+/// The option prefix and known keys of a middleware.
+pub fn option_keys(middleware: &str) -> (&'static str, &'static [&'static str]) {
+    match middleware {
+        CORS => ("cors.", cors::OPTION_KEYS),
+        TOKEN_AUTH => ("token_auth.", token_auth::OPTION_KEYS),
+        WEBSOCKET_RELAY => ("wsrelay.", websocket_relay::OPTION_KEYS),
+        _ => ("", &[]),
+    }
+}
+
+/// Checks the middleware names and option keys of one list (pre or post).
+/// Returns `(field, message)` pairs.
+pub fn validate(
+    list_field: &str,
+    names: &[String],
+    allowed: &[&str],
+    options_field: &str,
+    options: &Options,
+) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if !allowed.contains(&name.as_str()) {
+            errors.push((
+                format!("{list_field}[{i}]"),
+                format!(
+                    "unknown middleware {name:?}, expected one of {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    for key in options.keys() {
+        let owner = names
+            .iter()
+            .map(|n| (n, option_keys(n)))
+            .find(|(_, (prefix, _))| !prefix.is_empty() && key.starts_with(prefix));
+        match owner {
+            Some((_, (_, keys))) if keys.contains(&key) => {}
+            Some((name, (_, keys))) => errors.push((
+                format!("{options_field}.{key}"),
+                format!(
+                    "unknown option for {name}, expected one of {}",
+                    keys.join(", ")
+                ),
+            )),
+            None => errors.push((
+                format!("{options_field}.{key}"),
+                format!(
+                    "option belongs to no middleware in {list_field} ({})",
+                    names.join(", ")
+                ),
+            )),
+        }
+    }
+    errors
+}
+
+pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool, (String, String)> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err((
+            key.to_owned(),
+            format!("expected true or false, found {other:?}"),
+        )),
+    }
+}
+
+pub(crate) fn parse_usize(key: &str, v: &str) -> Result<usize, (String, String)> {
+    v.parse().map_err(|_| {
+        (
+            key.to_owned(),
+            format!("expected a non-negative integer, found {v:?}"),
+        )
+    })
+}

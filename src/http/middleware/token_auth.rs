@@ -1,0 +1,109 @@
+//! `token_auth`: finds a token on the request and, if it validates against
+//! the configured token store, puts the [`Identity`] in the request's
+//! extensions. It never answers by itself; the endpoint decides what a
+//! missing identity means.
+//!
+//! Lookup order: the `Authorization: Bearer <token>` header, then the
+//! `x-auth-token` query parameter, then the `x-auth-token` cookie (all three
+//! names and the prefix configurable).
+
+use std::sync::Arc;
+
+use actix_web::{HttpMessage, HttpRequest};
+
+use super::super::Options;
+use crate::metrics::Metrics;
+use crate::security::{Identity, TokenStore};
+
+pub const OPTION_KEYS: &[&str] = &[
+    "token_auth.store",
+    "token_auth.header.name",
+    "token_auth.header.prefix",
+    "token_auth.query.param",
+    "token_auth.cookie.name",
+];
+
+/// A router's token authentication.
+pub struct TokenAuth {
+    store: Arc<TokenStore>,
+    header: String,
+    prefix: String,
+    query_param: String,
+    cookie: String,
+}
+
+impl TokenAuth {
+    pub fn new(o: &Options, store: Arc<TokenStore>) -> Self {
+        TokenAuth {
+            store,
+            header: o
+                .get("token_auth.header.name")
+                .unwrap_or("Authorization")
+                .to_owned(),
+            prefix: o
+                .get("token_auth.header.prefix")
+                .unwrap_or("Bearer ")
+                .to_owned(),
+            query_param: o
+                .get("token_auth.query.param")
+                .unwrap_or("x-auth-token")
+                .to_owned(),
+            cookie: o
+                .get("token_auth.cookie.name")
+                .unwrap_or("x-auth-token")
+                .to_owned(),
+        }
+    }
+
+    fn find_token(&self, req: &HttpRequest) -> Option<String> {
+        if let Some(value) = req
+            .headers()
+            .get(self.header.as_str())
+            .and_then(|v| v.to_str().ok())
+        {
+            let value = value.trim();
+            let prefix = self.prefix.trim_end();
+            let token = if prefix.is_empty() {
+                Some(value)
+            } else if value.len() > prefix.len()
+                && value[..prefix.len()].eq_ignore_ascii_case(prefix)
+            {
+                Some(value[prefix.len()..].trim_start())
+            } else {
+                None
+            };
+            if let Some(t) = token.filter(|t| !t.is_empty()) {
+                return Some(t.to_owned());
+            }
+        }
+        if let Ok(query) =
+            actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        {
+            if let Some((_, v)) = query
+                .iter()
+                .find(|(k, v)| k == &self.query_param && !v.is_empty())
+            {
+                return Some(v.clone());
+            }
+        }
+        req.cookie(&self.cookie)
+            .map(|c| c.value().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Validates the request's token, if any, and stores the identity.
+    pub fn enrich(&self, req: &HttpRequest, metrics: &Metrics) {
+        let Some(token) = self.find_token(req) else {
+            return;
+        };
+        match self.store.identify(&token) {
+            Ok(identity) => {
+                req.extensions_mut().insert::<Identity>(identity);
+            }
+            Err(reason) => {
+                metrics.auth_failure(reason.label());
+                log::debug!("token rejected reason={}", reason.label());
+            }
+        }
+    }
+}

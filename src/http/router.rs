@@ -1,0 +1,252 @@
+//! `http.router`: a path prefix with its middleware, under one server.
+//!
+//! The router owns the per-request pipeline for its endpoints (see the
+//! diagram in `http/mod.rs`). Middleware options are validated at load time;
+//! here they are already typed.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+
+use super::middleware::cors::Cors;
+use super::middleware::token_auth::TokenAuth;
+use super::middleware::websocket_relay::{self, RELAY_HEADER, RelayConfig, RelayTarget};
+use super::middleware::{CORS, TOKEN_AUTH, WEBSOCKET_RELAY};
+use super::{Endpoint, HttpError, HttpService, Options};
+use crate::component::Components;
+use crate::security::TokenStore;
+
+/// `meta: { server: <id> }`, other meta keys free.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerMeta {
+    pub server: String,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// The `http.router` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    pub meta: ServerMeta,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub middleware: Vec<String>,
+    #[serde(default)]
+    pub options: Options,
+    #[serde(default)]
+    pub post_middleware: Vec<String>,
+    #[serde(default)]
+    pub post_options: Options,
+}
+
+impl RouterConfig {
+    /// The token store `token_auth` uses, if the router lists it.
+    pub fn token_store(&self) -> Option<&str> {
+        self.middleware
+            .iter()
+            .any(|m| m == TOKEN_AUTH)
+            .then(|| self.options.get("token_auth.store"))
+            .flatten()
+    }
+}
+
+/// A booted `http.router`.
+pub struct Router {
+    pub id: String,
+    server: String,
+    prefix: String,
+    cors: Option<Cors>,
+    token_auth: Option<TokenAuth>,
+    relay: Option<RelayConfig>,
+}
+
+impl Router {
+    /// Builds the middleware; the error is `(field, message)`.
+    pub fn new(
+        id: &str,
+        config: &RouterConfig,
+        components: &Components,
+    ) -> Result<Self, (String, String)> {
+        if !config.prefix.is_empty() && !config.prefix.starts_with('/') {
+            return Err((
+                "prefix".into(),
+                format!(
+                    "expected a path starting with '/', found {:?}",
+                    config.prefix
+                ),
+            ));
+        }
+        let at = |field: &'static str| move |(k, m): (String, String)| (format!("{field}.{k}"), m);
+        let cors = if config.middleware.iter().any(|m| m == CORS) {
+            Some(Cors::from_options(&config.options).map_err(at("options"))?)
+        } else {
+            None
+        };
+        let token_auth = match config.token_store() {
+            Some(store_id) => {
+                let store = components
+                    .get::<TokenStore>(store_id)
+                    .map_err(|e| ("options.token_auth.store".to_owned(), e.to_string()))?;
+                Some(TokenAuth::new(&config.options, store))
+            }
+            None if config.middleware.iter().any(|m| m == TOKEN_AUTH) => {
+                return Err((
+                    "options.token_auth.store".into(),
+                    "missing, token_auth needs a security.token_store id".into(),
+                ));
+            }
+            None => None,
+        };
+        let relay = if config.post_middleware.iter().any(|m| m == WEBSOCKET_RELAY) {
+            Some(RelayConfig::from_options(&config.post_options).map_err(at("post_options"))?)
+        } else {
+            None
+        };
+        Ok(Router {
+            id: id.to_owned(),
+            server: config.meta.server.clone(),
+            prefix: config.prefix.clone(),
+            cors,
+            token_auth,
+            relay,
+        })
+    }
+
+    /// The `http.service` this router belongs to.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The path prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(crate) fn has_cors(&self) -> bool {
+        self.cors.is_some()
+    }
+
+    /// Answers a CORS preflight for one of this router's paths.
+    pub(crate) fn preflight(&self, req: &HttpRequest, allow: &str) -> HttpResponse {
+        match &self.cors {
+            Some(cors) if Cors::is_preflight(req) => cors.preflight(req),
+            _ => HttpError::MethodNotAllowed {
+                allow: allow.to_owned(),
+            }
+            .error_response(),
+        }
+    }
+
+    /// Runs one request through the pipeline.
+    pub(crate) async fn dispatch(
+        &self,
+        endpoint: &Endpoint,
+        service: &HttpService,
+        req: HttpRequest,
+        payload: web::Payload,
+    ) -> HttpResponse {
+        let mut res = self.run(endpoint, service, &req, payload).await;
+        if let Some(cors) = &self.cors {
+            cors.apply(&req, &mut res);
+        }
+        service
+            .node()
+            .metrics()
+            .http_request(&self.id, res.status().as_u16());
+        res
+    }
+
+    async fn run(
+        &self,
+        endpoint: &Endpoint,
+        service: &HttpService,
+        req: &HttpRequest,
+        payload: web::Payload,
+    ) -> HttpResponse {
+        let node = service.node();
+        if let Some(auth) = &self.token_auth {
+            auth.enrich(req, node.metrics());
+        }
+        let upgrade = self.relay.as_ref().filter(|_| is_websocket_upgrade(req));
+        if let Some(relay) = upgrade {
+            if !relay.origin_allowed(req) {
+                return HttpError::OriginNotAllowed.error_response();
+            }
+        }
+        let (body, payload) = if upgrade.is_some() {
+            (Bytes::new(), Some(payload))
+        } else {
+            match read_body(req, payload, service.max_body()).await {
+                Ok(body) => (body, None),
+                Err(e) => return e.error_response(),
+            }
+        };
+        let mut res = endpoint.func.call(node, req.clone(), body).await;
+        let Some(relay) = &self.relay else {
+            return res;
+        };
+        let Some(value) = res.headers_mut().remove(RELAY_HEADER).next() else {
+            return res;
+        };
+        let target = match RelayTarget::parse(value.as_bytes()) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!(
+                    "endpoint returned a bad relay header endpoint={} error={e}",
+                    endpoint.id
+                );
+                return HttpError::Internal.error_response();
+            }
+        };
+        let Some(payload) = payload else {
+            websocket_relay::leave_without_connection(node, &target, "upgrade required");
+            return HttpError::UpgradeRequired.error_response();
+        };
+        let client = service.next_client_pid();
+        match websocket_relay::upgrade(req, payload, target.clone(), relay, node, client) {
+            Ok(res) => res,
+            Err(e) => {
+                log::debug!(
+                    "websocket upgrade failed endpoint={} error={e}",
+                    endpoint.id
+                );
+                websocket_relay::leave_without_connection(node, &target, "upgrade failed");
+                HttpError::UpgradeRequired.error_response()
+            }
+        }
+    }
+}
+
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413 (at once
+/// when `Content-Length` already says so).
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, HttpError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(HttpError::PayloadTooLarge { limit });
+    }
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(HttpError::BadBody),
+        Err(_) => Err(HttpError::PayloadTooLarge { limit }),
+    }
+}

@@ -1,0 +1,295 @@
+//! `http.service`: an actix-web server on `addr`.
+//!
+//! Routers, endpoints and static sites attach to the service while the
+//! registry boots; the server binds and starts when boot is complete, with
+//! every route known. Each worker builds the same `App` from that snapshot.
+//! Every server answers `GET /healthz` and `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::Method;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use serde::Deserialize;
+
+use super::{Endpoint, HttpError, StaticSite};
+use crate::manifest::{ByteSize, Lifecycle, ManifestDuration};
+use crate::process::{Node, Pid};
+
+/// Default request body limit.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+/// The `http.service` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServiceConfig {
+    /// `host:port`; port 0 picks a free port.
+    pub addr: String,
+    /// Worker threads (default: the number of cores).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
+    /// Request body limit (default 64KiB); larger bodies get 413.
+    #[serde(default)]
+    pub max_body: Option<ByteSize>,
+    /// Time a client has to send its request head (default 5s).
+    #[serde(default)]
+    pub request_timeout: Option<ManifestDuration>,
+    /// How long shutdown waits for in-flight requests (default 5s).
+    #[serde(default)]
+    pub shutdown_timeout: Option<ManifestDuration>,
+}
+
+/// A booted `http.service`.
+pub struct HttpService {
+    id: Arc<str>,
+    config: HttpServiceConfig,
+    node: Arc<Node>,
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
+    statics: Mutex<Vec<Arc<StaticSite>>>,
+    running: Mutex<Option<(ServerHandle, SocketAddr)>>,
+    next_client: AtomicU64,
+}
+
+struct Routes {
+    /// Endpoints grouped by full path, in declaration order.
+    by_path: BTreeMap<String, Vec<Arc<Endpoint>>>,
+    /// Longest mount first.
+    statics: Vec<Arc<StaticSite>>,
+}
+
+impl HttpService {
+    pub fn new(id: &str, config: &HttpServiceConfig, node: Arc<Node>) -> Self {
+        HttpService {
+            id: id.into(),
+            config: config.clone(),
+            node,
+            endpoints: Mutex::default(),
+            statics: Mutex::default(),
+            running: Mutex::default(),
+            next_client: AtomicU64::new(0),
+        }
+    }
+
+    /// The entry id (also the host part of WebSocket client pids).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    pub(crate) fn max_body(&self) -> usize {
+        self.config.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0)
+    }
+
+    pub(crate) fn next_client_pid(&self) -> Pid {
+        Pid::new(
+            self.id.clone(),
+            self.next_client.fetch_add(1, Ordering::Relaxed) + 1,
+        )
+    }
+
+    /// Adds an endpoint (during boot). A method+path taken twice is an error.
+    pub fn add_endpoint(&self, endpoint: Arc<Endpoint>) -> Result<(), String> {
+        let mut list = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(other) = list
+            .iter()
+            .find(|e| e.path == endpoint.path && e.method == endpoint.method)
+        {
+            return Err(format!(
+                "{} {} is already served by {}",
+                endpoint.method, endpoint.path, other.id
+            ));
+        }
+        list.push(endpoint);
+        Ok(())
+    }
+
+    /// Adds a static site (during boot).
+    pub fn add_static(&self, site: Arc<StaticSite>) {
+        self.statics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(site);
+    }
+
+    /// The bound address once started.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, a)| *a)
+    }
+
+    fn routes(&self) -> Arc<Routes> {
+        let mut by_path: BTreeMap<String, Vec<Arc<Endpoint>>> = BTreeMap::new();
+        for e in self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            by_path.entry(e.path.clone()).or_default().push(e.clone());
+        }
+        let mut statics = self
+            .statics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        statics.sort_by_key(|s| std::cmp::Reverse(s.mount_len()));
+        Arc::new(Routes { by_path, statics })
+    }
+
+    /// Binds and starts serving. Must run inside an actix system.
+    pub fn start(self: &Arc<Self>) -> std::io::Result<SocketAddr> {
+        let routes = self.routes();
+        let service = self.clone();
+        let workers = self
+            .config
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let request_timeout = self
+            .config
+            .request_timeout
+            .map_or(Duration::from_secs(5), |d| d.get());
+        let shutdown_timeout = self
+            .config
+            .shutdown_timeout
+            .map_or(Duration::from_secs(5), |d| d.get());
+        let server = HttpServer::new(move || build_app(service.clone(), routes.clone()))
+            .workers(workers)
+            .disable_signals()
+            .client_request_timeout(request_timeout)
+            .shutdown_timeout(shutdown_timeout.as_secs().max(1))
+            .bind(&self.config.addr)
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", self.config.addr),
+                )
+            })?;
+        let addr = server.addrs().first().copied().ok_or_else(|| {
+            std::io::Error::other(format!("no address bound for {}", self.config.addr))
+        })?;
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, addr));
+        log::info!(
+            "http server listening server={} addr=http://{addr}",
+            self.id
+        );
+        Ok(addr)
+    }
+
+    /// Stops accepting connections and closes open WebSockets with 1001.
+    pub fn close_intake(&self) {
+        for pid in self.node.pids_on(&self.id) {
+            self.node.shutdown_process(&pid);
+        }
+    }
+
+    /// Stops the server, waiting for in-flight requests up to the shutdown timeout.
+    pub async fn stop(&self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((handle, _)) = running {
+            handle.stop(true).await;
+        }
+    }
+}
+
+fn build_app(
+    service: Arc<HttpService>,
+    routes: Arc<Routes>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let mut app = App::new()
+        .route(
+            "/healthz",
+            web::get()
+                .to(|| async { HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route("/metrics", {
+            let service = service.clone();
+            web::get().to(move || {
+                let body = service.node.metrics().render(&service.node);
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4; charset=utf-8")
+                        .body(body)
+                }
+            })
+        });
+    for (path, endpoints) in &routes.by_path {
+        let mut allow: Vec<String> = endpoints.iter().map(|e| e.method.to_string()).collect();
+        let cors_router = endpoints
+            .iter()
+            .find(|e| e.router.has_cors())
+            .map(|e| e.router.clone());
+        if cors_router.is_some() {
+            allow.push("OPTIONS".into());
+        }
+        let allow = allow.join(", ");
+        let mut resource = web::resource(path.as_str());
+        for endpoint in endpoints {
+            let endpoint = endpoint.clone();
+            let service = service.clone();
+            resource = resource.route(web::method(endpoint.method.clone()).to(
+                move |req: HttpRequest, payload: web::Payload| {
+                    let endpoint = endpoint.clone();
+                    let service = service.clone();
+                    async move {
+                        endpoint
+                            .router
+                            .dispatch(&endpoint, &service, req, payload)
+                            .await
+                    }
+                },
+            ));
+        }
+        if let Some(router) = cors_router {
+            let allow = allow.clone();
+            resource = resource.route(web::method(Method::OPTIONS).to(move |req: HttpRequest| {
+                let res = router.preflight(&req, &allow);
+                async move { res }
+            }));
+        }
+        resource = resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { HttpError::MethodNotAllowed { allow }.error_response() }
+        }));
+        app = app.service(resource);
+    }
+    app.default_service(web::to(move |req: HttpRequest| {
+        let routes = routes.clone();
+        async move {
+            let path = req.path().to_owned();
+            for site in &routes.statics {
+                if let Some(rel) = site.relative(&path) {
+                    return site.serve(&req, rel).await;
+                }
+            }
+            HttpError::NotFound.error_response()
+        }
+    }))
+}

@@ -1,0 +1,208 @@
+//! Runtime counters and their Prometheus text rendering (format 0.0.4).
+//!
+//! Every label value comes from a bounded set: entry ids, exit reason
+//! labels, status codes, close codes, fixed reason words. Never user input.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::process::{Node, ProcessSpec, ServiceHandle};
+
+/// Counters the HTTP and WebSocket layers update.
+#[derive(Default)]
+pub struct Metrics {
+    http: Mutex<BTreeMap<(String, u16), u64>>,
+    auth_failures: Mutex<BTreeMap<&'static str, u64>>,
+    ws_closed: Mutex<BTreeMap<u16, u64>>,
+    pub(crate) ws_connections: AtomicI64,
+    pub(crate) ws_frames_sent: AtomicU64,
+    gauges: Mutex<BTreeMap<&'static str, (&'static str, Arc<AtomicI64>)>>,
+}
+
+fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
+    *map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert(0) += 1;
+}
+
+impl Metrics {
+    pub(crate) fn http_request(&self, router: &str, status: u16) {
+        bump(&self.http, (router.to_owned(), status));
+    }
+
+    pub(crate) fn auth_failure(&self, reason: &'static str) {
+        bump(&self.auth_failures, reason);
+    }
+
+    pub(crate) fn ws_closed(&self, code: u16) {
+        bump(&self.ws_closed, code);
+    }
+
+    /// Auth failures so far for `reason`.
+    pub fn auth_failures(&self, reason: &str) -> u64 {
+        self.auth_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(reason)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Open WebSocket connections.
+    pub fn ws_connections(&self) -> i64 {
+        self.ws_connections.load(Ordering::Relaxed)
+    }
+
+    /// A gauge an application sets (e.g. `rippy_ticker_subscribers`); the
+    /// same name always returns the same gauge.
+    pub fn gauge(&self, name: &'static str, help: &'static str) -> Arc<AtomicI64> {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name)
+            .or_insert_with(|| (help, Arc::new(AtomicI64::new(0))))
+            .1
+            .clone()
+    }
+
+    /// The whole exposition text.
+    pub fn render(&self, node: &Node) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut specs = node.components().all::<ProcessSpec>();
+        specs.sort_by(|a, b| a.0.cmp(&b.0));
+        header(
+            &mut out,
+            "rippy_processes",
+            "gauge",
+            "Live processes per process entry.",
+        );
+        for (id, s) in &specs {
+            let _ = writeln!(out, "rippy_processes{{entry=\"{id}\"}} {}", s.live());
+        }
+        header(
+            &mut out,
+            "rippy_process_spawns_total",
+            "counter",
+            "Processes spawned per process entry.",
+        );
+        for (id, s) in &specs {
+            let _ = writeln!(
+                out,
+                "rippy_process_spawns_total{{entry=\"{id}\"}} {}",
+                s.spawns()
+            );
+        }
+        header(
+            &mut out,
+            "rippy_process_exits_total",
+            "counter",
+            "Process exits per entry and reason.",
+        );
+        for (id, s) in &specs {
+            for (reason, n) in s.exits() {
+                let _ = writeln!(
+                    out,
+                    "rippy_process_exits_total{{entry=\"{id}\",reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+        let mut services = node.components().all::<ServiceHandle>();
+        services.sort_by(|a, b| a.0.cmp(&b.0));
+        header(
+            &mut out,
+            "rippy_service_restarts_total",
+            "counter",
+            "Service restarts after failures.",
+        );
+        for (id, s) in &services {
+            let _ = writeln!(
+                out,
+                "rippy_service_restarts_total{{service=\"{id}\"}} {}",
+                s.restarts()
+            );
+        }
+        header(
+            &mut out,
+            "rippy_messages_dropped_total",
+            "counter",
+            "Messages dropped, by reason.",
+        );
+        for (reason, n) in node.dropped() {
+            let _ = writeln!(
+                out,
+                "rippy_messages_dropped_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "rippy_ws_connections",
+            "gauge",
+            "Open WebSocket connections.",
+        );
+        let _ = writeln!(out, "rippy_ws_connections {}", self.ws_connections());
+        header(
+            &mut out,
+            "rippy_ws_frames_sent_total",
+            "counter",
+            "WebSocket frames written to clients.",
+        );
+        let _ = writeln!(
+            out,
+            "rippy_ws_frames_sent_total {}",
+            self.ws_frames_sent.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "rippy_ws_closed_total",
+            "counter",
+            "WebSocket connections closed, by close code.",
+        );
+        for (code, n) in self
+            .ws_closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "rippy_ws_closed_total{{code=\"{code}\"}} {n}");
+        }
+        header(
+            &mut out,
+            "rippy_http_requests_total",
+            "counter",
+            "HTTP requests by router and status.",
+        );
+        for ((router, status), n) in self.http.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "rippy_http_requests_total{{router=\"{router}\",status=\"{status}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "rippy_auth_failures_total",
+            "counter",
+            "Rejected tokens by reason.",
+        );
+        for (reason, n) in self
+            .auth_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "rippy_auth_failures_total{{reason=\"{reason}\"}} {n}");
+        }
+        for (name, (help, g)) in self.gauges.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            header(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {}", g.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}

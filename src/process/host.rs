@@ -1,0 +1,212 @@
+//! `process.host` and `process.rust`: where processes run and what they are.
+//!
+//! A host owns worker threads (actix arbiters) and spreads spawns over them
+//! round-robin. A pid is in the node's table before `spawn` returns, so a
+//! message sent right after a spawn is never lost, and its actor removes it
+//! when it stops.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+use actix::{Addr, Arbiter, ArbiterHandle, Context};
+use serde::Deserialize;
+
+use super::actor::{ActorMailbox, ProcessActor};
+use super::{ExitReason, Node, Pid, ProcessFactory, SpawnError};
+use crate::manifest::Lifecycle;
+use crate::security::Identity;
+
+/// The `process.host` entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Worker threads; defaults to the number of cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// The `process.rust` and `function.rust` entries: native code from the catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RustEntryConfig {
+    /// The actor file, e.g. `file://actors/ticker.rs`.
+    pub source: String,
+    /// The catalog method within that file.
+    pub method: String,
+    /// The runtime modules this code may use.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Fixed arguments passed to every instance (merged under spawn args).
+    #[serde(default)]
+    pub args: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub meta: Option<serde_yaml::Value>,
+}
+
+const EXIT_LABELS: [&str; 6] = ["normal", "error", "panic", "killed", "shutdown", "noproc"];
+
+/// A booted `process.rust` entry: how to make an instance, and its counters.
+pub struct ProcessSpec {
+    pub id: String,
+    pub modules: Vec<String>,
+    pub(crate) factory: ProcessFactory,
+    pub(crate) default_args: serde_json::Value,
+    live: AtomicI64,
+    spawns: AtomicU64,
+    exits: [AtomicU64; 6],
+}
+
+impl ProcessSpec {
+    pub fn new(
+        id: &str,
+        modules: Vec<String>,
+        factory: ProcessFactory,
+        default_args: serde_json::Value,
+    ) -> Self {
+        ProcessSpec {
+            id: id.to_owned(),
+            modules,
+            factory,
+            default_args,
+            live: AtomicI64::new(0),
+            spawns: AtomicU64::new(0),
+            exits: Default::default(),
+        }
+    }
+
+    /// Live instances.
+    pub fn live(&self) -> i64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Instances ever spawned.
+    pub fn spawns(&self) -> u64 {
+        self.spawns.load(Ordering::Relaxed)
+    }
+
+    /// Exits so far by reason label.
+    pub fn exits(&self) -> Vec<(&'static str, u64)> {
+        EXIT_LABELS
+            .iter()
+            .zip(&self.exits)
+            .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub(crate) fn count_exit(&self, reason: &ExitReason) {
+        let i = EXIT_LABELS
+            .iter()
+            .position(|l| *l == reason.label())
+            .unwrap_or(0);
+        self.exits[i].fetch_add(1, Ordering::Relaxed);
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn merged_args(&self, args: serde_json::Value) -> serde_json::Value {
+        match (&self.default_args, args) {
+            (serde_json::Value::Object(base), serde_json::Value::Object(over)) => {
+                let mut merged = base.clone();
+                merged.extend(over);
+                serde_json::Value::Object(merged)
+            }
+            (base, serde_json::Value::Null) => base.clone(),
+            (_, args) => args,
+        }
+    }
+}
+
+/// A booted `process.host`.
+pub struct ProcessHost {
+    id: Arc<str>,
+    arbiters: Vec<Arbiter>,
+    handles: Vec<ArbiterHandle>,
+    next_worker: AtomicUsize,
+    next_pid: AtomicU64,
+}
+
+impl ProcessHost {
+    /// Starts the worker threads. Must run inside an actix system.
+    pub fn start(id: &str, config: &HostConfig) -> Self {
+        let workers = config
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+        let handles = arbiters.iter().map(|a| a.handle()).collect();
+        ProcessHost {
+            id: id.into(),
+            arbiters,
+            handles,
+            next_worker: AtomicUsize::new(0),
+            next_pid: AtomicU64::new(0),
+        }
+    }
+
+    /// This host's entry id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub(crate) fn spawn(
+        &self,
+        node: &Arc<Node>,
+        spec: Arc<ProcessSpec>,
+        args: serde_json::Value,
+        identity: Option<Identity>,
+    ) -> Result<Pid, SpawnError> {
+        let pid = Pid::new(
+            self.id.clone(),
+            self.next_pid.fetch_add(1, Ordering::Relaxed) + 1,
+        );
+        let process = (spec.factory)(spec.merged_args(args));
+        // The mailbox exists before the actor does, so the pid can be in the
+        // table (and receive messages) before the worker thread starts it.
+        let (tx, rx) = actix::dev::channel::channel::<ProcessActor>(16);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mailbox = ActorMailbox {
+            addr: Addr::new(tx),
+            queued: queued.clone(),
+        };
+        node.insert(pid.clone(), Arc::new(mailbox));
+        spec.live.fetch_add(1, Ordering::Relaxed);
+        spec.spawns.fetch_add(1, Ordering::Relaxed);
+        let actor = ProcessActor::new(
+            pid.clone(),
+            node.clone(),
+            spec.clone(),
+            identity,
+            process,
+            queued,
+        );
+        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        let started = self.handles[worker].spawn_fn(move || {
+            Context::with_receiver(rx).run(actor);
+        });
+        if !started {
+            spec.count_exit(&ExitReason::Killed);
+            node.exit(&pid, &ExitReason::Killed);
+            return Err(SpawnError::HostStopped(self.id.to_string()));
+        }
+        Ok(pid)
+    }
+
+    /// Stops the worker threads; processes still on them end as killed.
+    pub fn stop(&self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+    }
+}
+
+impl Drop for ProcessHost {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

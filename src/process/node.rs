@@ -1,0 +1,540 @@
+//! The node: the table of live processes, their names and monitors.
+//!
+//! Invariants:
+//! - A pid is in the table from the moment `spawn` returns until its actor
+//!   has stopped; removal happens once, under the shard lock, and that removal
+//!   is what sends `EXIT` to every monitor, so each monitor gets exactly one.
+//! - A name maps to a live pid; it is removed when its process ends.
+//! - No two locks are held at once, except `names` then one shard in
+//!   `register`, an order nothing else reverses.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use tokio::sync::oneshot;
+
+use super::{Event, ExitReason, Message, Payload, Pid, ProcessHost, ProcessSpec, Topic};
+use crate::component::{Components, LookupError};
+use crate::metrics::Metrics;
+use crate::security::{Denied, Identity};
+
+const SHARDS: usize = 32;
+
+/// Where a message can go: a pid or a registered name.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Pid(Pid),
+    Name(String),
+}
+
+impl From<Pid> for Target {
+    fn from(p: Pid) -> Self {
+        Target::Pid(p)
+    }
+}
+
+impl From<&Pid> for Target {
+    fn from(p: &Pid) -> Self {
+        Target::Pid(p.clone())
+    }
+}
+
+impl From<&str> for Target {
+    fn from(n: &str) -> Self {
+        Target::Name(n.to_owned())
+    }
+}
+
+impl From<String> for Target {
+    fn from(n: String) -> Self {
+        Target::Name(n)
+    }
+}
+
+/// Why a mailbox refused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The process has ended.
+    Dead,
+    /// Its mailbox is at capacity.
+    Full,
+}
+
+/// Something that can receive events for a pid: a process actor, or the
+/// client side of a WebSocket connection.
+pub(crate) trait Mailbox: Send + Sync {
+    fn deliver(&self, event: Event) -> Result<(), Refused>;
+    /// Asks the process to shut down (the `on_shutdown` hook).
+    fn shutdown(&self);
+    /// Ends the process with [`ExitReason::Killed`].
+    fn kill(&self);
+}
+
+/// Why a send was dropped. Drops are counted; they are never a panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// No live process has this pid.
+    DeadPid(Pid),
+    /// No process is registered under this name.
+    UnknownName(String),
+    /// The recipient's mailbox is full.
+    MailboxFull(Pid),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::DeadPid(p) => write!(f, "no live process {p}"),
+            SendError::UnknownName(n) => write!(f, "no process registered as {n:?}"),
+            SendError::MailboxFull(p) => write!(f, "mailbox of {p} is full"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Why a spawn failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The caller's scope does not allow it.
+    Denied(Denied),
+    /// The entry or host id does not name a booted entry of the right kind.
+    Lookup(LookupError),
+    /// The host has stopped.
+    HostStopped(String),
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::Denied(d) => write!(f, "spawn denied: {d}"),
+            SpawnError::Lookup(e) => write!(f, "cannot spawn: {e}"),
+            SpawnError::HostStopped(h) => write!(f, "cannot spawn: host {h} has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+/// Who is asking: `Trusted` for code the registry started, or an identity
+/// whose scope is checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    Trusted,
+    Identity(&'a Identity),
+}
+
+impl<'a> From<Option<&'a Identity>> for Caller<'a> {
+    fn from(i: Option<&'a Identity>) -> Self {
+        i.map_or(Caller::Trusted, Caller::Identity)
+    }
+}
+
+struct Slot {
+    mailbox: Arc<dyn Mailbox>,
+    name: Option<String>,
+    /// Processes that monitor this one.
+    watchers: Vec<Pid>,
+    /// Processes this one monitors.
+    watching: Vec<Pid>,
+    /// Code outside any process waiting for this one to end.
+    listeners: Vec<oneshot::Sender<ExitReason>>,
+}
+
+/// A resolved recipient: sends without a table lookup (for fan-out).
+#[derive(Clone)]
+pub struct ProcessRef {
+    pid: Pid,
+    mailbox: Arc<dyn Mailbox>,
+    node: Arc<Node>,
+}
+
+impl ProcessRef {
+    pub fn pid(&self) -> &Pid {
+        &self.pid
+    }
+
+    /// Sends a message; a refusal is counted like any dropped send.
+    pub fn send(
+        &self,
+        from: Option<&Pid>,
+        topic: Topic,
+        payload: Payload,
+    ) -> Result<(), SendError> {
+        let event = Event::Message(Message {
+            from: from.cloned(),
+            topic,
+            payload,
+        });
+        self.node.deliver_to(&self.pid, &self.mailbox, event)
+    }
+}
+
+impl fmt::Debug for ProcessRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProcessRef({})", self.pid)
+    }
+}
+
+/// Counts of what the node holds and has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    pub processes: usize,
+    pub names: usize,
+    pub monitors: usize,
+    pub dropped_dead: u64,
+    pub dropped_full: u64,
+}
+
+/// The process table of one runtime.
+pub struct Node {
+    shards: Vec<Mutex<HashMap<Pid, Slot>>>,
+    names: RwLock<HashMap<String, Pid>>,
+    components: Arc<Components>,
+    metrics: Metrics,
+    dropped_dead: AtomicU64,
+    dropped_full: AtomicU64,
+    dropped_conflated: AtomicU64,
+}
+
+impl Node {
+    /// A node whose spawns look entries up in `components`.
+    pub fn new(components: Arc<Components>) -> Arc<Self> {
+        Arc::new(Node {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            names: RwLock::new(HashMap::new()),
+            components,
+            metrics: Metrics::default(),
+            dropped_dead: AtomicU64::new(0),
+            dropped_full: AtomicU64::new(0),
+            dropped_conflated: AtomicU64::new(0),
+        })
+    }
+
+    /// The booted entries this node resolves ids against.
+    pub fn components(&self) -> &Arc<Components> {
+        &self.components
+    }
+
+    /// The runtime's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn shard(&self, pid: &Pid) -> MutexGuard<'_, HashMap<Pid, Slot>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        pid.hash(&mut h);
+        let i = (h.finish() as usize) % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawns an instance of process entry `entry` on host `host`.
+    ///
+    /// An identity must be allowed `process.spawn` on the entry and
+    /// `process.host` on the host.
+    pub fn spawn(
+        self: &Arc<Self>,
+        caller: Caller<'_>,
+        entry: &str,
+        host: &str,
+        args: serde_json::Value,
+    ) -> Result<Pid, SpawnError> {
+        let identity = match caller {
+            Caller::Trusted => None,
+            Caller::Identity(identity) => {
+                identity
+                    .check("process.spawn", entry)
+                    .map_err(SpawnError::Denied)?;
+                identity
+                    .check("process.host", host)
+                    .map_err(SpawnError::Denied)?;
+                Some(identity.clone())
+            }
+        };
+        let spec = self
+            .components
+            .get::<ProcessSpec>(entry)
+            .map_err(SpawnError::Lookup)?;
+        let host = self
+            .components
+            .get::<ProcessHost>(host)
+            .map_err(SpawnError::Lookup)?;
+        host.spawn(self, spec, args, identity)
+    }
+
+    pub(crate) fn insert(&self, pid: Pid, mailbox: Arc<dyn Mailbox>) {
+        self.shard(&pid).insert(
+            pid,
+            Slot {
+                mailbox,
+                name: None,
+                watchers: Vec::new(),
+                watching: Vec::new(),
+                listeners: Vec::new(),
+            },
+        );
+    }
+
+    /// Whether `pid` is alive.
+    pub fn is_alive(&self, pid: &Pid) -> bool {
+        self.shard(pid).contains_key(pid)
+    }
+
+    /// The pid registered under `name`.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Resolves a pid to a handle that sends without a table lookup.
+    pub fn resolve(self: &Arc<Self>, pid: &Pid) -> Option<ProcessRef> {
+        let mailbox = self.shard(pid).get(pid)?.mailbox.clone();
+        Some(ProcessRef {
+            pid: pid.clone(),
+            mailbox,
+            node: self.clone(),
+        })
+    }
+
+    /// Sends `topic` + `payload` to a pid or registered name. A send to a
+    /// dead pid or unknown name is dropped and counted.
+    pub fn send(
+        &self,
+        from: Option<&Pid>,
+        to: impl Into<Target>,
+        topic: impl Into<Topic>,
+        payload: impl Into<Payload>,
+    ) -> Result<(), SendError> {
+        let pid = match to.into() {
+            Target::Pid(p) => p,
+            Target::Name(n) => match self.whereis(&n) {
+                Some(p) => p,
+                None => {
+                    self.dropped_dead.fetch_add(1, Ordering::Relaxed);
+                    return Err(SendError::UnknownName(n));
+                }
+            },
+        };
+        let event = Event::Message(Message {
+            from: from.cloned(),
+            topic: topic.into(),
+            payload: payload.into(),
+        });
+        self.deliver(&pid, event)
+    }
+
+    fn deliver(&self, pid: &Pid, event: Event) -> Result<(), SendError> {
+        let mailbox = self.shard(pid).get(pid).map(|s| s.mailbox.clone());
+        match mailbox {
+            Some(mailbox) => self.deliver_to(pid, &mailbox, event),
+            None => {
+                self.dropped_dead.fetch_add(1, Ordering::Relaxed);
+                Err(SendError::DeadPid(pid.clone()))
+            }
+        }
+    }
+
+    fn deliver_to(
+        &self,
+        pid: &Pid,
+        mailbox: &Arc<dyn Mailbox>,
+        event: Event,
+    ) -> Result<(), SendError> {
+        match mailbox.deliver(event) {
+            Ok(()) => Ok(()),
+            Err(Refused::Dead) => {
+                self.dropped_dead.fetch_add(1, Ordering::Relaxed);
+                Err(SendError::DeadPid(pid.clone()))
+            }
+            Err(Refused::Full) => {
+                self.dropped_full.fetch_add(1, Ordering::Relaxed);
+                Err(SendError::MailboxFull(pid.clone()))
+            }
+        }
+    }
+
+    /// Registers `name` for `pid`. Fails if the name is taken, the pid already
+    /// has a name, or the pid is dead.
+    pub fn register(&self, name: &str, pid: &Pid) -> Result<(), String> {
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(owner) = names.get(name) {
+            return Err(format!("name {name:?} is already registered to {owner}"));
+        }
+        let mut shard = self.shard(pid);
+        let Some(slot) = shard.get_mut(pid) else {
+            return Err(format!("cannot register {name:?}: no live process {pid}"));
+        };
+        if let Some(existing) = &slot.name {
+            return Err(format!("{pid} is already registered as {existing:?}"));
+        }
+        slot.name = Some(name.to_owned());
+        names.insert(name.to_owned(), pid.clone());
+        Ok(())
+    }
+
+    /// Removes `name` if it is registered to `pid`.
+    pub fn unregister(&self, name: &str, pid: &Pid) {
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        if names.get(name) == Some(pid) {
+            names.remove(name);
+            if let Some(slot) = self.shard(pid).get_mut(pid) {
+                slot.name = None;
+            }
+        }
+    }
+
+    /// `watcher` will get one `EXIT` when `target` ends; at once if it is
+    /// already dead.
+    pub fn monitor(&self, watcher: &Pid, target: &Pid) {
+        if watcher == target {
+            return;
+        }
+        let added = match self.shard(target).get_mut(target) {
+            Some(slot) => {
+                slot.watchers.push(watcher.clone());
+                true
+            }
+            None => false,
+        };
+        if added {
+            if let Some(slot) = self.shard(watcher).get_mut(watcher) {
+                slot.watching.push(target.clone());
+            }
+        } else {
+            let _ = self.deliver(
+                watcher,
+                Event::Exit {
+                    from: target.clone(),
+                    reason: ExitReason::NoProcess,
+                },
+            );
+        }
+    }
+
+    /// Resolves when `pid` ends, with its exit reason; at once with
+    /// [`ExitReason::NoProcess`] if it is not alive. For code outside any
+    /// process (the registry, tests); processes use monitors.
+    pub fn wait_exit(&self, pid: &Pid) -> impl std::future::Future<Output = ExitReason> + use<> {
+        let (tx, rx) = oneshot::channel();
+        match self.shard(pid).get_mut(pid) {
+            Some(slot) => slot.listeners.push(tx),
+            None => {
+                let _ = tx.send(ExitReason::NoProcess);
+            }
+        }
+        async move { rx.await.unwrap_or(ExitReason::NoProcess) }
+    }
+
+    /// Removes one monitor of `target` by `watcher`.
+    pub fn demonitor(&self, watcher: &Pid, target: &Pid) {
+        if let Some(slot) = self.shard(target).get_mut(target) {
+            remove_one(&mut slot.watchers, watcher);
+        }
+        if let Some(slot) = self.shard(watcher).get_mut(watcher) {
+            remove_one(&mut slot.watching, target);
+        }
+    }
+
+    /// Removes `pid` and notifies its monitors. Called once per process, by
+    /// the process's own actor when it has stopped.
+    pub(crate) fn exit(&self, pid: &Pid, reason: &ExitReason) {
+        let Some(slot) = self.shard(pid).remove(pid) else {
+            return;
+        };
+        if let Some(name) = &slot.name {
+            let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+            if names.get(name) == Some(pid) {
+                names.remove(name);
+            }
+        }
+        for target in &slot.watching {
+            if let Some(t) = self.shard(target).get_mut(target) {
+                remove_one(&mut t.watchers, pid);
+            }
+        }
+        for listener in slot.listeners {
+            let _ = listener.send(reason.clone());
+        }
+        for watcher in slot.watchers {
+            let _ = self.deliver(
+                &watcher,
+                Event::Exit {
+                    from: pid.clone(),
+                    reason: reason.clone(),
+                },
+            );
+        }
+    }
+
+    /// Ends `pid` with [`ExitReason::Killed`]. Returns whether it was alive.
+    pub fn kill(&self, pid: &Pid) -> bool {
+        let mailbox = self.shard(pid).get(pid).map(|s| s.mailbox.clone());
+        match mailbox {
+            Some(m) => {
+                m.kill();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks `pid` to shut down.
+    pub fn shutdown_process(&self, pid: &Pid) {
+        let mailbox = self.shard(pid).get(pid).map(|s| s.mailbox.clone());
+        if let Some(m) = mailbox {
+            m.shutdown();
+        }
+    }
+
+    /// Every live pid whose host is `host`.
+    pub fn pids_on(&self, host: &str) -> Vec<Pid> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(shard.keys().filter(|p| p.host() == host).cloned());
+        }
+        out
+    }
+
+    /// Counts a frame dropped because a newer one replaced it (conflation).
+    pub(crate) fn count_conflated(&self, n: u64) {
+        self.dropped_conflated.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Dropped-message counters by reason: `dead`, `full`, `conflated`.
+    pub fn dropped(&self) -> [(&'static str, u64); 3] {
+        [
+            ("dead", self.dropped_dead.load(Ordering::Relaxed)),
+            ("full", self.dropped_full.load(Ordering::Relaxed)),
+            ("conflated", self.dropped_conflated.load(Ordering::Relaxed)),
+        ]
+    }
+
+    /// What the node holds now.
+    pub fn stats(&self) -> NodeStats {
+        let mut stats = NodeStats {
+            names: self.names.read().unwrap_or_else(|e| e.into_inner()).len(),
+            dropped_dead: self.dropped_dead.load(Ordering::Relaxed),
+            dropped_full: self.dropped_full.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            stats.processes += shard.len();
+            stats.monitors += shard.values().map(|s| s.watchers.len()).sum::<usize>();
+        }
+        stats
+    }
+}
+
+fn remove_one(list: &mut Vec<Pid>, pid: &Pid) {
+    if let Some(i) = list.iter().position(|p| p == pid) {
+        list.swap_remove(i);
+    }
+}

@@ -1,0 +1,241 @@
+//! `process.service`: a process the registry starts at boot and restarts when
+//! it fails.
+//!
+//! A supervisor process (trusted, on the service's host) spawns and monitors
+//! the child. On a failure exit (error, panic, killed) it waits the policy's
+//! backoff and spawns again; past `max_restarts` within `window` it gives up.
+//! A normal exit is final. On shutdown it forwards the request to the child,
+//! waits for its EXIT, then ends.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::{
+    Caller, Event, ExitReason, Flow, Node, Pid, Process, ProcessContext, ProcessResult, SpawnError,
+};
+use crate::manifest::Lifecycle;
+pub use crate::manifest::RestartPolicy;
+
+/// The `process.service` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The `process.rust` entry to run.
+    pub process: String,
+    /// The `process.host` to run it on.
+    pub host: String,
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
+    /// Arguments for the process.
+    #[serde(default)]
+    pub args: Option<serde_yaml::Value>,
+}
+
+/// The service's lifecycle with defaults filled in.
+pub type ServiceLifecycle = Lifecycle;
+
+#[derive(Default)]
+struct ServiceState {
+    child: Option<Pid>,
+    supervisor: Option<Pid>,
+    restarts: u64,
+    recent: VecDeque<Instant>,
+    given_up: bool,
+}
+
+struct Shared {
+    id: String,
+    process: String,
+    host: String,
+    args: serde_json::Value,
+    policy: RestartPolicy,
+    state: Mutex<ServiceState>,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, ServiceState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A booted `process.service`.
+#[derive(Clone)]
+pub struct ServiceHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServiceHandle {
+    pub fn new(id: &str, config: &ServiceConfig, args: serde_json::Value) -> Self {
+        let policy = config
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.restart.clone())
+            .unwrap_or_default();
+        ServiceHandle {
+            shared: Arc::new(Shared {
+                id: id.to_owned(),
+                process: config.process.clone(),
+                host: config.host.clone(),
+                args,
+                policy,
+                state: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The service's entry id.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Starts the supervisor, which spawns the child at once.
+    pub fn start(&self, node: &Arc<Node>) -> Result<Pid, SpawnError> {
+        let host = node
+            .components()
+            .get::<super::ProcessHost>(&self.shared.host)
+            .map_err(SpawnError::Lookup)?;
+        let spec = Arc::new(super::ProcessSpec::new(
+            &format!("{}#supervisor", self.shared.id),
+            Vec::new(),
+            {
+                let shared = self.shared.clone();
+                Arc::new(move |_| {
+                    Box::new(Supervisor {
+                        shared: shared.clone(),
+                        stopping: false,
+                    }) as Box<dyn Process>
+                })
+            },
+            serde_json::Value::Null,
+        ));
+        let pid = host.spawn(node, spec, serde_json::Value::Null, None)?;
+        self.shared.state().supervisor = Some(pid.clone());
+        Ok(pid)
+    }
+
+    /// The current child's pid, if one is running.
+    pub fn pid(&self) -> Option<Pid> {
+        self.shared.state().child.clone()
+    }
+
+    /// The supervisor's pid.
+    pub fn supervisor(&self) -> Option<Pid> {
+        self.shared.state().supervisor.clone()
+    }
+
+    /// Restarts so far.
+    pub fn restarts(&self) -> u64 {
+        self.shared.state().restarts
+    }
+
+    /// Whether the service stopped restarting after too many failures.
+    pub fn given_up(&self) -> bool {
+        self.shared.state().given_up
+    }
+}
+
+struct Supervisor {
+    shared: Arc<Shared>,
+    stopping: bool,
+}
+
+impl Supervisor {
+    fn start_child(&self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
+        let s = &self.shared;
+        let pid = ctx
+            .node()
+            .spawn(Caller::Trusted, &s.process, &s.host, s.args.clone())
+            .map_err(|e| format!("service {} cannot start: {e}", s.id))?;
+        ctx.monitor(&pid);
+        s.state().child = Some(pid);
+        Ok(Flow::Continue)
+    }
+}
+
+impl Process for Supervisor {
+    fn init(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
+        self.start_child(ctx)
+    }
+
+    fn handle(&mut self, ctx: &mut ProcessContext<'_>, event: Event) -> ProcessResult {
+        match event {
+            Event::Exit { from, reason } => {
+                let s = &self.shared;
+                if s.state().child.as_ref() != Some(&from) {
+                    return Ok(Flow::Continue);
+                }
+                s.state().child = None;
+                if self.stopping {
+                    return Ok(Flow::Stop);
+                }
+                if !reason.is_failure() {
+                    log::info!("service exited service={} reason={}", s.id, reason);
+                    return Ok(Flow::Stop);
+                }
+                let now = Instant::now();
+                let mut st = s.state();
+                while st
+                    .recent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > s.policy.window.get())
+                {
+                    st.recent.pop_front();
+                }
+                if st.recent.len() as u32 >= s.policy.max_restarts {
+                    st.given_up = true;
+                    log::error!(
+                        "service gave up service={} restarts_in_window={} window={} last_reason={:?}",
+                        s.id,
+                        st.recent.len(),
+                        s.policy.window,
+                        reason.to_string()
+                    );
+                    return Ok(Flow::Stop);
+                }
+                st.recent.push_back(now);
+                let delay = s.policy.delay(st.recent.len() as u32);
+                drop(st);
+                log::warn!(
+                    "service failed, restarting service={} reason={:?} delay_ms={}",
+                    s.id,
+                    reason.to_string(),
+                    delay.as_millis()
+                );
+                ctx.after(delay);
+                Ok(Flow::Continue)
+            }
+            Event::Timer(_) if !self.stopping => {
+                self.start_child(ctx)?;
+                let mut st = self.shared.state();
+                st.restarts += 1;
+                log::info!(
+                    "service restarted service={} pid={} restarts={}",
+                    self.shared.id,
+                    st.child.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                    st.restarts
+                );
+                Ok(Flow::Continue)
+            }
+            _ => Ok(Flow::Continue),
+        }
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
+        self.stopping = true;
+        let child = self.shared.state().child.clone();
+        match child {
+            Some(pid) => {
+                ctx.node().shutdown_process(&pid);
+                Ok(Flow::Continue)
+            }
+            None => Ok(Flow::Stop),
+        }
+    }
+
+    fn on_exit(&mut self, _ctx: &mut ProcessContext<'_>, _reason: &ExitReason) {
+        self.shared.state().supervisor = None;
+    }
+}

@@ -1,0 +1,476 @@
+//! The kind table: every manifest kind, its config type, the fields that
+//! reference other entries (with the kinds each must name), extra load-time
+//! checks, and its boot function. Only this file knows every kind.
+
+use std::any::Any;
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use serde::de::DeserializeOwned;
+
+use super::Boot;
+use crate::catalog::{Catalog, CatalogItem};
+use crate::fs::{Directory, DirectoryConfig};
+use crate::function::FunctionSpec;
+use crate::http::middleware::{self, POST, PRE};
+use crate::http::{
+    Endpoint, EndpointConfig, HttpService, HttpServiceConfig, Router, RouterConfig, StaticConfig,
+    StaticSite,
+};
+use crate::manifest::{Entry, Lifecycle, ManifestError, decode};
+use crate::process::{
+    HostConfig, ProcessHost, ProcessSpec, RustEntryConfig, ServiceConfig, ServiceHandle,
+};
+use crate::security::{Policy, PolicyConfig, TokenStore, TokenStoreConfig};
+use crate::sql::{SqliteConfig, SqliteDb};
+use crate::store::{MemoryStore, MemoryStoreConfig};
+
+/// A field of one entry that names another entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Reference {
+    pub field: String,
+    pub id: String,
+    /// The kinds the referenced entry may have; empty means any.
+    pub kinds: &'static [&'static str],
+}
+
+fn reference(field: impl Into<String>, id: &str, kinds: &'static [&'static str]) -> Reference {
+    Reference {
+        field: field.into(),
+        id: id.to_owned(),
+        kinds,
+    }
+}
+
+/// A boot failure: `(field, message)`, field optional.
+pub(crate) type Fail = (Option<String>, String);
+
+fn fail(message: impl std::fmt::Display) -> Fail {
+    (None, message.to_string())
+}
+
+fn fail_at((field, message): (String, String)) -> Fail {
+    (Some(field), message)
+}
+
+/// One kind, type-erased.
+pub(crate) trait Kind: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn decode(
+        &self,
+        file: &str,
+        entry: &Entry,
+    ) -> Result<Box<dyn Any + Send + Sync>, ManifestError>;
+    fn references(&self, config: &dyn Any) -> Vec<Reference>;
+    fn check(&self, config: &dyn Any, catalog: &Catalog) -> Vec<(String, String)>;
+    fn boot(&self, boot: &mut Boot<'_>, entry: &Entry, config: &dyn Any) -> Result<(), Fail>;
+}
+
+struct KindOf<T> {
+    name: &'static str,
+    references: fn(&T) -> Vec<Reference>,
+    check: fn(&T, &Catalog) -> Vec<(String, String)>,
+    boot: fn(&mut Boot<'_>, &Entry, &T) -> Result<(), Fail>,
+}
+
+impl<T: DeserializeOwned + Send + Sync + 'static> Kind for KindOf<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn decode(
+        &self,
+        file: &str,
+        entry: &Entry,
+    ) -> Result<Box<dyn Any + Send + Sync>, ManifestError> {
+        decode::<T>(file, entry).map(|c| Box::new(c) as Box<dyn Any + Send + Sync>)
+    }
+
+    fn references(&self, config: &dyn Any) -> Vec<Reference> {
+        config
+            .downcast_ref::<T>()
+            .map(self.references)
+            .unwrap_or_default()
+    }
+
+    fn check(&self, config: &dyn Any, catalog: &Catalog) -> Vec<(String, String)> {
+        config
+            .downcast_ref::<T>()
+            .map(|c| (self.check)(c, catalog))
+            .unwrap_or_default()
+    }
+
+    fn boot(&self, boot: &mut Boot<'_>, entry: &Entry, config: &dyn Any) -> Result<(), Fail> {
+        match config.downcast_ref::<T>() {
+            Some(c) => (self.boot)(boot, entry, c),
+            None => Err(fail("internal error: config of the wrong type")),
+        }
+    }
+}
+
+fn kind<T: DeserializeOwned + Send + Sync + 'static>(
+    name: &'static str,
+    references: fn(&T) -> Vec<Reference>,
+    check: fn(&T, &Catalog) -> Vec<(String, String)>,
+    boot: fn(&mut Boot<'_>, &Entry, &T) -> Result<(), Fail>,
+) -> Box<dyn Kind> {
+    Box::new(KindOf {
+        name,
+        references,
+        check,
+        boot,
+    })
+}
+
+fn no_check<T>(_: &T, _: &Catalog) -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn depends_on(lifecycle: &Option<Lifecycle>) -> Vec<Reference> {
+    lifecycle
+        .iter()
+        .flat_map(|l| l.depends_on.iter().enumerate())
+        .map(|(i, id)| reference(format!("lifecycle.depends_on[{i}]"), id, &[]))
+        .collect()
+}
+
+fn catalog_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<(String, String)> {
+    match catalog.get(&config.source, &config.method) {
+        Some(item) if item.kind() == want => Vec::new(),
+        Some(item) => vec![(
+            "method".into(),
+            format!(
+                "{}#{} is a {} in the catalog, expected a {want}",
+                config.source,
+                config.method,
+                item.kind()
+            ),
+        )],
+        None => vec![(
+            "source".into(),
+            format!(
+                "the catalog has no {want} {}#{}; it has: {}",
+                config.source,
+                config.method,
+                catalog.describe().join(", ")
+            ),
+        )],
+    }
+}
+
+fn args_json(args: &Option<serde_yaml::Value>) -> Result<serde_json::Value, Fail> {
+    match args {
+        None => Ok(serde_json::Value::Null),
+        Some(v) => serde_json::to_value(v)
+            .map_err(|e| (Some("args".into()), format!("cannot use as JSON: {e}"))),
+    }
+}
+
+fn resolve_path(base: &Path, rel: &str) -> std::path::PathBuf {
+    let rel = rel.strip_prefix("file://").unwrap_or(rel);
+    base.join(rel)
+}
+
+pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
+    vec![
+        kind::<SqliteConfig>(
+            "db.sql.sqlite",
+            |c| depends_on(&c.lifecycle),
+            no_check,
+            |b, e, c| {
+                let db = SqliteDb::open(&e.id, &resolve_path(b.base_dir, &c.file), c)
+                    .map_err(|err| (Some("file".to_owned()), err.to_string()))?;
+                b.insert(e, db);
+                Ok(())
+            },
+        ),
+        kind::<MemoryStoreConfig>(
+            "store.memory",
+            |c| depends_on(&c.lifecycle),
+            no_check,
+            |b, e, c| {
+                b.insert(e, MemoryStore::start(c));
+                Ok(())
+            },
+        ),
+        kind::<TokenStoreConfig>(
+            "security.token_store",
+            |c| {
+                let mut refs = vec![reference("store", &c.store, &["store.memory"])];
+                refs.extend(depends_on(&c.lifecycle));
+                refs
+            },
+            |c, _| match c.token_length {
+                Some(n) if !(16..=256).contains(&n) => {
+                    vec![(
+                        "token_length".into(),
+                        format!("expected an integer from 16 to 256, found {n}"),
+                    )]
+                }
+                _ => Vec::new(),
+            },
+            |b, e, c| {
+                let store = b
+                    .components
+                    .get::<MemoryStore>(&c.store)
+                    .map_err(|err| (Some("store".into()), err.to_string()))?;
+                let tokens = TokenStore::new(&e.id, c, b.base_dir, store, b.components.clone())
+                    .map_err(fail)?;
+                b.insert(e, Arc::new(tokens));
+                Ok(())
+            },
+        ),
+        kind::<PolicyConfig>(
+            "security.policy",
+            |_| Vec::new(),
+            no_check,
+            |b, e, c| {
+                b.insert(e, Arc::new(Policy::new(&e.id, c)));
+                Ok(())
+            },
+        ),
+        kind::<HostConfig>(
+            "process.host",
+            |c| depends_on(&c.lifecycle),
+            |c, _| match c.workers {
+                Some(0) => vec![(
+                    "workers".into(),
+                    "expected at least 1 worker, found 0".into(),
+                )],
+                _ => Vec::new(),
+            },
+            |b, e, c| {
+                let host = Arc::new(ProcessHost::start(&e.id, c));
+                b.hosts.push(host.clone());
+                b.insert(e, host);
+                Ok(())
+            },
+        ),
+        kind::<RustEntryConfig>(
+            "process.rust",
+            |_| Vec::new(),
+            |c, catalog| catalog_check(c, catalog, "process"),
+            |b, e, c| {
+                let Some(CatalogItem::Process(factory)) = b.catalog.get(&c.source, &c.method)
+                else {
+                    return Err((
+                        Some("source".into()),
+                        format!("the catalog has no process {}#{}", c.source, c.method),
+                    ));
+                };
+                let spec = ProcessSpec::new(
+                    &e.id,
+                    c.modules.clone(),
+                    factory.clone(),
+                    args_json(&c.args)?,
+                );
+                b.insert(e, Arc::new(spec));
+                Ok(())
+            },
+        ),
+        kind::<ServiceConfig>(
+            "process.service",
+            |c| {
+                let mut refs = vec![
+                    reference("process", &c.process, &["process.rust"]),
+                    reference("host", &c.host, &["process.host"]),
+                ];
+                refs.extend(depends_on(&c.lifecycle));
+                refs
+            },
+            |c, _| match c.lifecycle.as_ref().and_then(|l| l.restart.as_ref()) {
+                Some(r) if r.backoff < 1.0 || !r.backoff.is_finite() => vec![(
+                    "lifecycle.restart.backoff".into(),
+                    format!("expected a factor of at least 1.0, found {}", r.backoff),
+                )],
+                _ => Vec::new(),
+            },
+            |b, e, c| {
+                let service = ServiceHandle::new(&e.id, c, args_json(&c.args)?);
+                let auto_start = c.lifecycle.as_ref().is_none_or(|l| l.auto_start);
+                b.insert(e, Arc::new(service.clone()));
+                if auto_start {
+                    service.start(b.node).map_err(fail)?;
+                    b.services.push(service);
+                }
+                Ok(())
+            },
+        ),
+        kind::<RustEntryConfig>(
+            "function.rust",
+            |_| Vec::new(),
+            |c, catalog| catalog_check(c, catalog, "function"),
+            |b, e, c| {
+                let Some(CatalogItem::Function(handler)) = b.catalog.get(&c.source, &c.method)
+                else {
+                    return Err((
+                        Some("source".into()),
+                        format!("the catalog has no function {}#{}", c.source, c.method),
+                    ));
+                };
+                b.insert(
+                    e,
+                    Arc::new(FunctionSpec::new(
+                        &e.id,
+                        c.modules.clone(),
+                        args_json(&c.args)?,
+                        handler.clone(),
+                    )),
+                );
+                Ok(())
+            },
+        ),
+        kind::<HttpServiceConfig>(
+            "http.service",
+            |c| depends_on(&c.lifecycle),
+            |c, _| match c.workers {
+                Some(0) => vec![(
+                    "workers".into(),
+                    "expected at least 1 worker, found 0".into(),
+                )],
+                _ => Vec::new(),
+            },
+            |b, e, c| {
+                let service = Arc::new(HttpService::new(&e.id, c, b.node.clone()));
+                b.http.push(service.clone());
+                b.insert(e, service);
+                Ok(())
+            },
+        ),
+        kind::<RouterConfig>(
+            "http.router",
+            |c| {
+                let mut refs = vec![reference("meta.server", &c.meta.server, &["http.service"])];
+                if let Some(store) = c.token_store() {
+                    refs.push(reference(
+                        "options.token_auth.store",
+                        store,
+                        &["security.token_store"],
+                    ));
+                }
+                refs
+            },
+            |c, _| {
+                let mut errors =
+                    middleware::validate("middleware", &c.middleware, PRE, "options", &c.options);
+                errors.extend(middleware::validate(
+                    "post_middleware",
+                    &c.post_middleware,
+                    POST,
+                    "post_options",
+                    &c.post_options,
+                ));
+                errors
+            },
+            |b, e, c| {
+                let router = Router::new(&e.id, c, b.components).map_err(fail_at)?;
+                b.insert(e, Arc::new(router));
+                Ok(())
+            },
+        ),
+        kind::<EndpointConfig>(
+            "http.endpoint",
+            |c| {
+                vec![
+                    reference("meta.router", &c.meta.router, &["http.router"]),
+                    reference("func", &c.func, &["function.rust"]),
+                ]
+            },
+            |c, _| {
+                let upper = c.method.to_ascii_uppercase();
+                let mut errors = Vec::new();
+                if !crate::http::ENDPOINT_METHODS.contains(&upper.as_str()) {
+                    errors.push((
+                        "method".into(),
+                        format!(
+                            "expected one of {}, found {:?}",
+                            crate::http::ENDPOINT_METHODS.join(", "),
+                            c.method
+                        ),
+                    ));
+                }
+                if !c.path.starts_with('/') {
+                    errors.push((
+                        "path".into(),
+                        format!("expected a path starting with '/', found {:?}", c.path),
+                    ));
+                }
+                errors
+            },
+            |b, e, c| {
+                let router = b
+                    .components
+                    .get::<Router>(&c.meta.router)
+                    .map_err(|err| (Some("meta.router".into()), err.to_string()))?;
+                let func = b
+                    .components
+                    .get::<FunctionSpec>(&c.func)
+                    .map_err(|err| (Some("func".into()), err.to_string()))?;
+                let service = b
+                    .components
+                    .get::<HttpService>(router.server())
+                    .map_err(|err| (Some("meta.router".into()), err.to_string()))?;
+                let endpoint = Arc::new(Endpoint::new(&e.id, c, router, func).map_err(fail_at)?);
+                service
+                    .add_endpoint(endpoint.clone())
+                    .map_err(|m| (Some("path".to_owned()), m))?;
+                b.insert(e, endpoint);
+                Ok(())
+            },
+        ),
+        kind::<DirectoryConfig>(
+            "fs.directory",
+            |_| Vec::new(),
+            no_check,
+            |b, e, c| {
+                let dir = Directory::open(&resolve_path(b.base_dir, &c.directory), c)
+                    .map_err(|m| (Some("directory".to_owned()), m))?;
+                b.insert(e, Arc::new(dir));
+                Ok(())
+            },
+        ),
+        kind::<StaticConfig>(
+            "http.static",
+            |c| {
+                vec![
+                    reference("meta.server", &c.meta.server, &["http.service"]),
+                    reference("fs", &c.fs, &["fs.directory"]),
+                ]
+            },
+            |c, _| {
+                if c.path.starts_with('/') {
+                    Vec::new()
+                } else {
+                    vec![(
+                        "path".into(),
+                        format!("expected a path starting with '/', found {:?}", c.path),
+                    )]
+                }
+            },
+            |b, e, c| {
+                let dir = b
+                    .components
+                    .get::<Directory>(&c.fs)
+                    .map_err(|err| (Some("fs".into()), err.to_string()))?;
+                let service = b
+                    .components
+                    .get::<HttpService>(&c.meta.server)
+                    .map_err(|err| (Some("meta.server".into()), err.to_string()))?;
+                let site = Arc::new(StaticSite::new(&e.id, c, dir).map_err(fail_at)?);
+                service.add_static(site.clone());
+                b.insert(e, site);
+                Ok(())
+            },
+        ),
+    ]
+});
+
+/// The kind named `name`.
+pub(crate) fn find(name: &str) -> Option<&'static dyn Kind> {
+    KINDS.iter().find(|k| k.name() == name).map(|k| k.as_ref())
+}
+
+/// Every kind name, for error messages.
+pub fn names() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name()).collect()
+}

@@ -1,0 +1,115 @@
+//! Actors, scopes and policies; the token store lives in [`token_store`].
+//!
+//! An [`Actor`] is who is acting (`user:demo` with meta such as role). A
+//! [`Scope`] is the set of policies that applies to it. A check asks the scope
+//! whether an action on a resource is allowed: any matching deny wins, then
+//! any matching allow, and no match means deny. Code the registry starts
+//! itself runs without an identity and is trusted.
+
+mod policy;
+pub mod token_store;
+
+use std::sync::Arc;
+
+pub use policy::{Effect, Policy, PolicyConfig, PolicyRules, pattern_matches};
+pub use token_store::{TokenError, TokenRecord, TokenStore, TokenStoreConfig};
+
+/// Who is acting.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Actor {
+    pub id: String,
+    #[serde(default)]
+    pub meta: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Actor {
+    pub fn new(id: impl Into<String>) -> Self {
+        Actor {
+            id: id.into(),
+            meta: Default::default(),
+        }
+    }
+
+    /// Adds a meta field.
+    pub fn with_meta(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.meta.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// A meta field as a string.
+    pub fn meta_str(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).and_then(|v| v.as_str())
+    }
+}
+
+/// The policies that apply to an actor.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    policies: Vec<Arc<Policy>>,
+}
+
+impl Scope {
+    pub fn new(policies: Vec<Arc<Policy>>) -> Self {
+        Scope { policies }
+    }
+
+    /// The ids of the policies in this scope.
+    pub fn policy_ids(&self) -> Vec<String> {
+        self.policies.iter().map(|p| p.id.clone()).collect()
+    }
+
+    /// Whether `action` on `resource` is allowed: deny wins, no match denies.
+    pub fn allows(&self, action: &str, resource: &str) -> bool {
+        let mut allowed = false;
+        for policy in &self.policies {
+            match policy.decide(action, resource) {
+                Some(Effect::Deny) => return false,
+                Some(Effect::Allow) => allowed = true,
+                None => {}
+            }
+        }
+        allowed
+    }
+}
+
+/// An actor with its scope: what a validated token gives a request.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub actor: Actor,
+    pub scope: Scope,
+}
+
+impl Identity {
+    /// Checks `action` on `resource`, naming both on refusal.
+    pub fn check(&self, action: &str, resource: &str) -> Result<(), Denied> {
+        if self.scope.allows(action, resource) {
+            Ok(())
+        } else {
+            Err(Denied {
+                actor: self.actor.id.clone(),
+                action: action.to_owned(),
+                resource: resource.to_owned(),
+            })
+        }
+    }
+}
+
+/// An authorization refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "actor {} may not {} on {}",
+            self.actor, self.action, self.resource
+        )
+    }
+}
+
+impl std::error::Error for Denied {}

@@ -1,0 +1,118 @@
+//! `security.policy`: allow or deny actions on resources.
+//!
+//! Patterns are exact strings or contain `*`, which matches any run of
+//! characters (`process.*`, `app:*`, `*`). A policy may belong to groups; a
+//! scope may name a group to take every policy in it.
+
+use serde::Deserialize;
+
+/// Whether a matching policy allows or denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// The rules of a policy (the manifest's `policy:` field).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRules {
+    pub actions: OneOrMany,
+    pub resources: OneOrMany,
+    pub effect: Effect,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// The `security.policy` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub policy: PolicyRules,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub meta: Option<serde_yaml::Value>,
+}
+
+/// A booted policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub id: String,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    pub effect: Effect,
+    pub groups: Vec<String>,
+}
+
+impl Policy {
+    pub fn new(id: &str, config: &PolicyConfig) -> Self {
+        Policy {
+            id: id.to_owned(),
+            actions: config.policy.actions.to_vec(),
+            resources: config.policy.resources.to_vec(),
+            effect: config.policy.effect,
+            groups: config.groups.clone(),
+        }
+    }
+
+    /// This policy's effect if it matches `action` on `resource`.
+    pub fn decide(&self, action: &str, resource: &str) -> Option<Effect> {
+        let hit = self.actions.iter().any(|p| pattern_matches(p, action))
+            && self.resources.iter().any(|p| pattern_matches(p, resource));
+        hit.then_some(self.effect)
+    }
+}
+
+/// Glob match where `*` stands for any run of characters.
+pub fn pattern_matches(pattern: &str, value: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = value.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_any_run() {
+        assert!(pattern_matches("*", ""));
+        assert!(pattern_matches("*", "anything"));
+        assert!(pattern_matches("process.*", "process.spawn"));
+        assert!(!pattern_matches("process.*", "proc"));
+        assert!(pattern_matches("app:*:x", "app:a:b:x"));
+        assert!(pattern_matches("exact", "exact"));
+        assert!(!pattern_matches("exact", "exactly"));
+        assert!(!pattern_matches("a*b", "ba"));
+    }
+}

@@ -1,0 +1,298 @@
+//! `security.token_store`: opaque, HMAC-tagged, revocable tokens.
+//!
+//! ## Token format
+//! A token is `hex(r) || hex(tag)` where `r` is `token_length` random bytes
+//! from the OS and `tag = HMAC-SHA256(key, r)`. The backing store maps
+//! `hex(r)` to a [`TokenRecord`] `{actor, scope, expires_at, meta}`.
+//!
+//! Validation checks, in order: the shape (hex, exact length), the tag in
+//! constant time (so a forged or tampered token costs no store lookup), that
+//! the record exists (revoked tokens are deleted), and expiry. The key comes
+//! from `token_key_env` when that variable is set, else `token_key`, else a
+//! random key generated once into `token_key_file` (mode 0600).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::{Actor, Identity, Policy, Scope};
+use crate::component::Components;
+use crate::manifest::ManifestDuration;
+use crate::store::MemoryStore;
+use crate::util::{hex, unhex, unix_secs};
+
+const TAG_LEN: usize = 32;
+/// Records outlive their expiry by this much so an expired token is reported
+/// as expired rather than unknown.
+const EXPIRED_GRACE: Duration = Duration::from_secs(300);
+
+/// The `security.token_store` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenStoreConfig {
+    /// The `store.*` entry holding token records.
+    pub store: String,
+    /// Random bytes per token (default 32, at least 16).
+    #[serde(default)]
+    pub token_length: Option<u32>,
+    /// Lifetime of a token when the issuer gives none (default 1h).
+    #[serde(default)]
+    pub default_expiration: Option<ManifestDuration>,
+    /// The HMAC key, inline (for local runs only).
+    #[serde(default)]
+    pub token_key: Option<String>,
+    /// The environment variable holding the HMAC key; wins when set.
+    #[serde(default)]
+    pub token_key_env: Option<String>,
+    /// Where a generated key is kept when neither of the above gives one.
+    #[serde(default)]
+    pub token_key_file: Option<String>,
+    #[serde(default)]
+    pub lifecycle: Option<crate::manifest::Lifecycle>,
+}
+
+/// What a token stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub actor: Actor,
+    /// Policy ids or policy group names.
+    pub scope: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: u64,
+    #[serde(default)]
+    pub meta: serde_json::Value,
+}
+
+/// Why a token was refused. The variants are reasons for logs and metrics;
+/// clients see one uniform 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not hex of the right length.
+    Malformed,
+    /// The tag does not match (tampered, or made under another key).
+    BadTag,
+    /// Revoked or never issued.
+    Unknown,
+    Expired,
+}
+
+impl TokenError {
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::BadTag => "bad_tag",
+            TokenError::Unknown => "unknown",
+            TokenError::Expired => "expired",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenError::Malformed => "malformed token",
+            TokenError::BadTag => "token tag does not verify",
+            TokenError::Unknown => "unknown or revoked token",
+            TokenError::Expired => "token expired",
+        })
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// A booted `security.token_store`.
+pub struct TokenStore {
+    id: String,
+    key: Vec<u8>,
+    token_length: usize,
+    default_expiration: Duration,
+    store: Arc<MemoryStore>,
+    components: Arc<Components>,
+}
+
+impl TokenStore {
+    /// Resolves the key (see the module docs) and builds the store.
+    pub fn new(
+        id: &str,
+        config: &TokenStoreConfig,
+        base_dir: &Path,
+        store: Arc<MemoryStore>,
+        components: Arc<Components>,
+    ) -> Result<Self, String> {
+        let from_env = config
+            .token_key_env
+            .as_deref()
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|k| !k.is_empty());
+        let key = match (from_env, &config.token_key, &config.token_key_file) {
+            (Some(k), _, _) => k.into_bytes(),
+            (None, Some(k), _) if !k.is_empty() => k.clone().into_bytes(),
+            (None, _, Some(file)) => load_or_create_key(&base_dir.join(file))?,
+            _ => {
+                return Err(match &config.token_key_env {
+                    Some(var) => format!(
+                        "no token key: environment variable {var} is unset and neither token_key nor token_key_file is given"
+                    ),
+                    None => {
+                        "no token key: set token_key_env, token_key or token_key_file".to_owned()
+                    }
+                });
+            }
+        };
+        if key.len() < 16 {
+            return Err(format!(
+                "token key is {} bytes, expected at least 16",
+                key.len()
+            ));
+        }
+        let token_length = config.token_length.unwrap_or(32) as usize;
+        if !(16..=256).contains(&token_length) {
+            return Err(format!("token_length {token_length} is outside 16..=256"));
+        }
+        Ok(TokenStore {
+            id: id.to_owned(),
+            key,
+            token_length,
+            default_expiration: config
+                .default_expiration
+                .map_or(Duration::from_secs(3600), |d| d.get()),
+            store,
+            components,
+        })
+    }
+
+    /// The entry id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The lifetime of tokens issued without an explicit one.
+    pub fn default_expiration(&self) -> Duration {
+        self.default_expiration
+    }
+
+    fn tag(&self, random: &[u8]) -> [u8; TAG_LEN] {
+        // HMAC accepts keys of any length; this cannot fail.
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(random);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Issues a token for `actor` with `scope` (policy ids or groups).
+    pub fn create(
+        &self,
+        actor: Actor,
+        scope: Vec<String>,
+        expiration: Option<Duration>,
+        meta: serde_json::Value,
+    ) -> Result<String, String> {
+        let mut random = vec![0u8; self.token_length];
+        rand::rngs::OsRng.fill_bytes(&mut random);
+        let lifetime = expiration.unwrap_or(self.default_expiration);
+        let record = TokenRecord {
+            actor,
+            scope,
+            expires_at: unix_secs() + lifetime.as_secs(),
+            meta,
+        };
+        let value = serde_json::to_value(&record).map_err(|e| e.to_string())?;
+        self.store
+            .set(&hex(&random), value, Some(lifetime + EXPIRED_GRACE))
+            .map_err(|e| e.to_string())?;
+        let mut token = hex(&random);
+        token.push_str(&hex(&self.tag(&random)));
+        Ok(token)
+    }
+
+    fn split<'t>(&self, token: &'t str) -> Result<(&'t str, Vec<u8>), TokenError> {
+        if token.len() != (self.token_length + TAG_LEN) * 2 || !token.is_ascii() {
+            return Err(TokenError::Malformed);
+        }
+        let (r, tag) = token.split_at(self.token_length * 2);
+        let random = unhex(r).ok_or(TokenError::Malformed)?;
+        let tag = unhex(tag).ok_or(TokenError::Malformed)?;
+        if !bool::from(self.tag(&random).ct_eq(tag.as_slice())) {
+            return Err(TokenError::BadTag);
+        }
+        Ok((r, random))
+    }
+
+    /// Checks a token and returns its record.
+    pub fn validate(&self, token: &str) -> Result<TokenRecord, TokenError> {
+        let (key, _) = self.split(token)?;
+        let value = self
+            .store
+            .get(&key.to_ascii_lowercase())
+            .ok_or(TokenError::Unknown)?;
+        let record: TokenRecord = serde_json::from_value(value).map_err(|_| TokenError::Unknown)?;
+        if record.expires_at <= unix_secs() {
+            return Err(TokenError::Expired);
+        }
+        Ok(record)
+    }
+
+    /// Checks a token and resolves its scope into an [`Identity`].
+    pub fn identify(&self, token: &str) -> Result<Identity, TokenError> {
+        let record = self.validate(token)?;
+        Ok(Identity {
+            scope: resolve_scope(&self.components, &record.scope),
+            actor: record.actor,
+        })
+    }
+
+    /// Revokes a token; returns whether it was live.
+    pub fn revoke(&self, token: &str) -> bool {
+        match self.split(token) {
+            Ok((key, _)) => self.store.delete(&key.to_ascii_lowercase()),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The policies named by `names`: policy ids, or groups that policies list.
+pub fn resolve_scope(components: &Components, names: &[String]) -> Scope {
+    let all = components.all::<Policy>();
+    let policies = all
+        .into_iter()
+        .filter(|(id, p)| names.iter().any(|n| n == id || p.groups.contains(n)))
+        .map(|(_, p)| p)
+        .collect();
+    Scope::new(policies)
+}
+
+fn load_or_create_key(path: &Path) -> Result<Vec<u8>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = text.trim();
+            unhex(key)
+                .filter(|k| k.len() >= 16)
+                .map(|_| key.as_bytes().to_vec())
+                .ok_or_else(|| {
+                    format!(
+                        "token key file {} does not hold a hex key of at least 16 bytes",
+                        path.display()
+                    )
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            let text = hex(&key);
+            crate::util::write_private(path, text.as_bytes())
+                .map_err(|e| format!("cannot write token key file {}: {e}", path.display()))?;
+            log::info!("token key generated file={}", path.display());
+            Ok(text.into_bytes())
+        }
+        Err(e) => Err(format!(
+            "cannot read token key file {}: {e}",
+            path.display()
+        )),
+    }
+}

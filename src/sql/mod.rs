@@ -1,0 +1,5 @@
+//! SQL databases. `db.sql.sqlite` lives in [`sqlite`].
+
+mod sqlite;
+
+pub use sqlite::{SqlError, SqliteConfig, SqliteDb};

@@ -1,0 +1,144 @@
+//! `db.sql.sqlite`: a SQLite database file (bundled SQLite).
+//!
+//! Connections are opened in WAL mode with a busy timeout and kept in a small
+//! pool. Queries never run on an async executor thread: [`SqliteDb::run`]
+//! moves them to tokio's blocking pool; [`SqliteDb::call`] is for code that
+//! is already off the executor (CLI, migrations, process hooks).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde::Deserialize;
+
+use crate::manifest::{Lifecycle, ManifestDuration};
+
+/// The `db.sql.sqlite` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// The database file, relative to the manifest's directory.
+    pub file: String,
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
+    /// How long a writer waits for a lock (default 5s).
+    #[serde(default)]
+    pub busy_timeout: Option<ManifestDuration>,
+    /// Idle connections kept open (default 4).
+    #[serde(default)]
+    pub pool_size: Option<usize>,
+}
+
+/// A database error, naming the database.
+#[derive(Debug)]
+pub struct SqlError {
+    pub db: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "database {}: {}", self.db, self.message)
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+/// A booted `db.sql.sqlite`.
+pub struct SqliteDb {
+    id: String,
+    path: PathBuf,
+    busy_timeout: Duration,
+    pool_size: usize,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database file and checks it with one connection.
+    pub fn open(id: &str, path: &Path, config: &SqliteConfig) -> Result<Arc<Self>, SqlError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| SqlError {
+                db: id.to_owned(),
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let db = Arc::new(SqliteDb {
+            id: id.to_owned(),
+            path: path.to_path_buf(),
+            busy_timeout: config
+                .busy_timeout
+                .map_or(Duration::from_secs(5), |d| d.get()),
+            pool_size: config.pool_size.unwrap_or(4).max(1),
+            idle: Mutex::new(Vec::new()),
+        });
+        let conn = db.connect()?;
+        db.release(conn);
+        Ok(db)
+    }
+
+    /// The entry id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> SqlError {
+        SqlError {
+            db: self.id.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn connect(&self) -> Result<Connection, SqlError> {
+        let conn = Connection::open(&self.path).map_err(|e| self.err(e))?;
+        conn.busy_timeout(self.busy_timeout)
+            .map_err(|e| self.err(e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.err(e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.err(e))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| self.err(e))?;
+        Ok(conn)
+    }
+
+    fn release(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.pool_size {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` with a connection on the calling thread (blocking).
+    pub fn call<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, SqlError> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let result = f(&mut conn).map_err(|e| self.err(e));
+        self.release(conn);
+        result
+    }
+
+    /// Runs `f` on the blocking pool, off the async executor.
+    pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, SqlError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let db = self.clone();
+        match tokio::task::spawn_blocking(move || db.call(f)).await {
+            Ok(result) => result,
+            Err(join) => Err(self.err(format!("query task failed: {join}"))),
+        }
+    }
+}
