@@ -178,6 +178,12 @@ impl From<&str> for ProcessError {
     }
 }
 
+impl From<SpawnError> for ProcessError {
+    fn from(e: SpawnError) -> Self {
+        ProcessError(e.to_string())
+    }
+}
+
 impl From<ModuleError> for ProcessError {
     fn from(e: ModuleError) -> Self {
         ProcessError(e.to_string())

@@ -1,0 +1,155 @@
+//! Manifest validation: one test per error class; every message names the
+//! entry, the field and what was expected.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use rippy::manifest::{Manifest, ManifestErrors};
+use rippy::registry::Registry;
+
+use super::support::{actors, repo};
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+fn errors_of(name: &str) -> Vec<String> {
+    let result = Manifest::load(&fixture(name)).and_then(|m| Registry::check(m, &actors::catalog()).map(|_| ()));
+    match result {
+        Ok(()) => panic!("{name} validated"),
+        Err(ManifestErrors(errors)) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn only_error(name: &str) -> String {
+    let errors = errors_of(name);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    errors.into_iter().next().unwrap()
+}
+
+fn assert_has(text: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(text.contains(p), "{text:?} lacks {p:?}");
+    }
+}
+
+#[test]
+fn a_manifest_using_every_kind_validates() {
+    let manifest = Manifest::load(&fixture("valid_every_kind.yaml")).unwrap();
+    let plan = Registry::check(manifest, &actors::catalog()).unwrap();
+    assert_eq!(plan.len(), 13);
+    let order = plan.boot_order();
+    let pos = |id: &str| order.iter().position(|x| *x == id).unwrap();
+    assert!(pos("app:store") < pos("app:tokens"));
+    assert!(pos("app:server") < pos("app:router"));
+    assert!(pos("app:router") < pos("app:endpoint"));
+    assert!(pos("app:fn") < pos("app:endpoint"));
+}
+
+#[test]
+fn the_shipped_manifest_validates() {
+    let manifest = Manifest::load(&repo().join("_index.yaml")).unwrap();
+    Registry::check(manifest, &actors::catalog()).unwrap();
+}
+
+#[test]
+fn an_unknown_kind_is_named_with_the_known_ones() {
+    let e = only_error("unknown_kind.yaml");
+    assert_has(&e, &["entry app:cache (store.redis)", "field kind", "unknown kind \"store.redis\"", "store.memory"]);
+}
+
+#[test]
+fn an_unknown_field_is_named() {
+    let e = only_error("unknown_field.yaml");
+    assert_has(&e, &["entry app:tokens (security.token_store)", "field token_lenght", "unknown field", "token_length"]);
+}
+
+#[test]
+fn a_field_of_the_wrong_type_is_named_with_the_expected_type() {
+    let e = only_error("wrong_type.yaml");
+    assert_has(&e, &["entry app:tokens (security.token_store)", "field token_length", "-1", "u32"]);
+}
+
+#[test]
+fn a_missing_required_field_is_named() {
+    let e = only_error("missing_field.yaml");
+    assert_has(&e, &["entry app:db (db.sql.sqlite)", "field file", "missing field"]);
+}
+
+#[test]
+fn a_duplicate_id_is_reported_with_both_positions() {
+    let e = only_error("duplicate_id.yaml");
+    assert_has(&e, &["entry app:processes", "duplicate id", "entries[0]", "entries[1]"]);
+}
+
+#[test]
+fn a_dangling_reference_names_the_field_and_the_missing_id() {
+    let e = only_error("dangling_reference.yaml");
+    assert_has(&e, &["entry app:tokens (security.token_store)", "field store", "no entry app:token_data", "store.memory"]);
+}
+
+#[test]
+fn a_reference_to_the_wrong_kind_counts_as_dangling() {
+    let e = only_error("wrong_kind_reference.yaml");
+    assert_has(&e, &["entry app:tokens", "field store", "app:processes is a process.host", "store.memory"]);
+}
+
+#[test]
+fn a_dependency_cycle_is_reported_with_its_path() {
+    let e = only_error("cycle.yaml");
+    assert_has(&e, &["field lifecycle.depends_on[0]", "dependency cycle", "app:a -> app:b -> app:a"]);
+}
+
+#[test]
+fn a_bad_duration_is_named_with_the_expected_form() {
+    let e = only_error("bad_duration.yaml");
+    assert_has(&e, &["entry app:tokens", "field default_expiration", "\"1 fortnight\"", "10ms"]);
+}
+
+#[test]
+fn code_missing_from_the_catalog_is_reported_with_what_the_catalog_has() {
+    let e = only_error("missing_catalog_code.yaml");
+    assert_has(&e, &["entry app:worker (process.rust)", "field source", "file://actors/worker.rs#run", "file://actors/ticker.rs#run"]);
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let errors = errors_of("many_errors.yaml");
+    let all = errors.join("\n");
+    assert_eq!(errors.len(), 5, "{all}");
+    assert_has(&all, &["app:cache", "field file", "no entry app:nothing", "app:db is a db.sql.sqlite", "field sweep_interval"]);
+}
+
+#[test]
+fn invalid_yaml_and_a_bad_top_level_are_errors_not_panics() {
+    for text in ["", "[1, 2", "version: 2\nentries: 3", "namespace: app\nentries: [1]", "- a\n- b"] {
+        let result = Manifest::parse("x.yaml", &repo(), text);
+        let errors = result.expect_err(text);
+        assert!(!errors.0.is_empty());
+        assert!(errors.to_string().starts_with("x.yaml: "), "{errors}");
+    }
+}
+
+#[test]
+fn rippy_check_exits_0_with_a_summary_for_a_valid_manifest() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rippy"))
+        .arg("check")
+        .arg(repo().join("_index.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ok, 19 entries valid"), "{stdout}");
+}
+
+#[test]
+fn rippy_check_exits_1_and_prints_every_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rippy"))
+        .arg("check")
+        .arg(fixture("many_errors.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 5, "{stderr}");
+}

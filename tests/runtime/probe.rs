@@ -1,0 +1,104 @@
+//! A test process that reports everything it sees and does what its
+//! messages ask, so tests can drive every way a process can live and end.
+
+use std::time::Duration;
+
+use rippy::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What a probe reports.
+#[derive(Debug, Clone)]
+pub enum Report {
+    Init(Pid),
+    Event(Pid, Event),
+    Shutdown(Pid, String),
+    Exit(Pid, ExitReason),
+}
+
+pub struct Probe {
+    tx: UnboundedSender<Report>,
+    args: Value,
+    pid: Option<Pid>,
+}
+
+impl Probe {
+    pub fn new(tx: UnboundedSender<Report>, args: Value) -> Self {
+        Probe { tx, args, pid: None }
+    }
+
+    fn arg(&self, key: &str) -> Option<&Value> {
+        self.args.get(key)
+    }
+}
+
+impl Process for Probe {
+    fn init(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
+        self.pid = Some(ctx.pid().clone());
+        let _ = self.tx.send(Report::Init(ctx.pid().clone()));
+        if let Some(name) = self.arg("register").and_then(Value::as_str) {
+            ctx.register(name)?;
+        }
+        if let Some(ms) = self.arg("interval_ms").and_then(Value::as_u64) {
+            ctx.interval(Duration::from_millis(ms));
+        }
+        if self.arg("fail_in_init").is_some() {
+            return Err("told to fail in init".into());
+        }
+        if self.arg("exit_in_init").is_some() {
+            return Ok(Flow::Stop);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn handle(&mut self, ctx: &mut ProcessContext<'_>, event: Event) -> ProcessResult {
+        let _ = self.tx.send(Report::Event(ctx.pid().clone(), event.clone()));
+        let Event::Message(msg) = event else {
+            return Ok(Flow::Continue);
+        };
+        let payload = msg.payload.to_json().unwrap_or(Value::Null);
+        let pid_arg = || payload.as_str().and_then(|s| s.parse::<Pid>().ok());
+        match msg.topic.as_ref() {
+            "stop" => return Ok(Flow::Stop),
+            "fail" => return Err("told to fail".into()),
+            "panic" => panic!("told to panic"),
+            "register" => ctx.register(payload.as_str().unwrap_or(""))?,
+            "monitor" => {
+                if let Some(p) = pid_arg() {
+                    ctx.monitor(&p);
+                }
+            }
+            "demonitor" => {
+                if let Some(p) = pid_arg() {
+                    ctx.demonitor(&p);
+                }
+            }
+            "use_sql" => {
+                ctx.modules().sql("t:db")?;
+            }
+            "spawn" => {
+                let pid = ctx.spawn("t:probe", "t:host", Value::Null)?;
+                let _ = ctx.send(&pid, "stop", Value::Null);
+            }
+            "forward" => {
+                if let Some(to) = payload.get("to").and_then(Value::as_str) {
+                    let _ = ctx.send(to, "forwarded", payload.get("data").cloned().unwrap_or(Value::Null));
+                }
+            }
+            _ => {}
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
+        let name = self.arg("name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let _ = self.tx.send(Report::Shutdown(ctx.pid().clone(), name));
+        if self.arg("ignore_shutdown").is_some() {
+            return Ok(Flow::Continue);
+        }
+        Ok(Flow::Stop)
+    }
+
+    fn on_exit(&mut self, ctx: &mut ProcessContext<'_>, reason: &ExitReason) {
+        let _ = self.tx.send(Report::Exit(ctx.pid().clone(), reason.clone()));
+    }
+}
