@@ -124,10 +124,10 @@ impl Process for WsHandler {
             }
             Event::Timer(t) if Some(t) == self.join_timer => Ok(Flow::Stop),
             Event::Timer(t) if Some(t) == self.retry_timer => {
-                if self.subscribe(ctx) {
-                    if let Some(timer) = self.retry_timer.take() {
-                        ctx.cancel_timer(timer);
-                    }
+                if self.subscribe(ctx)
+                    && let Some(timer) = self.retry_timer.take()
+                {
+                    ctx.cancel_timer(timer);
                 }
                 Ok(Flow::Continue)
             }

@@ -173,10 +173,10 @@ impl Router {
             auth.enrich(req, node.metrics());
         }
         let upgrade = self.relay.as_ref().filter(|_| is_websocket_upgrade(req));
-        if let Some(relay) = upgrade {
-            if !relay.origin_allowed(req) {
-                return HttpError::OriginNotAllowed.error_response();
-            }
+        if let Some(relay) = upgrade
+            && !relay.origin_allowed(req)
+        {
+            return HttpError::OriginNotAllowed.error_response();
         }
         let (body, payload) = if upgrade.is_some() {
             (Bytes::new(), Some(payload))

@@ -128,7 +128,11 @@ impl Registry {
                     for (field, message) in kind.check(config.as_ref(), catalog) {
                         errors.push(entry.error(&file, Some(&field), message));
                     }
-                    decoded.push((entry.clone(), kind, config));
+                    decoded.push(Step {
+                        entry: entry.clone(),
+                        kind,
+                        config,
+                    });
                 }
                 Err(e) => errors.push(e),
             }
@@ -142,9 +146,14 @@ impl Registry {
         let index: HashMap<&str, usize> = decoded
             .iter()
             .enumerate()
-            .map(|(i, (e, _, _))| (e.id.as_str(), i))
+            .map(|(i, s)| (s.entry.id.as_str(), i))
             .collect();
-        for (entry, kind, config) in &decoded {
+        for Step {
+            entry,
+            kind,
+            config,
+        } in &decoded
+        {
             let mut deps = Vec::new();
             for r in kind.references(config.as_ref()) {
                 let expected = if r.kinds.is_empty() {
@@ -195,10 +204,10 @@ impl Registry {
                     let (first, field) = &cycle[0];
                     let path: Vec<&str> = cycle
                         .iter()
-                        .map(|(i, _)| decoded[*i].0.id.as_str())
-                        .chain(std::iter::once(decoded[cycle[0].0].0.id.as_str()))
+                        .map(|(i, _)| decoded[*i].entry.id.as_str())
+                        .chain(std::iter::once(decoded[cycle[0].0].entry.id.as_str()))
                         .collect();
-                    errors.push(decoded[*first].0.error(
+                    errors.push(decoded[*first].entry.error(
                         &file,
                         Some(field),
                         format!("dependency cycle: {}", path.join(" -> ")),
@@ -210,17 +219,8 @@ impl Registry {
         if !errors.is_empty() {
             return Err(ManifestErrors(errors));
         }
-        let mut slots: Vec<Option<(Entry, &'static dyn kinds::Kind, Box<dyn Any + Send + Sync>)>> =
-            decoded.into_iter().map(Some).collect();
-        let steps = order
-            .into_iter()
-            .filter_map(|i| slots[i].take())
-            .map(|(entry, kind, config)| Step {
-                entry,
-                kind,
-                config,
-            })
-            .collect();
+        let mut slots: Vec<Option<Step>> = decoded.into_iter().map(Some).collect();
+        let steps = order.into_iter().filter_map(|i| slots[i].take()).collect();
         Ok(Plan { manifest, steps })
     }
 

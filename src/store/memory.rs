@@ -87,10 +87,11 @@ impl MemoryStore {
         ttl: Option<Duration>,
     ) -> Result<(), StoreFull> {
         let mut map = self.lock();
-        if let Some(max) = self.max_size {
-            if map.len() >= max && !map.contains_key(key) {
-                return Err(StoreFull(max));
-            }
+        if let Some(max) = self.max_size
+            && map.len() >= max
+            && !map.contains_key(key)
+        {
+            return Err(StoreFull(max));
         }
         let expires = ttl.map(|t| Instant::now() + t);
         map.insert(key.to_owned(), Item { value, expires });

@@ -8,14 +8,18 @@ use std::process::Command;
 use super::cli::Server;
 use super::support::repo;
 
-const HOW: &str = "install Debian's chromium and run `npm install --prefix tests/browser` (or run .ci/run)";
+const HOW: &str =
+    "install Debian's chromium and run `npm install --prefix tests/browser` (or run .ci/run)";
 
 fn tools_present() -> Result<(), String> {
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
         return Err(format!("no Chromium at {chromium}"));
     }
-    if !repo().join("tests/browser/node_modules/playwright-core").exists() {
+    if !repo()
+        .join("tests/browser/node_modules/playwright-core")
+        .exists()
+    {
         return Err("playwright-core is not installed in tests/browser".into());
     }
     if Command::new("node").arg("--version").output().is_err() {
@@ -30,12 +34,20 @@ async fn the_page_streams_prices_into_the_table_and_draws_the_charts() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("browser test cannot run under CI: {missing}");
         }
-        eprintln!("SKIPPED the_page_streams_prices_into_the_table_and_draws_the_charts: {missing}; to enable: {HOW}");
+        eprintln!(
+            "SKIPPED the_page_streams_prices_into_the_table_and_draws_the_charts: {missing}; to enable: {HOW}"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    let key = server.wait_for("demo API key created").split("api_key=").nth(1).unwrap().trim().to_owned();
+    let key = server
+        .wait_for("demo API key created")
+        .split("api_key=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
     let shot = repo().join("target/browser-ticker.png");
     let out = Command::new("node")
         .arg(repo().join("tests/browser/ticker.mjs"))
@@ -46,13 +58,24 @@ async fn the_page_streams_prices_into_the_table_and_draws_the_charts() {
         .expect("run node");
     let (code, _, _) = server.terminate();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let result: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("result JSON");
-    assert_ne!(result["first"], result["second"], "the price did not change");
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("result JSON");
+    assert_ne!(
+        result["first"], result["second"],
+        "the price did not change"
+    );
     assert_eq!(result["user"], "user:demo");
     let inked = result["inked"].as_array().unwrap();
     assert_eq!(inked.len(), 3);
-    assert!(inked.iter().all(|n| n.as_u64().unwrap() > 100), "a chart is blank: {inked:?}");
+    assert!(
+        inked.iter().all(|n| n.as_u64().unwrap() > 100),
+        "a chart is blank: {inked:?}"
+    );
     assert_eq!(result["errors"], serde_json::json!([]));
     assert!(shot.exists());
     assert_eq!(code, Some(0));

@@ -14,7 +14,8 @@ use super::{Ws, token_for};
 
 /// Writes the application manifest into `dir` with its data there and a free port.
 pub fn write_manifest(dir: &Path) -> PathBuf {
-    let text = app_manifest_text(dir).replace("./public", &repo().join("public").display().to_string());
+    let text =
+        app_manifest_text(dir).replace("./public", &repo().join("public").display().to_string());
     let path = dir.join("app.yaml");
     std::fs::write(&path, text).unwrap();
     path
@@ -56,7 +57,12 @@ impl Server {
             base: String::new(),
         };
         let listening = server.wait_for("http server listening");
-        let addr = listening.split("addr=").nth(1).expect("addr in log").trim().to_owned();
+        let addr = listening
+            .split("addr=")
+            .nth(1)
+            .expect("addr in log")
+            .trim()
+            .to_owned();
         server.base = addr;
         server.wait_for("migrations applied");
         server
@@ -77,7 +83,10 @@ impl Server {
                         return line;
                     }
                 }
-                Err(_) => panic!("no log line with {needle:?}; log so far:\n{}", self.log.join("\n")),
+                Err(_) => panic!(
+                    "no log line with {needle:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
             }
         }
     }
@@ -108,7 +117,10 @@ impl Server {
 }
 
 fn rippy(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rippy")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_rippy"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[actix_web::test]
@@ -118,10 +130,17 @@ async fn the_first_start_logs_the_demo_key_once_and_writes_it_mode_0600() {
     let mut server = Server::start(dir.path());
     let line = server.wait_for("demo API key created");
     let key = line.split("api_key=").nth(1).unwrap().trim().to_owned();
-    assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{key}");
+    assert!(
+        key.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "{key}"
+    );
     let file = dir.path().join("demo.key");
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), key);
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     token_for(&server.base, &key).await;
     let (code, _, _) = server.terminate();
     assert_eq!(code, Some(0));
@@ -131,16 +150,28 @@ async fn the_first_start_logs_the_demo_key_once_and_writes_it_mode_0600() {
     assert!(exists.contains("demo.key"), "{exists}");
     let (code, _, log) = again.terminate();
     assert_eq!(code, Some(0));
-    assert!(!log.iter().any(|l| l.contains(&key)), "the key was logged again");
+    assert!(
+        !log.iter().any(|l| l.contains(&key)),
+        "the key was logged again"
+    );
 }
 
 #[actix_web::test]
 async fn sigterm_closes_open_sockets_with_1001_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    let key = server.wait_for("demo API key created").split("api_key=").nth(1).unwrap().trim().to_owned();
+    let key = server
+        .wait_for("demo API key created")
+        .split("api_key=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
     let token = token_for(&server.base, &key).await;
-    let ws_url = format!("{}/ws/ticker?x-auth-token={token}", server.base.replace("http://", "ws://"));
+    let ws_url = format!(
+        "{}/ws/ticker?x-auth-token={token}",
+        server.base.replace("http://", "ws://")
+    );
     let mut sockets = Vec::new();
     for _ in 0..20 {
         let mut ws = Ws::try_connect(&ws_url).await.expect("upgrade");
@@ -166,8 +197,21 @@ async fn keys_create_list_and_revoke_manage_working_keys() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path());
     let m = manifest.to_str().unwrap();
-    let out = rippy(&["keys", "create", "--user", "alice", "--role", "admin", "--manifest", m]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rippy(&[
+        "keys",
+        "create",
+        "--user",
+        "alice",
+        "--role",
+        "admin",
+        "--manifest",
+        m,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("rk_") && key.len() == 43, "{key}");
 
@@ -179,12 +223,18 @@ async fn keys_create_list_and_revoke_manage_working_keys() {
         .await
         .unwrap();
     let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!((body["user_id"].as_str(), body["role"].as_str()), (Some("alice"), Some("admin")));
+    assert_eq!(
+        (body["user_id"].as_str(), body["role"].as_str()),
+        (Some("alice"), Some("admin"))
+    );
 
     let list = rippy(&["keys", "list", "--manifest", m]);
     let text = String::from_utf8(list.stdout).unwrap();
     assert!(!text.contains(&key), "list shows a key");
-    let alice = text.lines().find(|l| l.contains("alice")).expect("alice listed");
+    let alice = text
+        .lines()
+        .find(|l| l.contains("alice"))
+        .expect("alice listed");
     let id = alice.split_whitespace().next().unwrap().to_owned();
     assert!(alice.contains("active"));
 

@@ -14,7 +14,10 @@ async fn post_token(app: &App, body: &'static str) -> (u16, Value) {
         .await
         .expect("POST");
     let status = res.status().as_u16();
-    assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), "application/json");
+    assert_eq!(
+        res.headers().get(header::CONTENT_TYPE).unwrap(),
+        "application/json"
+    );
     (status, res.json().await.expect("JSON error body"))
 }
 
@@ -32,7 +35,11 @@ async fn token_exchange_errors_have_exact_status_and_body() {
         (r#"{"api_key": "' OR '1'='1"}"#, 401, "invalid API key"),
     ];
     for (body, status, error) in cases {
-        assert_eq!(post_token(&app, body).await, (status, json!({ "error": error })), "body {body:?}");
+        assert_eq!(
+            post_token(&app, body).await,
+            (status, json!({ "error": error })),
+            "body {body:?}"
+        );
     }
     app.shutdown().await;
 }
@@ -69,7 +76,10 @@ async fn a_body_over_the_limit_gets_413_json() {
         .unwrap();
     assert_eq!(res.status(), 413);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body, json!({ "error": "request body too large (limit 65536 bytes)" }));
+    assert_eq!(
+        body,
+        json!({ "error": "request body too large (limit 65536 bytes)" })
+    );
     app.shutdown().await;
 }
 
@@ -79,7 +89,10 @@ async fn a_cors_preflight_is_answered_and_responses_carry_the_origin() {
     let app = App::boot_in(dir.path()).await;
     let client = awc::Client::new();
     let res = client
-        .request(awc::http::Method::OPTIONS, format!("{}/auth/token", app.base))
+        .request(
+            awc::http::Method::OPTIONS,
+            format!("{}/auth/token", app.base),
+        )
         .insert_header((header::ORIGIN, "https://example.test"))
         .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "POST"))
         .insert_header((header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type"))
@@ -89,8 +102,21 @@ async fn a_cors_preflight_is_answered_and_responses_carry_the_origin() {
     assert_eq!(res.status(), 204);
     let h = res.headers();
     assert_eq!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "*");
-    assert!(h.get(header::ACCESS_CONTROL_ALLOW_METHODS).unwrap().to_str().unwrap().contains("POST"));
-    assert!(h.get(header::ACCESS_CONTROL_ALLOW_HEADERS).unwrap().to_str().unwrap().to_ascii_lowercase().contains("content-type"));
+    assert!(
+        h.get(header::ACCESS_CONTROL_ALLOW_METHODS)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        h.get(header::ACCESS_CONTROL_ALLOW_HEADERS)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("content-type")
+    );
     let res = client
         .post(format!("{}/auth/token", app.base))
         .insert_header((header::ORIGIN, "https://example.test"))
@@ -98,7 +124,12 @@ async fn a_cors_preflight_is_answered_and_responses_carry_the_origin() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "*");
+    assert_eq!(
+        res.headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .unwrap(),
+        "*"
+    );
     app.shutdown().await;
 }
 
@@ -112,7 +143,11 @@ async fn a_method_an_endpoint_does_not_take_gets_405_with_allow() {
         (awc::http::Method::GET, "/auth/token", "POST, OPTIONS"),
         (awc::http::Method::DELETE, "/auth/token", "POST, OPTIONS"),
     ] {
-        let mut res = client.request(method.clone(), format!("{}{path}", app.base)).send().await.unwrap();
+        let mut res = client
+            .request(method.clone(), format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 405, "{method} {path}");
         assert_eq!(res.headers().get(header::ALLOW).unwrap(), allow);
         let body: Value = res.json().await.unwrap();
@@ -129,13 +164,22 @@ async fn the_page_is_served_with_content_types_and_spa_fallback() {
     let get = |path: &str| client.get(format!("{}{path}", app.base)).send();
     let mut index = get("/").await.unwrap();
     assert_eq!(index.status(), 200);
-    assert_eq!(index.headers().get(header::CONTENT_TYPE).unwrap(), "text/html; charset=utf-8");
+    assert_eq!(
+        index.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/html; charset=utf-8"
+    );
     let html = index.body().await.unwrap();
     assert!(String::from_utf8_lossy(&html).contains("rippy"));
     let js = get("/app.js").await.unwrap();
-    assert_eq!(js.headers().get(header::CONTENT_TYPE).unwrap(), "text/javascript; charset=utf-8");
+    assert_eq!(
+        js.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/javascript; charset=utf-8"
+    );
     let css = get("/style.css").await.unwrap();
-    assert_eq!(css.headers().get(header::CONTENT_TYPE).unwrap(), "text/css; charset=utf-8");
+    assert_eq!(
+        css.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/css; charset=utf-8"
+    );
     let mut spa = get("/markets/btc").await.unwrap();
     assert_eq!(spa.status(), 200);
     assert_eq!(spa.body().await.unwrap(), html);
@@ -148,7 +192,13 @@ async fn static_paths_never_escape_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let app = App::boot_in(dir.path()).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
-    for path in ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/..%2fCargo.toml", "/%2e%2e%2f_index.yaml", "/a/../../Cargo.toml"] {
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/..%2fCargo.toml",
+        "/%2e%2e%2f_index.yaml",
+        "/a/../../Cargo.toml",
+    ] {
         let status = raw_get_status(&addr, path).await;
         assert!(status == 404 || status == 400, "{path} -> {status}");
     }
@@ -174,15 +224,32 @@ async fn health_and_metrics_answer() {
     let dir = tempfile::tempdir().unwrap();
     let app = App::boot_in(dir.path()).await;
     let client = awc::Client::new();
-    let mut health = client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let mut health = client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    assert_eq!(health.json::<Value>().await.unwrap(), json!({ "status": "ok" }));
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({ "status": "ok" })
+    );
     let _ = token_for(&app.base, &app.demo_key()).await;
-    let mut metrics = client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    let mut metrics = client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(metrics.status(), 200);
     let text = String::from_utf8(metrics.body().await.unwrap().to_vec()).unwrap();
-    assert!(text.contains("rippy_processes{entry=\"app:ticker\"} 1"), "{text}");
-    assert!(text.contains("rippy_http_requests_total{router=\"app:public_router\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains("rippy_processes{entry=\"app:ticker\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rippy_http_requests_total{router=\"app:public_router\",status=\"200\"} 1"),
+        "{text}"
+    );
     app.shutdown().await;
 }
 

@@ -15,7 +15,10 @@ use super::support::{App, actors, eventually, within};
 use super::{Ws, token_for};
 
 fn handlers(app: &App) -> i64 {
-    app.registry.get::<ProcessSpec>("app:ws_handler").unwrap().live()
+    app.registry
+        .get::<ProcessSpec>("app:ws_handler")
+        .unwrap()
+        .live()
 }
 
 fn subscribers(app: &App) -> i64 {
@@ -46,7 +49,12 @@ async fn the_socket_refuses_missing_malformed_tampered_revoked_and_expired_token
     assert!(tokens.revoke(&revoked));
     expect_refused(url(&revoked)).await;
     let expired = tokens
-        .create(Actor::new("user:demo"), vec!["app:user_policy".into()], Some(Duration::ZERO), Value::Null)
+        .create(
+            Actor::new("user:demo"),
+            vec!["app:user_policy".into()],
+            Some(Duration::ZERO),
+            Value::Null,
+        )
         .unwrap();
     expect_refused(url(&expired)).await;
 
@@ -59,8 +67,15 @@ async fn the_socket_refuses_missing_malformed_tampered_revoked_and_expired_token
         .unwrap();
     assert_eq!(res.status(), 401);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({ "error": "authentication required" }));
-    assert_eq!(handlers(&app), 0, "no handler is spawned for a refused socket");
+    assert_eq!(
+        body,
+        serde_json::json!({ "error": "authentication required" })
+    );
+    assert_eq!(
+        handlers(&app),
+        0,
+        "no handler is spawned for a refused socket"
+    );
     app.shutdown().await;
 }
 
@@ -73,7 +88,9 @@ async fn a_token_is_accepted_from_the_header_the_query_and_the_cookie() {
     let client = awc::Client::new();
     for request in [
         client.ws(&url).bearer_auth(&token),
-        client.ws(&url).header(header::COOKIE, format!("x-auth-token={token}")),
+        client
+            .ws(&url)
+            .header(header::COOKIE, format!("x-auth-token={token}")),
         client.ws(format!("{url}?x-auth-token={token}")),
     ] {
         let (_, framed) = request.connect().await.expect("upgrade");
@@ -89,7 +106,10 @@ async fn the_stream_is_welcome_snapshot_then_ticks_with_consecutive_seq() {
     let app = App::boot_in(dir.path()).await;
     let token = token_for(&app.base, &app.demo_key()).await;
     let mut ws = Ws::connect(&app, &token).await;
-    assert_eq!(ws.json().await, serde_json::json!({ "type": "welcome", "user_id": "user:demo" }));
+    assert_eq!(
+        ws.json().await,
+        serde_json::json!({ "type": "welcome", "user_id": "user:demo" })
+    );
     let snapshot = ws.json().await;
     assert_eq!(snapshot["type"], "ticker");
     let mut seq = snapshot["seq"].as_u64().unwrap();
@@ -123,10 +143,20 @@ async fn garbage_frames_do_not_close_the_connection() {
     let token = token_for(&app.base, &app.demo_key()).await;
     let mut ws = Ws::connect(&app, &token).await;
     ws.next_of("welcome").await;
-    for text in ["", "{", "null", "[]", r#"{"type":"unknown"}"#, r#"{"type":42}"#, "\u{0}\u{1}", "🚀"] {
+    for text in [
+        "",
+        "{",
+        "null",
+        "[]",
+        r#"{"type":"unknown"}"#,
+        r#"{"type":42}"#,
+        "\u{0}\u{1}",
+        "🚀",
+    ] {
         ws.text(text).await;
     }
-    ws.send(Message::Binary(vec![0xff, 0x00, 0x13].into())).await;
+    ws.send(Message::Binary(vec![0xff, 0x00, 0x13].into()))
+        .await;
     ws.send(Message::Ping("are you there".into())).await;
     loop {
         if let awc::ws::Frame::Pong(p) = ws.frame().await {
@@ -158,7 +188,8 @@ async fn two_hundred_clients_leave_no_handler_and_no_subscription_behind() {
     let token = token_for(&app.base, &app.demo_key()).await;
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let batch = futures_util::future::join_all((0..50).map(|_| Ws::connect(&app, &token))).await;
+        let batch =
+            futures_util::future::join_all((0..50).map(|_| Ws::connect(&app, &token))).await;
         clients.extend(batch);
     }
     for ws in clients.iter_mut() {
@@ -176,7 +207,10 @@ async fn two_hundred_clients_leave_no_handler_and_no_subscription_behind() {
     }
     eventually("handlers to end", || handlers(&app) == 0).await;
     eventually("subscriptions to go", || subscribers(&app) == 0).await;
-    eventually("connections to close", || app.node().metrics().ws_connections() == 0).await;
+    eventually("connections to close", || {
+        app.node().metrics().ws_connections() == 0
+    })
+    .await;
     let stats = app.node().stats();
     // Left: the ticker, its supervisor and the migrate supervisor's absence.
     assert_eq!(stats.processes, 2, "{stats:?}");
@@ -227,8 +261,15 @@ async fn clients_keep_receiving_ticks_after_the_ticker_is_killed() {
             }
         }
     }
-    assert!(killed.elapsed() < Duration::from_secs(1), "ticks resumed after {:?}", killed.elapsed());
-    let new = app.node().whereis(actors::ticker::NAME).expect("restarted ticker");
+    assert!(
+        killed.elapsed() < Duration::from_secs(1),
+        "ticks resumed after {:?}",
+        killed.elapsed()
+    );
+    let new = app
+        .node()
+        .whereis(actors::ticker::NAME)
+        .expect("restarted ticker");
     assert_ne!(new, old);
     eventually("both resubscribed", || subscribers(&app) == 2).await;
     // Seq keeps rising by one per tick on the new ticker.

@@ -47,6 +47,8 @@ try {
     for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) n++;
     return n;
   }));
+  // SETTLE_MS lets a documentation screenshot show a fuller chart.
+  await page.waitForTimeout(Number(process.env.SETTLE_MS || 0));
   const user = (await page.textContent('#user')).trim();
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(JSON.stringify({ first, second, inked, user, errors }));

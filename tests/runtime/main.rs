@@ -49,10 +49,16 @@ entries:
             db = dir.path().join("t.db").display()
         );
         let (tx, rx) = unbounded_channel();
-        let catalog = Catalog::new().process("file://tests/probe.rs", "run", move |args| Probe::new(tx.clone(), args));
+        let catalog = Catalog::new().process("file://tests/probe.rs", "run", move |args| {
+            Probe::new(tx.clone(), args)
+        });
         let manifest = support::parse(&text);
         let registry = Registry::boot(manifest, &catalog).unwrap_or_else(|e| panic!("boot: {e}"));
-        Rt { registry, rx, _dir: dir }
+        Rt {
+            registry,
+            rx,
+            _dir: dir,
+        }
     }
 
     pub fn node(&self) -> &Arc<Node> {
@@ -61,12 +67,16 @@ entries:
 
     /// Spawns a trusted probe.
     pub fn spawn(&self, args: Value) -> Pid {
-        self.node().spawn(Caller::Trusted, "t:probe", "t:host", args).expect("spawn")
+        self.node()
+            .spawn(Caller::Trusted, "t:probe", "t:host", args)
+            .expect("spawn")
     }
 
     /// The next report.
     pub async fn next(&mut self) -> Report {
-        within("a probe report", self.rx.recv()).await.expect("report channel open")
+        within("a probe report", self.rx.recv())
+            .await
+            .expect("report channel open")
     }
 
     /// Skips reports until `pick` returns something.
@@ -81,13 +91,16 @@ entries:
 
     /// Waits for `pid`'s init report.
     pub async fn init_of(&mut self, pid: &Pid) {
-        self.until(|r| matches!(r, Report::Init(p) if p == pid).then_some(())).await
+        self.until(|r| matches!(r, Report::Init(p) if p == pid).then_some(()))
+            .await
     }
 
     /// Waits for the EXIT `watcher` receives about `target`.
     pub async fn exit_seen_by(&mut self, watcher: &Pid, target: &Pid) -> ExitReason {
         self.until(|r| match r {
-            Report::Event(w, Event::Exit { from, reason }) if w == watcher && from == target => Some(reason.clone()),
+            Report::Event(w, Event::Exit { from, reason }) if w == watcher && from == target => {
+                Some(reason.clone())
+            }
             _ => None,
         })
         .await

@@ -14,7 +14,8 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn errors_of(name: &str) -> Vec<String> {
-    let result = Manifest::load(&fixture(name)).and_then(|m| Registry::check(m, &actors::catalog()).map(|_| ()));
+    let result = Manifest::load(&fixture(name))
+        .and_then(|m| Registry::check(m, &actors::catalog()).map(|_| ()));
     match result {
         Ok(()) => panic!("{name} validated"),
         Err(ManifestErrors(errors)) => errors.iter().map(|e| e.to_string()).collect(),
@@ -55,61 +56,139 @@ fn the_shipped_manifest_validates() {
 #[test]
 fn an_unknown_kind_is_named_with_the_known_ones() {
     let e = only_error("unknown_kind.yaml");
-    assert_has(&e, &["entry app:cache (store.redis)", "field kind", "unknown kind \"store.redis\"", "store.memory"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:cache (store.redis)",
+            "field kind",
+            "unknown kind \"store.redis\"",
+            "store.memory",
+        ],
+    );
 }
 
 #[test]
 fn an_unknown_field_is_named() {
     let e = only_error("unknown_field.yaml");
-    assert_has(&e, &["entry app:tokens (security.token_store)", "field token_lenght", "unknown field", "token_length"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:tokens (security.token_store)",
+            "field token_lenght",
+            "unknown field",
+            "token_length",
+        ],
+    );
 }
 
 #[test]
 fn a_field_of_the_wrong_type_is_named_with_the_expected_type() {
     let e = only_error("wrong_type.yaml");
-    assert_has(&e, &["entry app:tokens (security.token_store)", "field token_length", "-1", "u32"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:tokens (security.token_store)",
+            "field token_length",
+            "-1",
+            "u32",
+        ],
+    );
 }
 
 #[test]
 fn a_missing_required_field_is_named() {
     let e = only_error("missing_field.yaml");
-    assert_has(&e, &["entry app:db (db.sql.sqlite)", "field file", "missing field"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:db (db.sql.sqlite)",
+            "field file",
+            "missing field",
+        ],
+    );
 }
 
 #[test]
 fn a_duplicate_id_is_reported_with_both_positions() {
     let e = only_error("duplicate_id.yaml");
-    assert_has(&e, &["entry app:processes", "duplicate id", "entries[0]", "entries[1]"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:processes",
+            "duplicate id",
+            "entries[0]",
+            "entries[1]",
+        ],
+    );
 }
 
 #[test]
 fn a_dangling_reference_names_the_field_and_the_missing_id() {
     let e = only_error("dangling_reference.yaml");
-    assert_has(&e, &["entry app:tokens (security.token_store)", "field store", "no entry app:token_data", "store.memory"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:tokens (security.token_store)",
+            "field store",
+            "no entry app:token_data",
+            "store.memory",
+        ],
+    );
 }
 
 #[test]
 fn a_reference_to_the_wrong_kind_counts_as_dangling() {
     let e = only_error("wrong_kind_reference.yaml");
-    assert_has(&e, &["entry app:tokens", "field store", "app:processes is a process.host", "store.memory"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:tokens",
+            "field store",
+            "app:processes is a process.host",
+            "store.memory",
+        ],
+    );
 }
 
 #[test]
 fn a_dependency_cycle_is_reported_with_its_path() {
     let e = only_error("cycle.yaml");
-    assert_has(&e, &["field lifecycle.depends_on[0]", "dependency cycle", "app:a -> app:b -> app:a"]);
+    assert_has(
+        &e,
+        &[
+            "field lifecycle.depends_on[0]",
+            "dependency cycle",
+            "app:a -> app:b -> app:a",
+        ],
+    );
 }
 
 #[test]
 fn a_bad_duration_is_named_with_the_expected_form() {
     let e = only_error("bad_duration.yaml");
-    assert_has(&e, &["entry app:tokens", "field default_expiration", "\"1 fortnight\"", "10ms"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:tokens",
+            "field default_expiration",
+            "\"1 fortnight\"",
+            "10ms",
+        ],
+    );
 }
 
 #[test]
 fn code_missing_from_the_catalog_is_reported_with_what_the_catalog_has() {
     let e = only_error("missing_catalog_code.yaml");
-    assert_has(&e, &["entry app:worker (process.rust)", "field source", "file://actors/worker.rs#run", "file://actors/ticker.rs#run"]);
+    assert_has(
+        &e,
+        &[
+            "entry app:worker (process.rust)",
+            "field source",
+            "file://actors/worker.rs#run",
+            "file://actors/ticker.rs#run",
+        ],
+    );
 }
 
 #[test]
@@ -117,12 +196,27 @@ fn all_errors_are_reported_at_once() {
     let errors = errors_of("many_errors.yaml");
     let all = errors.join("\n");
     assert_eq!(errors.len(), 5, "{all}");
-    assert_has(&all, &["app:cache", "field file", "no entry app:nothing", "app:db is a db.sql.sqlite", "field sweep_interval"]);
+    assert_has(
+        &all,
+        &[
+            "app:cache",
+            "field file",
+            "no entry app:nothing",
+            "app:db is a db.sql.sqlite",
+            "field sweep_interval",
+        ],
+    );
 }
 
 #[test]
 fn invalid_yaml_and_a_bad_top_level_are_errors_not_panics() {
-    for text in ["", "[1, 2", "version: 2\nentries: 3", "namespace: app\nentries: [1]", "- a\n- b"] {
+    for text in [
+        "",
+        "[1, 2",
+        "version: 2\nentries: 3",
+        "namespace: app\nentries: [1]",
+        "- a\n- b",
+    ] {
         let result = Manifest::parse("x.yaml", &repo(), text);
         let errors = result.expect_err(text);
         assert!(!errors.0.is_empty());
@@ -137,7 +231,11 @@ fn rippy_check_exits_0_with_a_summary_for_a_valid_manifest() {
         .arg(repo().join("_index.yaml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("ok, 19 entries valid"), "{stdout}");
 }

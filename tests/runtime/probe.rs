@@ -23,7 +23,11 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(tx: UnboundedSender<Report>, args: Value) -> Self {
-        Probe { tx, args, pid: None }
+        Probe {
+            tx,
+            args,
+            pid: None,
+        }
     }
 
     fn arg(&self, key: &str) -> Option<&Value> {
@@ -51,7 +55,9 @@ impl Process for Probe {
     }
 
     fn handle(&mut self, ctx: &mut ProcessContext<'_>, event: Event) -> ProcessResult {
-        let _ = self.tx.send(Report::Event(ctx.pid().clone(), event.clone()));
+        let _ = self
+            .tx
+            .send(Report::Event(ctx.pid().clone(), event.clone()));
         let Event::Message(msg) = event else {
             return Ok(Flow::Continue);
         };
@@ -81,7 +87,11 @@ impl Process for Probe {
             }
             "forward" => {
                 if let Some(to) = payload.get("to").and_then(Value::as_str) {
-                    let _ = ctx.send(to, "forwarded", payload.get("data").cloned().unwrap_or(Value::Null));
+                    let _ = ctx.send(
+                        to,
+                        "forwarded",
+                        payload.get("data").cloned().unwrap_or(Value::Null),
+                    );
                 }
             }
             _ => {}
@@ -90,7 +100,11 @@ impl Process for Probe {
     }
 
     fn on_shutdown(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
-        let name = self.arg("name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let name = self
+            .arg("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let _ = self.tx.send(Report::Shutdown(ctx.pid().clone(), name));
         if self.arg("ignore_shutdown").is_some() {
             return Ok(Flow::Continue);
@@ -99,6 +113,8 @@ impl Process for Probe {
     }
 
     fn on_exit(&mut self, ctx: &mut ProcessContext<'_>, reason: &ExitReason) {
-        let _ = self.tx.send(Report::Exit(ctx.pid().clone(), reason.clone()));
+        let _ = self
+            .tx
+            .send(Report::Exit(ctx.pid().clone(), reason.clone()));
     }
 }

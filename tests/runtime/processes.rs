@@ -79,12 +79,16 @@ async fn a_name_cannot_be_taken_twice() {
     let a = rt.spawn(json!({ "register": "solo" }));
     rt.init_of(&a).await;
     let b = rt.spawn(json!({ "register": "solo" }));
-    let reason = rt.until(|r| match r {
-        Report::Exit(p, reason) if *p == b => Some(reason.clone()),
-        _ => None,
-    })
-    .await;
-    assert!(matches!(&reason, ExitReason::Error(e) if e.contains("already registered")), "{reason:?}");
+    let reason = rt
+        .until(|r| match r {
+            Report::Exit(p, reason) if *p == b => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(
+        matches!(&reason, ExitReason::Error(e) if e.contains("already registered")),
+        "{reason:?}"
+    );
     assert_eq!(rt.node().whereis("solo"), Some(a));
 }
 
@@ -92,10 +96,13 @@ async fn exit_reason_after(rt: &mut Rt, topic: &'static str) -> ExitReason {
     let watcher = rt.spawn(Value::Null);
     let target = rt.spawn(Value::Null);
     rt.init_of(&target).await;
-    rt.node().send(None, &watcher, "monitor", json!(target.to_string())).unwrap();
+    rt.node()
+        .send(None, &watcher, "monitor", json!(target.to_string()))
+        .unwrap();
     // The monitor message is handled before the next one from the same sender.
     rt.node().send(None, &watcher, "ping", Value::Null).unwrap();
-    rt.until(|r| message_of(r, &watcher).filter(|m| m.topic == "ping")).await;
+    rt.until(|r| message_of(r, &watcher).filter(|m| m.topic == "ping"))
+        .await;
     if topic == "kill" {
         assert!(rt.node().kill(&target));
     } else {
@@ -103,14 +110,19 @@ async fn exit_reason_after(rt: &mut Rt, topic: &'static str) -> ExitReason {
     }
     let reason = rt.exit_seen_by(&watcher, &target).await;
     // Exactly once: a marker sent after the EXIT arrives next, no second EXIT first.
-    rt.node().send(None, &watcher, "marker", Value::Null).unwrap();
+    rt.node()
+        .send(None, &watcher, "marker", Value::Null)
+        .unwrap();
     let next = rt
         .until(|r| match r {
             Report::Event(w, e) if *w == watcher => Some(e.clone()),
             _ => None,
         })
         .await;
-    assert!(matches!(&next, Event::Message(m) if m.topic == "marker"), "second event was {next:?}");
+    assert!(
+        matches!(&next, Event::Message(m) if m.topic == "marker"),
+        "second event was {next:?}"
+    );
     assert_eq!(rt.node().stats().monitors, 0);
     reason
 }
@@ -126,14 +138,20 @@ async fn a_monitor_gets_exactly_one_exit_on_normal_return() {
 #[actix_web::test]
 async fn a_monitor_gets_exactly_one_exit_on_error() {
     let mut rt = Rt::boot("");
-    assert_eq!(exit_reason_after(&mut rt, "fail").await, ExitReason::Error("told to fail".into()));
+    assert_eq!(
+        exit_reason_after(&mut rt, "fail").await,
+        ExitReason::Error("told to fail".into())
+    );
 }
 
 // semantics.md §3, §4 (monitors, panics)
 #[actix_web::test]
 async fn a_monitor_gets_exactly_one_exit_on_panic() {
     let mut rt = Rt::boot("");
-    assert_eq!(exit_reason_after(&mut rt, "panic").await, ExitReason::Panic("told to panic".into()));
+    assert_eq!(
+        exit_reason_after(&mut rt, "panic").await,
+        ExitReason::Panic("told to panic".into())
+    );
 }
 
 // semantics.md §3 (monitors)
@@ -150,8 +168,13 @@ async fn monitoring_a_dead_pid_delivers_exit_at_once() {
     let dead = rt.spawn(json!({ "exit_in_init": true }));
     within("exit", rt.node().wait_exit(&dead)).await;
     let watcher = rt.spawn(Value::Null);
-    rt.node().send(None, &watcher, "monitor", json!(dead.to_string())).unwrap();
-    assert_eq!(rt.exit_seen_by(&watcher, &dead).await, ExitReason::NoProcess);
+    rt.node()
+        .send(None, &watcher, "monitor", json!(dead.to_string()))
+        .unwrap();
+    assert_eq!(
+        rt.exit_seen_by(&watcher, &dead).await,
+        ExitReason::NoProcess
+    );
 }
 
 // semantics.md §3 (monitors)
@@ -160,21 +183,31 @@ async fn a_demonitored_process_sends_no_exit() {
     let mut rt = Rt::boot("");
     let watcher = rt.spawn(Value::Null);
     let target = rt.spawn(Value::Null);
-    rt.node().send(None, &watcher, "monitor", json!(target.to_string())).unwrap();
-    rt.node().send(None, &watcher, "demonitor", json!(target.to_string())).unwrap();
+    rt.node()
+        .send(None, &watcher, "monitor", json!(target.to_string()))
+        .unwrap();
+    rt.node()
+        .send(None, &watcher, "demonitor", json!(target.to_string()))
+        .unwrap();
     rt.node().send(None, &watcher, "done", Value::Null).unwrap();
-    rt.until(|r| message_of(r, &watcher).filter(|m| m.topic == "done")).await;
+    rt.until(|r| message_of(r, &watcher).filter(|m| m.topic == "done"))
+        .await;
     assert_eq!(rt.node().stats().monitors, 0);
     rt.node().send(None, &target, "stop", Value::Null).unwrap();
     within("exit", rt.node().wait_exit(&target)).await;
-    rt.node().send(None, &watcher, "marker", Value::Null).unwrap();
+    rt.node()
+        .send(None, &watcher, "marker", Value::Null)
+        .unwrap();
     let next = rt
         .until(|r| match r {
             Report::Event(w, e) if *w == watcher => Some(e.clone()),
             _ => None,
         })
         .await;
-    assert!(matches!(&next, Event::Message(m) if m.topic == "marker"), "got {next:?}");
+    assert!(
+        matches!(&next, Event::Message(m) if m.topic == "marker"),
+        "got {next:?}"
+    );
 }
 
 // semantics.md §4 (panics)
@@ -243,7 +276,9 @@ async fn a_broadcast_shares_one_buffer_with_every_recipient() {
                 _ => None,
             })
             .await;
-        let Payload::Bytes(b) = m.payload else { panic!("bytes expected") };
+        let Payload::Bytes(b) = m.payload else {
+            panic!("bytes expected")
+        };
         assert_eq!(b.as_ptr(), frame.as_ptr(), "the recipient got a copy");
         seen.insert(pid);
     }
@@ -267,14 +302,25 @@ async fn a_spawn_needs_both_permissions_in_the_callers_scope() {
         scope: Scope::new(policies),
     };
     let none = who(vec![]);
-    let spawn_only = who(vec![policy(&["process.spawn"], &["t:probe"], Effect::Allow)]);
+    let spawn_only = who(vec![policy(
+        &["process.spawn"],
+        &["t:probe"],
+        Effect::Allow,
+    )]);
     let both = who(vec![policy(&["process.*"], &["t:*"], Effect::Allow)]);
     let denied = who(vec![
         policy(&["process.*"], &["t:*"], Effect::Allow),
         policy(&["process.host"], &["t:host"], Effect::Deny),
     ]);
-    for (identity, ok) in [(&none, false), (&spawn_only, false), (&both, true), (&denied, false)] {
-        let result = rt.node().spawn(Caller::Identity(identity), "t:probe", "t:host", Value::Null);
+    for (identity, ok) in [
+        (&none, false),
+        (&spawn_only, false),
+        (&both, true),
+        (&denied, false),
+    ] {
+        let result = rt
+            .node()
+            .spawn(Caller::Identity(identity), "t:probe", "t:host", Value::Null);
         assert_eq!(result.is_ok(), ok, "{result:?}");
         if let Err(e) = result {
             assert!(matches!(e, SpawnError::Denied(_)));
@@ -290,8 +336,13 @@ async fn using_an_undeclared_module_is_an_error_naming_the_module() {
     let exit = rt.node().wait_exit(&pid);
     rt.node().send(None, &pid, "use_sql", Value::Null).unwrap();
     let reason = within("exit", exit).await;
-    let ExitReason::Error(text) = reason else { panic!("{reason:?}") };
-    assert!(text.contains("module `sql`") && text.contains("t:probe"), "{text}");
+    let ExitReason::Error(text) = reason else {
+        panic!("{reason:?}")
+    };
+    assert!(
+        text.contains("module `sql`") && text.contains("t:probe"),
+        "{text}"
+    );
 }
 
 #[actix_web::test]
@@ -299,7 +350,10 @@ async fn a_declared_module_is_usable() {
     let rt = Rt::boot(
         "  - name: sql_probe\n    kind: process.rust\n    source: file://tests/probe.rs\n    method: run\n    modules: [sql]\n",
     );
-    let pid = rt.node().spawn(Caller::Trusted, "t:sql_probe", "t:host", Value::Null).unwrap();
+    let pid = rt
+        .node()
+        .spawn(Caller::Trusted, "t:sql_probe", "t:host", Value::Null)
+        .unwrap();
     let exit = rt.node().wait_exit(&pid);
     rt.node().send(None, &pid, "use_sql", Value::Null).unwrap();
     rt.node().send(None, &pid, "stop", Value::Null).unwrap();
@@ -315,7 +369,9 @@ async fn ten_thousand_spawn_and_exit_cycles_leave_nothing_behind() {
     let mut batch = Vec::new();
     for i in 0..10_000u32 {
         let pid = rt.spawn(json!({ "register": format!("p{i}") }));
-        rt.node().send(None, &watcher, "monitor", json!(pid.to_string())).unwrap();
+        rt.node()
+            .send(None, &watcher, "monitor", json!(pid.to_string()))
+            .unwrap();
         rt.node().send(None, &pid, "stop", Value::Null).unwrap();
         batch.push(pid);
         if batch.len() == 500 {
@@ -332,8 +388,15 @@ async fn ten_thousand_spawn_and_exit_cycles_leave_nothing_behind() {
     rt.node().send(None, &watcher, "stop", Value::Null).unwrap();
     within("watcher exit", rt.node().wait_exit(&watcher)).await;
     let stats = rt.node().stats();
-    assert_eq!((stats.processes, stats.names, stats.monitors), (0, 0, 0), "{stats:?}");
-    let spec = rt.registry.get::<rippy::process::ProcessSpec>("t:probe").unwrap();
+    assert_eq!(
+        (stats.processes, stats.names, stats.monitors),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    let spec = rt
+        .registry
+        .get::<rippy::process::ProcessSpec>("t:probe")
+        .unwrap();
     assert_eq!(spec.live(), 0);
     assert_eq!(spec.spawns(), 10_001);
 }

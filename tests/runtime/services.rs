@@ -27,19 +27,34 @@ async fn a_crashing_service_restarts_with_backoff_and_stops_past_the_limit() {
     ));
     let svc = rt.registry.get::<ServiceHandle>("t:crashy").unwrap();
     let supervisor = svc.supervisor().expect("supervisor");
-    within("the supervisor to give up", rt.node().wait_exit(&supervisor)).await;
+    within(
+        "the supervisor to give up",
+        rt.node().wait_exit(&supervisor),
+    )
+    .await;
     assert_eq!(svc.restarts(), 3);
     assert!(svc.given_up());
     // Delays of 10, 20 and 40 ms were waited out before the restarts.
-    assert!(start.elapsed() >= Duration::from_millis(70), "{:?}", start.elapsed());
-    let spec = rt.registry.get::<rippy::process::ProcessSpec>("t:probe").unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(70),
+        "{:?}",
+        start.elapsed()
+    );
+    let spec = rt
+        .registry
+        .get::<rippy::process::ProcessSpec>("t:probe")
+        .unwrap();
     assert_eq!(spec.spawns(), 4);
 }
 
 // semantics.md §9 (restarts)
 #[actix_web::test]
 async fn a_normal_exit_is_not_restarted() {
-    let rt = Rt::boot(&service("once", "{ exit_in_init: true }", "{ initial_delay: \"1ms\" }"));
+    let rt = Rt::boot(&service(
+        "once",
+        "{ exit_in_init: true }",
+        "{ initial_delay: \"1ms\" }",
+    ));
     let svc = rt.registry.get::<ServiceHandle>("t:once").unwrap();
     let supervisor = svc.supervisor().expect("supervisor");
     within("the supervisor to end", rt.node().wait_exit(&supervisor)).await;
@@ -50,20 +65,32 @@ async fn a_normal_exit_is_not_restarted() {
 // semantics.md §5, §9 (names, restarts)
 #[actix_web::test]
 async fn a_registered_name_comes_back_after_a_restart() {
-    let mut rt = Rt::boot(&service("named", "{ register: svc }", "{ initial_delay: \"5ms\" }"));
-    let first = rt.until(|r| match r {
-        Report::Init(p) => Some(p.clone()),
-        _ => None,
+    let mut rt = Rt::boot(&service(
+        "named",
+        "{ register: svc }",
+        "{ initial_delay: \"5ms\" }",
+    ));
+    let first = rt
+        .until(|r| match r {
+            Report::Init(p) => Some(p.clone()),
+            _ => None,
+        })
+        .await;
+    super::support::eventually("the name", || {
+        rt.node().whereis("svc") == Some(first.clone())
     })
     .await;
-    super::support::eventually("the name", || rt.node().whereis("svc") == Some(first.clone())).await;
     assert!(rt.node().kill(&first));
-    let second = rt.until(|r| match r {
-        Report::Init(p) if *p != first => Some(p.clone()),
-        _ => None,
+    let second = rt
+        .until(|r| match r {
+            Report::Init(p) if *p != first => Some(p.clone()),
+            _ => None,
+        })
+        .await;
+    super::support::eventually("the name again", || {
+        rt.node().whereis("svc") == Some(second.clone())
     })
     .await;
-    super::support::eventually("the name again", || rt.node().whereis("svc") == Some(second.clone())).await;
     let svc = rt.registry.get::<ServiceHandle>("t:named").unwrap();
     assert_eq!(svc.restarts(), 1);
     rt.node().send(None, "svc", "hello", Value::Null).unwrap();
@@ -80,7 +107,11 @@ async fn shutdown_stops_services_in_reverse_boot_order_and_kills_stragglers() {
     // Boot order: stubborn, first, second (second depends on first).
     let extra = format!(
         "{}{}{}",
-        service("stubborn", "{ name: stubborn, ignore_shutdown: true }", "{}"),
+        service(
+            "stubborn",
+            "{ name: stubborn, ignore_shutdown: true }",
+            "{}"
+        ),
         service("first", "{ name: first }", "{}"),
         service("second", "{ name: second }", "{}").replace(
             "    lifecycle:\n",
@@ -90,9 +121,14 @@ async fn shutdown_stops_services_in_reverse_boot_order_and_kills_stragglers() {
     let mut rt = Rt::boot(&extra);
     let loose = rt.spawn(serde_json::json!({ "name": "loose" }));
     for _ in 0..4 {
-        rt.until(|r| matches!(r, Report::Init(_)).then_some(())).await;
+        rt.until(|r| matches!(r, Report::Init(_)).then_some(()))
+            .await;
     }
-    let Rt { registry, mut rx, _dir } = rt;
+    let Rt {
+        registry,
+        mut rx,
+        _dir,
+    } = rt;
     let started = Instant::now();
     within("shutdown", registry.shutdown(Duration::from_millis(300))).await;
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -106,7 +142,14 @@ async fn shutdown_stops_services_in_reverse_boot_order_and_kills_stragglers() {
         }
     }
     assert_eq!(order, vec!["loose", "second", "first", "stubborn"]);
-    assert!(exits.iter().any(|(p, r)| *p == loose && *r == ExitReason::Shutdown));
-    assert!(exits.iter().any(|(_, r)| *r == ExitReason::Killed), "the stubborn one is killed: {exits:?}");
+    assert!(
+        exits
+            .iter()
+            .any(|(p, r)| *p == loose && *r == ExitReason::Shutdown)
+    );
+    assert!(
+        exits.iter().any(|(_, r)| *r == ExitReason::Killed),
+        "the stubborn one is killed: {exits:?}"
+    );
     assert_eq!(exits.len(), 4);
 }

@@ -46,7 +46,8 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 pub fn app_manifest_text(data_dir: &Path) -> String {
     let text = std::fs::read_to_string(repo().join("_index.yaml")).expect("read _index.yaml");
     let data = format!("{}/", data_dir.display());
-    text.replace("./data/", &data).replace("127.0.0.1:8081", "127.0.0.1:0")
+    text.replace("./data/", &data)
+        .replace("127.0.0.1:8081", "127.0.0.1:0")
 }
 
 /// Parses manifest text with paths relative to the repository.
@@ -67,7 +68,8 @@ impl App {
     pub async fn boot_in(dir: &Path) -> App {
         std::fs::create_dir_all(dir).expect("data dir");
         let manifest = parse(&app_manifest_text(dir));
-        let registry = Registry::boot(manifest, &actors::catalog()).unwrap_or_else(|e| panic!("boot: {e}"));
+        let registry =
+            Registry::boot(manifest, &actors::catalog()).unwrap_or_else(|e| panic!("boot: {e}"));
         let addr = registry.http_addr("app:gateway").expect("gateway address");
         let app = App {
             registry,
@@ -105,7 +107,9 @@ impl App {
     }
 
     pub fn http(&self) -> Arc<HttpService> {
-        self.registry.get::<HttpService>("app:gateway").expect("gateway")
+        self.registry
+            .get::<HttpService>("app:gateway")
+            .expect("gateway")
     }
 
     pub fn node(&self) -> &Arc<rippy::process::Node> {

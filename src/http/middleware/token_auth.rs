@@ -78,13 +78,11 @@ impl TokenAuth {
         }
         if let Ok(query) =
             actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        {
-            if let Some((_, v)) = query
+            && let Some((_, v)) = query
                 .iter()
                 .find(|(k, v)| k == &self.query_param && !v.is_empty())
-            {
-                return Some(v.clone());
-            }
+        {
+            return Some(v.clone());
         }
         req.cookie(&self.cookie)
             .map(|c| c.value().to_owned())

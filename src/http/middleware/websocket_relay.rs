@@ -191,11 +191,11 @@ impl ClientQueue {
             }
         }
         st.frames.push_back(frame);
-        if !st.scheduled {
-            if let Some(addr) = st.addr.clone() {
-                st.scheduled = true;
-                addr.do_send(Flush);
-            }
+        if !st.scheduled
+            && let Some(addr) = st.addr.clone()
+        {
+            st.scheduled = true;
+            addr.do_send(Flush);
         }
         Ok(())
     }
@@ -469,10 +469,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsRelay {
                 }
                 buf.extend_from_slice(&chunk);
                 let text = *text;
-                if last {
-                    if let Some((_, buf)) = self.partial.take() {
-                        self.inbound(text, buf.freeze());
-                    }
+                if last && let Some((_, buf)) = self.partial.take() {
+                    self.inbound(text, buf.freeze());
                 }
             }
         }
