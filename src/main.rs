@@ -103,32 +103,43 @@ fn run(path: &Path) -> Result<(), String> {
     let catalog = actors::catalog();
     let plan = Registry::check(manifest, &catalog).map_err(|e| e.to_string())?;
     actix_web::rt::System::new().block_on(async move {
+        // Handlers first: a signal during boot must still shut down cleanly.
+        let signals =
+            Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let registry = Registry::boot_plan(plan, &catalog).map_err(|e| e.to_string())?;
         log::info!(
             "rippy started manifest={} entries={}",
             path.display(),
             registry.boot_order().len()
         );
-        wait_for_signal().await;
+        signals.wait().await;
         registry.shutdown(SHUTDOWN_GRACE).await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    log::info!("signal received signal={name}");
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        let name = tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        };
+        log::info!("signal received signal={name}");
+    }
 }
 
 /// Raises the soft descriptor limit to the hard one: each WebSocket is a descriptor.

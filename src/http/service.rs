@@ -192,7 +192,16 @@ impl HttpService {
     }
 
     /// Stops accepting connections and closes open WebSockets with 1001.
-    pub fn close_intake(&self) {
+    pub async fn close_intake(&self) {
+        let handle = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(h, _)| h.clone());
+        if let Some(handle) = handle {
+            handle.pause().await;
+        }
         for pid in self.node.pids_on(&self.id) {
             self.node.shutdown_process(&pid);
         }

@@ -317,7 +317,7 @@ impl Registry {
         let deadline = Instant::now() + grace;
         log::info!("shutting down grace_ms={}", grace.as_millis());
         for http in &self.http {
-            http.close_intake();
+            http.close_intake().await;
         }
         let service_pids: HashSet<Pid> = self
             .services

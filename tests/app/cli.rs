@@ -64,6 +64,7 @@ impl Server {
             .trim()
             .to_owned();
         server.base = addr;
+        server.wait_for("rippy started");
         server.wait_for("migrations applied");
         server
     }
