@@ -209,9 +209,10 @@ impl<'a> ProcessContext<'a> {
         host: &str,
         args: serde_json::Value,
     ) -> Result<Pid, SpawnError> {
-        let pid = self.spawn(entry, host, args)?;
-        self.monitor(&pid);
-        Ok(pid)
+        let caller = Caller::from(self.state.identity.as_ref());
+        self.state
+            .node
+            .spawn_monitored(&self.state.pid, caller, entry, host, args)
     }
 
     /// A timer that fires every `every`, delivering [`super::Event::Timer`].

@@ -160,6 +160,7 @@ impl ProcessHost {
         spec: Arc<ProcessSpec>,
         args: serde_json::Value,
         identity: Option<Identity>,
+        watcher: Option<&Pid>,
     ) -> Result<Pid, SpawnError> {
         let pid = Pid::new(
             self.id.clone(),
@@ -174,7 +175,7 @@ impl ProcessHost {
             addr: Addr::new(tx),
             queued: queued.clone(),
         };
-        node.insert(pid.clone(), Arc::new(mailbox));
+        node.insert(pid.clone(), Arc::new(mailbox), watcher);
         spec.live.fetch_add(1, Ordering::Relaxed);
         spec.spawns.fetch_add(1, Ordering::Relaxed);
         let actor = ProcessActor::new(

@@ -242,6 +242,31 @@ impl Node {
         host: &str,
         args: serde_json::Value,
     ) -> Result<Pid, SpawnError> {
+        self.spawn_inner(caller, entry, host, args, None)
+    }
+
+    /// Spawns and makes `watcher` monitor the new process in one step: the
+    /// monitor is in place before the process runs, so even an exit in
+    /// `init` reaches the watcher with its real reason.
+    pub fn spawn_monitored(
+        self: &Arc<Self>,
+        watcher: &Pid,
+        caller: Caller<'_>,
+        entry: &str,
+        host: &str,
+        args: serde_json::Value,
+    ) -> Result<Pid, SpawnError> {
+        self.spawn_inner(caller, entry, host, args, Some(watcher))
+    }
+
+    fn spawn_inner(
+        self: &Arc<Self>,
+        caller: Caller<'_>,
+        entry: &str,
+        host: &str,
+        args: serde_json::Value,
+        watcher: Option<&Pid>,
+    ) -> Result<Pid, SpawnError> {
         let identity = match caller {
             Caller::Trusted => None,
             Caller::Identity(identity) => {
@@ -262,20 +287,26 @@ impl Node {
             .components
             .get::<ProcessHost>(host)
             .map_err(SpawnError::Lookup)?;
-        host.spawn(self, spec, args, identity)
+        host.spawn(self, spec, args, identity, watcher)
     }
 
-    pub(crate) fn insert(&self, pid: Pid, mailbox: Arc<dyn Mailbox>) {
+    /// Adds a live pid, optionally already monitored by `watcher`.
+    pub(crate) fn insert(&self, pid: Pid, mailbox: Arc<dyn Mailbox>, watcher: Option<&Pid>) {
         self.shard(&pid).insert(
-            pid,
+            pid.clone(),
             Slot {
                 mailbox,
                 name: None,
-                watchers: Vec::new(),
+                watchers: watcher.into_iter().cloned().collect(),
                 watching: Vec::new(),
                 listeners: Vec::new(),
             },
         );
+        if let Some(w) = watcher
+            && let Some(slot) = self.shard(w).get_mut(w)
+        {
+            slot.watching.push(pid);
+        }
     }
 
     /// Whether `pid` is alive.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::{
-    Caller, Event, ExitReason, Flow, Node, Pid, Process, ProcessContext, ProcessResult, SpawnError,
+    Event, ExitReason, Flow, Node, Pid, Process, ProcessContext, ProcessResult, SpawnError,
 };
 use crate::manifest::Lifecycle;
 pub use crate::manifest::RestartPolicy;
@@ -111,7 +111,7 @@ impl ServiceHandle {
             },
             serde_json::Value::Null,
         ));
-        let pid = host.spawn(node, spec, serde_json::Value::Null, None)?;
+        let pid = host.spawn(node, spec, serde_json::Value::Null, None, None)?;
         self.shared.state().supervisor = Some(pid.clone());
         Ok(pid)
     }
@@ -146,10 +146,8 @@ impl Supervisor {
     fn start_child(&self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
         let s = &self.shared;
         let pid = ctx
-            .node()
-            .spawn(Caller::Trusted, &s.process, &s.host, s.args.clone())
+            .spawn_monitored(&s.process, &s.host, s.args.clone())
             .map_err(|e| format!("service {} cannot start: {e}", s.id))?;
-        ctx.monitor(&pid);
         s.state().child = Some(pid);
         Ok(Flow::Continue)
     }

@@ -38,13 +38,16 @@ impl Probe {
 impl Process for Probe {
     fn init(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
         self.pid = Some(ctx.pid().clone());
-        let _ = self.tx.send(Report::Init(ctx.pid().clone()));
-        if let Some(name) = self.arg("register").and_then(Value::as_str) {
-            ctx.register(name)?;
-        }
+        // Reported once set up, so a test that saw Init also sees the name.
+        let registered = match self.arg("register").and_then(Value::as_str) {
+            Some(name) => ctx.register(name),
+            None => Ok(()),
+        };
         if let Some(ms) = self.arg("interval_ms").and_then(Value::as_u64) {
             ctx.interval(Duration::from_millis(ms));
         }
+        let _ = self.tx.send(Report::Init(ctx.pid().clone()));
+        registered?;
         if self.arg("fail_in_init").is_some() {
             return Err("told to fail in init".into());
         }

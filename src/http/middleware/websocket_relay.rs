@@ -346,6 +346,7 @@ impl Actor for WsRelay {
                 queue: self.queue.clone(),
                 target: self.target.clone(),
             }),
+            None,
         );
         self.queue.attach(ctx.address());
         self.node
