@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod component;
 pub mod fs;
 pub mod function;
+pub mod gateway;
 pub mod http;
 pub mod manifest;
 pub mod metrics;

@@ -19,6 +19,140 @@ pub struct Metrics {
     pub(crate) ws_connections: AtomicI64,
     pub(crate) ws_frames_sent: AtomicU64,
     gauges: Mutex<BTreeMap<&'static str, (&'static str, Arc<AtomicI64>)>>,
+    families: Mutex<Vec<Family>>,
+}
+
+#[derive(Clone)]
+enum Family {
+    Counter(Arc<CounterVec>),
+    Histogram(Arc<HistogramVec>),
+}
+
+/// A counter with labels. Label values must come from bounded sets.
+pub struct CounterVec {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    values: Mutex<BTreeMap<Vec<String>, u64>>,
+}
+
+impl CounterVec {
+    /// Adds one for these label values (in the order the labels were declared).
+    pub fn inc(&self, values: &[&str]) {
+        let key = values.iter().map(|v| v.to_string()).collect();
+        *self
+            .values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert(0) += 1;
+    }
+
+    /// The current count for these label values.
+    pub fn get(&self, values: &[&str]) -> u64 {
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        self.values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, "counter", self.help);
+        for (values, n) in self.values.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "{}{{{}}} {n}",
+                self.name,
+                label_pairs(self.labels, values, None)
+            );
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct HistogramData {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// A histogram with labels (cumulative buckets, seconds).
+pub struct HistogramVec {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    bounds: &'static [f64],
+    values: Mutex<BTreeMap<Vec<String>, HistogramData>>,
+}
+
+impl HistogramVec {
+    /// Records one observation.
+    pub fn observe(&self, values: &[&str], v: f64) {
+        let key = values.iter().map(|v| v.to_string()).collect();
+        let mut map = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        let data = map.entry(key).or_insert_with(|| HistogramData {
+            buckets: vec![0; self.bounds.len()],
+            ..Default::default()
+        });
+        for (i, bound) in self.bounds.iter().enumerate() {
+            if v <= *bound {
+                data.buckets[i] += 1;
+            }
+        }
+        data.sum += v;
+        data.count += 1;
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, "histogram", self.help);
+        for (values, data) in self.values.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (bound, n) in self.bounds.iter().zip(&data.buckets) {
+                let le = format!("{bound}");
+                let _ = writeln!(
+                    out,
+                    "{}_bucket{{{}}} {n}",
+                    self.name,
+                    label_pairs(self.labels, values, Some(&le))
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{}_bucket{{{}}} {}",
+                self.name,
+                label_pairs(self.labels, values, Some("+Inf")),
+                data.count
+            );
+            let labels = label_pairs(self.labels, values, None);
+            let _ = writeln!(out, "{}_sum{{{labels}}} {}", self.name, data.sum);
+            let _ = writeln!(out, "{}_count{{{labels}}} {}", self.name, data.count);
+        }
+    }
+}
+
+fn label_pairs(names: &[&str], values: &[String], le: Option<&str>) -> String {
+    let mut s = String::new();
+    for (n, v) in names.iter().zip(values) {
+        if !s.is_empty() {
+            s.push(',');
+        }
+        let _ = write!(s, "{n}=\"{}\"", escape_label(v));
+    }
+    if let Some(le) = le {
+        if !s.is_empty() {
+            s.push(',');
+        }
+        let _ = write!(s, "le=\"{le}\"");
+    }
+    s
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -66,6 +200,58 @@ impl Metrics {
             .or_insert_with(|| (help, Arc::new(AtomicI64::new(0))))
             .1
             .clone()
+    }
+
+    /// The counter family `name`, created on first use.
+    pub fn counter_vec(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Arc<CounterVec> {
+        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        for f in families.iter() {
+            if let Family::Counter(c) = f
+                && c.name == name
+            {
+                return c.clone();
+            }
+        }
+        let c = Arc::new(CounterVec {
+            name,
+            help,
+            labels,
+            values: Mutex::default(),
+        });
+        families.push(Family::Counter(c.clone()));
+        c
+    }
+
+    /// The histogram family `name`, created on first use.
+    pub fn histogram_vec(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        bounds: &'static [f64],
+    ) -> Arc<HistogramVec> {
+        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        for f in families.iter() {
+            if let Family::Histogram(h) = f
+                && h.name == name
+            {
+                return h.clone();
+            }
+        }
+        let h = Arc::new(HistogramVec {
+            name,
+            help,
+            labels,
+            bounds,
+            values: Mutex::default(),
+        });
+        families.push(Family::Histogram(h.clone()));
+        h
     }
 
     /// The whole exposition text.
@@ -197,6 +383,17 @@ impl Metrics {
         for (name, (help, g)) in self.gauges.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             header(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {}", g.load(Ordering::Relaxed));
+        }
+        let families = self
+            .families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for family in families {
+            match family {
+                Family::Counter(c) => c.render(&mut out),
+                Family::Histogram(h) => h.render(&mut out),
+            }
         }
         out
     }

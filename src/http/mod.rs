@@ -24,8 +24,8 @@ mod static_files;
 pub use endpoint::{Endpoint, EndpointConfig, METHODS as ENDPOINT_METHODS};
 pub use error::HttpError;
 pub use options::Options;
-pub use router::{Router, RouterConfig};
-pub use service::{HttpService, HttpServiceConfig};
+pub use router::{Router, RouterConfig, ServerMeta};
+pub use service::{HttpService, HttpServiceConfig, Mount};
 pub use static_files::{StaticConfig, StaticOptions, StaticSite};
 
 /// A JSON error response `{"error": message}` with `status`.

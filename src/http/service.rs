@@ -6,7 +6,9 @@
 //! Every server answers `GET /healthz` and `GET /metrics`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +47,19 @@ pub struct HttpServiceConfig {
     pub shutdown_timeout: Option<ManifestDuration>,
 }
 
+/// Something mounted on a server that answers the paths no endpoint took
+/// (an `http.proxy`), ahead of static files.
+pub trait Mount: Send + Sync {
+    /// Whether this mount serves `path`.
+    fn matches(&self, path: &str) -> bool;
+    /// Answers a request (also one it does not match: its own 404).
+    fn handle(
+        &self,
+        req: HttpRequest,
+        payload: web::Payload,
+    ) -> Pin<Box<dyn Future<Output = HttpResponse> + '_>>;
+}
+
 /// A booted `http.service`.
 pub struct HttpService {
     id: Arc<str>,
@@ -52,6 +67,7 @@ pub struct HttpService {
     node: Arc<Node>,
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
     statics: Mutex<Vec<Arc<StaticSite>>>,
+    mounts: Mutex<Vec<Arc<dyn Mount>>>,
     running: Mutex<Option<(ServerHandle, SocketAddr)>>,
     next_client: AtomicU64,
 }
@@ -61,6 +77,7 @@ struct Routes {
     by_path: BTreeMap<String, Vec<Arc<Endpoint>>>,
     /// Longest mount first.
     statics: Vec<Arc<StaticSite>>,
+    mounts: Vec<Arc<dyn Mount>>,
 }
 
 impl HttpService {
@@ -71,6 +88,7 @@ impl HttpService {
             node,
             endpoints: Mutex::default(),
             statics: Mutex::default(),
+            mounts: Mutex::default(),
             running: Mutex::default(),
             next_client: AtomicU64::new(0),
         }
@@ -120,6 +138,14 @@ impl HttpService {
             .push(site);
     }
 
+    /// Mounts a proxy (during boot).
+    pub fn add_mount(&self, mount: Arc<dyn Mount>) {
+        self.mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(mount);
+    }
+
     /// The bound address once started.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.running
@@ -145,7 +171,16 @@ impl HttpService {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         statics.sort_by_key(|s| std::cmp::Reverse(s.mount_len()));
-        Arc::new(Routes { by_path, statics })
+        let mounts = self
+            .mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Arc::new(Routes {
+            by_path,
+            statics,
+            mounts,
+        })
     }
 
     /// Binds and starts serving. Must run inside an actix system.
@@ -227,12 +262,15 @@ fn build_app(
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
         Config = (),
-        Response = actix_web::dev::ServiceResponse,
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
         Error = actix_web::Error,
         InitError = (),
     >,
 > {
+    // gzip when the client accepts it; a response that already has a
+    // Content-Encoding (an upstream's) or is an upgrade passes untouched.
     let mut app = App::new()
+        .wrap(actix_web::middleware::Compress::default())
         .route(
             "/healthz",
             web::get()
@@ -289,16 +327,22 @@ fn build_app(
         }));
         app = app.service(resource);
     }
-    app.default_service(web::to(move |req: HttpRequest| {
+    app.default_service(web::to(move |req: HttpRequest, payload: web::Payload| {
         let routes = routes.clone();
         async move {
-            let path = req.path().to_owned();
+            let path = req.uri().path().to_owned();
+            if let Some(mount) = routes.mounts.iter().find(|m| m.matches(&path)) {
+                return mount.handle(req, payload).await;
+            }
             for site in &routes.statics {
                 if let Some(rel) = site.relative(&path) {
                     return site.serve(&req, rel).await;
                 }
             }
-            HttpError::NotFound.error_response()
+            match routes.mounts.first() {
+                Some(mount) => mount.handle(req, payload).await,
+                None => HttpError::NotFound.error_response(),
+            }
         }
     }))
 }

@@ -12,6 +12,7 @@ use super::Boot;
 use crate::catalog::{Catalog, CatalogItem};
 use crate::fs::{Directory, DirectoryConfig};
 use crate::function::FunctionSpec;
+use crate::gateway::{Proxy, ProxyConfig};
 use crate::http::middleware::{self, POST, PRE};
 use crate::http::{
     Endpoint, EndpointConfig, HttpService, HttpServiceConfig, Router, RouterConfig, StaticConfig,
@@ -21,7 +22,10 @@ use crate::manifest::{Entry, Lifecycle, ManifestError, decode};
 use crate::process::{
     HostConfig, ProcessHost, ProcessSpec, RustEntryConfig, ServiceConfig, ServiceHandle,
 };
-use crate::security::{Policy, PolicyConfig, TokenStore, TokenStoreConfig};
+use crate::security::{
+    IdentityConfig, IdentityResolver, JwtConfig, JwtVerifier, Policy, PolicyConfig, TokenStore,
+    TokenStoreConfig,
+};
 use crate::sql::{SqliteConfig, SqliteDb};
 use crate::store::{MemoryStore, MemoryStoreConfig};
 
@@ -459,6 +463,70 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 let site = Arc::new(StaticSite::new(&e.id, c, dir).map_err(fail_at)?);
                 service.add_static(site.clone());
                 b.insert(e, site);
+                Ok(())
+            },
+        ),
+        kind::<JwtConfig>(
+            "security.jwt",
+            |_| Vec::new(),
+            |c, _| c.check(),
+            |b, e, c| {
+                let verifier =
+                    JwtVerifier::new(c).map_err(|m| (Some("secret_env".to_owned()), m))?;
+                b.insert(e, Arc::new(verifier));
+                Ok(())
+            },
+        ),
+        kind::<IdentityConfig>(
+            "security.identity",
+            |c| vec![reference("db", &c.db, &["db.sql.sqlite"])],
+            |c, _| c.check(),
+            |b, e, c| {
+                let db = b
+                    .components
+                    .get::<SqliteDb>(&c.db)
+                    .map_err(|err| (Some("db".into()), err.to_string()))?;
+                b.insert(e, Arc::new(IdentityResolver::new(c, db)));
+                Ok(())
+            },
+        ),
+        kind::<ProxyConfig>(
+            "http.proxy",
+            |c| {
+                let mut refs = vec![reference("meta.server", &c.meta.server, &["http.service"])];
+                if let Some(jwt) = &c.jwt {
+                    refs.push(reference("jwt", jwt, &["security.jwt"]));
+                }
+                if let Some(identity) = &c.identity {
+                    refs.push(reference("identity", identity, &["security.identity"]));
+                }
+                refs
+            },
+            |c, _| c.check(),
+            |b, e, c| {
+                let jwt = match &c.jwt {
+                    Some(id) => Some(
+                        b.components
+                            .get::<JwtVerifier>(id)
+                            .map_err(|err| (Some("jwt".into()), err.to_string()))?,
+                    ),
+                    None => None,
+                };
+                let identity = match &c.identity {
+                    Some(id) => Some(
+                        b.components
+                            .get::<IdentityResolver>(id)
+                            .map_err(|err| (Some("identity".into()), err.to_string()))?,
+                    ),
+                    None => None,
+                };
+                let service = b
+                    .components
+                    .get::<HttpService>(&c.meta.server)
+                    .map_err(|err| (Some("meta.server".into()), err.to_string()))?;
+                let proxy = Arc::new(Proxy::new(&e.id, c, jwt, identity, b.node).map_err(fail_at)?);
+                service.add_mount(proxy.clone());
+                b.insert(e, proxy);
                 Ok(())
             },
         ),

@@ -6,11 +6,15 @@
 //! any matching allow, and no match means deny. Code the registry starts
 //! itself runs without an identity and is trusted.
 
+mod identity;
+mod jwt;
 mod policy;
 pub mod token_store;
 
 use std::sync::Arc;
 
+pub use identity::{IdentityConfig, IdentityResolver};
+pub use jwt::{Claims, JwtConfig, JwtError, JwtVerifier};
 pub use policy::{Effect, Policy, PolicyConfig, PolicyRules, pattern_matches};
 pub use token_store::{TokenError, TokenRecord, TokenStore, TokenStoreConfig};
 

@@ -28,6 +28,10 @@ pub struct SqliteConfig {
     /// Idle connections kept open (default 4).
     #[serde(default)]
     pub pool_size: Option<usize>,
+    /// SQL run at every boot, in order, in one transaction; write it to be
+    /// idempotent (`CREATE TABLE IF NOT EXISTS ...`).
+    #[serde(default)]
+    pub init: Vec<String>,
 }
 
 /// A database error, naming the database.
@@ -72,7 +76,15 @@ impl SqliteDb {
             pool_size: config.pool_size.unwrap_or(4).max(1),
             idle: Mutex::new(Vec::new()),
         });
-        let conn = db.connect()?;
+        let mut conn = db.connect()?;
+        if !config.init.is_empty() {
+            let tx = conn.transaction().map_err(|e| db.err(e))?;
+            for (i, sql) in config.init.iter().enumerate() {
+                tx.execute_batch(sql)
+                    .map_err(|e| db.err(format!("init[{i}]: {e}")))?;
+            }
+            tx.commit().map_err(|e| db.err(e))?;
+        }
         db.release(conn);
         Ok(db)
     }

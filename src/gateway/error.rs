@@ -1,0 +1,135 @@
+//! The gateway's wire errors: one variant per failure, a fixed status and
+//! code, and whose fault it is (client, upstream, internal) for the logs.
+//! Body: `{"error": {"code", "message", "timestamp", "request_id"}}`.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use serde_json::json;
+
+/// A request the gateway answers itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// `..`, `.`, `//`, encoded slashes or dots, NUL or backslash in the path.
+    InvalidPath,
+    /// The request body could not be read.
+    BadRequest,
+    /// No route matches.
+    NotFound,
+    /// Missing, malformed, wrongly signed or not-yet-valid token; the reason
+    /// is for metrics.
+    InvalidToken(&'static str),
+    TokenExpired,
+    /// The token's username has no user.
+    UserNotFound,
+    RateLimited {
+        limit: u32,
+        reset_secs: u64,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    /// The upstream refused the connection or is unreachable.
+    ServiceUnavailable,
+    /// The upstream did not answer within the route's timeout.
+    UpstreamTimeout,
+    /// The upstream answered with something that is not valid HTTP.
+    BadGateway,
+    Internal,
+}
+
+/// Whose fault a failure is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Internal,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::InvalidPath | GatewayError::BadRequest => StatusCode::BAD_REQUEST,
+            GatewayError::NotFound | GatewayError::UserNotFound => StatusCode::NOT_FOUND,
+            GatewayError::InvalidToken(_) | GatewayError::TokenExpired => StatusCode::UNAUTHORIZED,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::BadGateway => StatusCode::BAD_GATEWAY,
+            GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::InvalidPath => "INVALID_PATH",
+            GatewayError::BadRequest => "BAD_REQUEST",
+            GatewayError::NotFound => "NOT_FOUND",
+            GatewayError::InvalidToken(_) => "INVALID_TOKEN",
+            GatewayError::TokenExpired => "TOKEN_EXPIRED",
+            GatewayError::UserNotFound => "USER_NOT_FOUND",
+            GatewayError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
+            GatewayError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            GatewayError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            GatewayError::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            GatewayError::BadGateway => "BAD_GATEWAY",
+            GatewayError::Internal => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            GatewayError::InvalidPath => "request path is not allowed".into(),
+            GatewayError::BadRequest => "request body could not be read".into(),
+            GatewayError::NotFound => "no route for this path".into(),
+            GatewayError::InvalidToken(_) => "missing or invalid bearer token".into(),
+            GatewayError::TokenExpired => "token has expired".into(),
+            GatewayError::UserNotFound => "user not found".into(),
+            GatewayError::RateLimited { reset_secs, .. } => {
+                format!("rate limit exceeded, retry in {reset_secs} s")
+            }
+            GatewayError::PayloadTooLarge { limit } => format!("request body over {limit} bytes"),
+            GatewayError::ServiceUnavailable => "upstream service unavailable".into(),
+            GatewayError::UpstreamTimeout => "upstream service timed out".into(),
+            GatewayError::BadGateway => "upstream sent an invalid response".into(),
+            GatewayError::Internal => "internal error".into(),
+        }
+    }
+
+    pub fn fault(&self) -> Fault {
+        match self {
+            GatewayError::ServiceUnavailable
+            | GatewayError::UpstreamTimeout
+            | GatewayError::BadGateway => Fault::Upstream,
+            GatewayError::Internal => Fault::Internal,
+            _ => Fault::Client,
+        }
+    }
+
+    /// The JSON error response, tagged with `request_id`.
+    pub fn response(&self, request_id: &str) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status());
+        res.insert_header(("X-Request-Id", request_id));
+        match self {
+            GatewayError::InvalidToken(_) | GatewayError::TokenExpired => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            GatewayError::RateLimited { limit, reset_secs } => {
+                res.insert_header((header::RETRY_AFTER, reset_secs.to_string()))
+                    .insert_header(("X-RateLimit-Limit", limit.to_string()))
+                    .insert_header(("X-RateLimit-Remaining", "0"))
+                    .insert_header(("X-RateLimit-Reset", reset_secs.to_string()));
+            }
+            _ => {}
+        }
+        res.json(json!({
+            "error": {
+                "code": self.code(),
+                "message": self.message(),
+                "timestamp": crate::util::rfc3339(crate::util::unix_ms()),
+                "request_id": request_id,
+            }
+        }))
+    }
+}

@@ -1,0 +1,597 @@
+//! `http.proxy`: routes by path prefix to upstream services.
+//!
+//! A route matches its path and everything below it by whole segments
+//! (`/api/auth` matches `/api/auth` and `/api/auth/x`, never `/api/authx`);
+//! the longest matching route wins. Paths are refused, never normalised, when
+//! they hold `.` or `..` segments, `//`, encoded slashes or dots, a
+//! backslash or NUL. The path and query are forwarded unchanged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::forward::{self, Forwarded};
+use super::rate_limit::{Decision, RateLimitConfig, RateLimiter};
+use super::{GatewayError, tunnel};
+use crate::http::middleware::cors::Cors;
+use crate::http::{Options, ServerMeta};
+use crate::manifest::{ByteSize, ManifestDuration};
+use crate::metrics::{CounterVec, HistogramVec};
+use crate::process::Node;
+use crate::security::{IdentityResolver, JwtError, JwtVerifier};
+
+/// Default upstream timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default request body limit.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// One route of an `http.proxy`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub path: String,
+    /// `http://host:port`.
+    pub upstream: String,
+    #[serde(default)]
+    pub auth_required: bool,
+    /// Overrides the proxy's `timeout`.
+    #[serde(default)]
+    pub timeout: Option<ManifestDuration>,
+}
+
+/// The `http.proxy` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub meta: ServerMeta,
+    /// A `security.jwt` entry; required when a route needs auth.
+    #[serde(default)]
+    pub jwt: Option<String>,
+    /// A `security.identity` entry; required when a route needs auth.
+    #[serde(default)]
+    pub identity: Option<String>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Upstream timeout (default 30s).
+    #[serde(default)]
+    pub timeout: Option<ManifestDuration>,
+    /// Request body limit (default 1MiB).
+    #[serde(default)]
+    pub max_body: Option<ByteSize>,
+    pub routes: Vec<RouteConfig>,
+    /// Only `cors`.
+    #[serde(default)]
+    pub middleware: Vec<String>,
+    /// `cors.*` options, as on routers.
+    #[serde(default)]
+    pub options: Options,
+    /// The `service` field of access-log lines (default: the entry id).
+    #[serde(default)]
+    pub service_name: Option<String>,
+}
+
+/// `http://host:port` -> `host:port`.
+pub fn upstream_authority(upstream: &str) -> Result<&str, String> {
+    let rest = upstream.strip_prefix("http://").ok_or_else(|| {
+        format!("expected an upstream like http://127.0.0.1:9000, found {upstream:?}")
+    })?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let valid = !authority.is_empty()
+        && !authority.contains('/')
+        && authority
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    if valid {
+        Ok(authority)
+    } else {
+        Err(format!(
+            "expected an upstream like http://127.0.0.1:9000 (host and port, no path), found {upstream:?}"
+        ))
+    }
+}
+
+impl ProxyConfig {
+    /// Load-time checks: `(field, message)` pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if self.routes.is_empty() {
+            errors.push(("routes".into(), "expected at least one route".into()));
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let at = |f: &str| format!("routes[{i}].{f}");
+            if !r.path.starts_with('/')
+                || (r.path.len() > 1 && r.path.ends_with('/'))
+                || r.path.contains("//")
+            {
+                errors.push((
+                    at("path"),
+                    format!(
+                        "expected a path like /api/items (no trailing '/'), found {:?}",
+                        r.path
+                    ),
+                ));
+            }
+            if self.routes[..i].iter().any(|o| o.path == r.path) {
+                errors.push((at("path"), format!("duplicate route {}", r.path)));
+            }
+            if let Err(e) = upstream_authority(&r.upstream) {
+                errors.push((at("upstream"), e));
+            }
+            if r.auth_required && (self.jwt.is_none() || self.identity.is_none()) {
+                errors.push((
+                    at("auth_required"),
+                    "needs the proxy's jwt and identity fields".into(),
+                ));
+            }
+        }
+        if let Some(rl) = &self.rate_limit
+            && rl.requests == 0
+        {
+            errors.push(("rate_limit.requests".into(), "expected at least 1".into()));
+        }
+        errors.extend(crate::http::middleware::validate(
+            "middleware",
+            &self.middleware,
+            &[crate::http::middleware::CORS],
+            "options",
+            &self.options,
+        ));
+        errors
+    }
+}
+
+struct Route {
+    path: String,
+    upstream: String,
+    authority: String,
+    auth_required: bool,
+    timeout: Duration,
+}
+
+struct GatewayMetrics {
+    requests: Arc<CounterVec>,
+    duration: Arc<HistogramVec>,
+    auth_failures: Arc<CounterVec>,
+    proxy_errors: Arc<CounterVec>,
+}
+
+/// A booted `http.proxy`.
+pub struct Proxy {
+    pub id: String,
+    service: String,
+    /// Longest path first.
+    routes: Vec<Route>,
+    jwt: Option<Arc<JwtVerifier>>,
+    identity: Option<Arc<IdentityResolver>>,
+    limiter: Option<RateLimiter>,
+    max_body: usize,
+    cors: Option<Cors>,
+    metrics: GatewayMetrics,
+}
+
+/// What the access log records about one request.
+#[derive(Default)]
+struct Outcome {
+    username: Option<String>,
+    user_id: Option<String>,
+    route: Option<usize>,
+    limit: Option<Decision>,
+}
+
+impl Proxy {
+    pub fn new(
+        id: &str,
+        config: &ProxyConfig,
+        jwt: Option<Arc<JwtVerifier>>,
+        identity: Option<Arc<IdentityResolver>>,
+        node: &Node,
+    ) -> Result<Self, (String, String)> {
+        let timeout = config.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
+        let mut routes = Vec::new();
+        for (i, r) in config.routes.iter().enumerate() {
+            let authority = upstream_authority(&r.upstream)
+                .map_err(|e| (format!("routes[{i}].upstream"), e))?;
+            routes.push(Route {
+                path: r.path.clone(),
+                upstream: format!("http://{authority}"),
+                authority: authority.to_owned(),
+                auth_required: r.auth_required,
+                timeout: r.timeout.map_or(timeout, |d| d.get()),
+            });
+        }
+        routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+        let cors = if config
+            .middleware
+            .iter()
+            .any(|m| m == crate::http::middleware::CORS)
+        {
+            Some(
+                Cors::from_options(&config.options)
+                    .map_err(|(k, m)| (format!("options.{k}"), m))?,
+            )
+        } else {
+            None
+        };
+        let m = node.metrics();
+        Ok(Proxy {
+            id: id.to_owned(),
+            service: config.service_name.clone().unwrap_or_else(|| id.to_owned()),
+            routes,
+            jwt,
+            identity,
+            limiter: config.rate_limit.as_ref().map(RateLimiter::new),
+            max_body: config.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0),
+            cors,
+            metrics: GatewayMetrics {
+                requests: m.counter_vec(
+                    "gateway_requests_total",
+                    "Gateway requests by route, method and status.",
+                    &["route", "method", "status"],
+                ),
+                duration: m.histogram_vec(
+                    "gateway_request_duration_seconds",
+                    "Gateway request duration by route.",
+                    &["route"],
+                    DURATION_BUCKETS,
+                ),
+                auth_failures: m.counter_vec(
+                    "gateway_auth_failures_total",
+                    "Gateway authentication failures by reason.",
+                    &["reason"],
+                ),
+                proxy_errors: m.counter_vec(
+                    "gateway_proxy_errors_total",
+                    "Gateway upstream failures by route and kind.",
+                    &["route", "kind"],
+                ),
+            },
+        })
+    }
+
+    /// Whether a route matches `path` (by whole segments).
+    pub fn matches(&self, path: &str) -> bool {
+        self.route_index(path).is_some()
+    }
+
+    fn route_index(&self, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| {
+            r.path == "/"
+                || path == r.path
+                || path
+                    .strip_prefix(r.path.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
+    /// The rate limiter, if configured.
+    pub fn limiter(&self) -> Option<&RateLimiter> {
+        self.limiter.as_ref()
+    }
+
+    /// Answers one request (matched or not: an unmatched one gets 404).
+    pub async fn handle(&self, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+        let started = Instant::now();
+        let request_id = request_id(&req);
+        let mut outcome = Outcome::default();
+        let mut res = match self.run(&req, payload, &request_id, &mut outcome).await {
+            Ok(res) => res,
+            Err(e) => {
+                if let Some(i) = outcome.route
+                    && e.fault() == super::Fault::Upstream
+                {
+                    let kind = match e {
+                        GatewayError::UpstreamTimeout => "timeout",
+                        GatewayError::ServiceUnavailable => "connect",
+                        _ => "protocol",
+                    };
+                    self.metrics.proxy_errors.inc(&[&self.routes[i].path, kind]);
+                }
+                if e.fault() != super::Fault::Client {
+                    log::warn!(
+                        "gateway error request_id={request_id} code={} fault={:?}",
+                        e.code(),
+                        e.fault()
+                    );
+                }
+                e.response(&request_id)
+            }
+        };
+        let headers = res.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            headers.insert(header::HeaderName::from_static("x-request-id"), v);
+        }
+        if let Some(d) = outcome.limit
+            && d.allowed
+        {
+            headers.insert(
+                header::HeaderName::from_static("x-ratelimit-limit"),
+                d.limit.into(),
+            );
+            headers.insert(
+                header::HeaderName::from_static("x-ratelimit-remaining"),
+                d.remaining.into(),
+            );
+            headers.insert(
+                header::HeaderName::from_static("x-ratelimit-reset"),
+                d.reset_secs.into(),
+            );
+        }
+        if let Some(cors) = &self.cors {
+            cors.apply(&req, &mut res);
+        }
+        self.record(
+            &req,
+            &request_id,
+            &outcome,
+            res.status().as_u16(),
+            started.elapsed(),
+        );
+        res
+    }
+
+    async fn run(
+        &self,
+        req: &HttpRequest,
+        payload: web::Payload,
+        request_id: &str,
+        outcome: &mut Outcome,
+    ) -> Result<HttpResponse, GatewayError> {
+        let path = req.uri().path();
+        if !path_is_clean(path) {
+            return Err(GatewayError::InvalidPath);
+        }
+        let index = self.route_index(path).ok_or(GatewayError::NotFound)?;
+        outcome.route = Some(index);
+        let route = &self.routes[index];
+        if let Some(cors) = &self.cors
+            && Cors::is_preflight(req)
+        {
+            return Ok(cors.preflight(req));
+        }
+        if route.auth_required {
+            let (username, user_id) = self.authenticate(req).await.inspect_err(|e| {
+                let reason = match e {
+                    GatewayError::InvalidToken(r) => r,
+                    GatewayError::TokenExpired => "expired",
+                    GatewayError::UserNotFound => "user_not_found",
+                    _ => "internal",
+                };
+                self.metrics.auth_failures.inc(&[reason]);
+            })?;
+            outcome.username = Some(username);
+            outcome.user_id = Some(user_id);
+        }
+        if let Some(limiter) = &self.limiter {
+            let key = match &outcome.user_id {
+                Some(id) => format!("user:{id}"),
+                None => format!(
+                    "ip:{}",
+                    req.peer_addr()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default()
+                ),
+            };
+            let decision = limiter.check(&key);
+            outcome.limit = Some(decision);
+            if !decision.allowed {
+                return Err(GatewayError::RateLimited {
+                    limit: decision.limit,
+                    reset_secs: decision.reset_secs,
+                });
+            }
+        }
+        let fwd = Forwarded {
+            user_id: outcome.user_id.as_deref(),
+            username: outcome.username.as_deref(),
+            request_id,
+        };
+        let headers = forward::upstream_headers(req, &fwd);
+        if is_websocket_upgrade(req) {
+            return tunnel::open(req, payload, &route.authority, headers, route.timeout).await;
+        }
+        let body = read_body(req, payload, self.max_body).await?;
+        let target = req.uri().path_and_query().map_or(path, |p| p.as_str());
+        let url = format!("{}{target}", route.upstream);
+        forward::forward(req, url, headers, body, route.timeout).await
+    }
+
+    /// Checks the bearer token, then maps its username to a user id.
+    async fn authenticate(&self, req: &HttpRequest) -> Result<(String, String), GatewayError> {
+        let (Some(jwt), Some(identity)) = (&self.jwt, &self.identity) else {
+            return Err(GatewayError::Internal);
+        };
+        let mut values = req.headers().get_all(header::AUTHORIZATION);
+        let value = values.next().ok_or(GatewayError::InvalidToken("missing"))?;
+        if values.next().is_some() {
+            return Err(GatewayError::InvalidToken("duplicate_header"));
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| GatewayError::InvalidToken("malformed"))?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                token.trim()
+            }
+            _ => return Err(GatewayError::InvalidToken("malformed")),
+        };
+        let claims = jwt.verify(token).map_err(|e| match e {
+            JwtError::Expired => GatewayError::TokenExpired,
+            JwtError::Invalid(reason) => GatewayError::InvalidToken(reason),
+        })?;
+        match identity.resolve(&claims.username).await {
+            Ok(Some(id)) => Ok((claims.username, id)),
+            Ok(None) => Err(GatewayError::UserNotFound),
+            Err(e) => {
+                log::error!("identity lookup failed proxy={} error={e}", self.id);
+                Err(GatewayError::Internal)
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        req: &HttpRequest,
+        request_id: &str,
+        outcome: &Outcome,
+        status: u16,
+        took: Duration,
+    ) {
+        let route = outcome
+            .route
+            .map_or("unmatched", |i| self.routes[i].path.as_str());
+        let method = req.method().as_str();
+        let method = if METHODS.contains(&method) {
+            method
+        } else {
+            "OTHER"
+        };
+        self.metrics
+            .requests
+            .inc(&[route, method, &status.to_string()]);
+        self.metrics.duration.observe(&[route], took.as_secs_f64());
+        let line = json!({
+            "timestamp": crate::util::rfc3339(crate::util::unix_ms()),
+            "level": "INFO",
+            "service": self.service,
+            "request_id": request_id,
+            "method": req.method().as_str(),
+            "path": req.uri().path(),
+            "username": outcome.username,
+            "user_id": outcome.user_id,
+            "backend_service": outcome.route.map(|i| self.routes[i].upstream.as_str()),
+            "response_time_ms": (took.as_secs_f64() * 1e6).round() / 1e3,
+            "status_code": status,
+        });
+        log::info!(target: "access", "{line}");
+    }
+}
+
+impl crate::http::Mount for Proxy {
+    fn matches(&self, path: &str) -> bool {
+        Proxy::matches(self, path)
+    }
+
+    fn handle(
+        &self,
+        req: HttpRequest,
+        payload: web::Payload,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HttpResponse> + '_>> {
+        Box::pin(Proxy::handle(self, req, payload))
+    }
+}
+
+/// The incoming `X-Request-Id` if well formed (<= 128 of `[A-Za-z0-9._-]`), else a new UUID.
+fn request_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Refuses `.`/`..` segments, `//`, encoded `/`, `\` or `.`, backslash and NUL.
+fn path_is_clean(path: &str) -> bool {
+    if !path.starts_with('/') || path.contains("//") || path.contains('\\') || path.contains('\0') {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%2e", "%5c", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        return false;
+    }
+    !path.split('/').any(|seg| seg == "." || seg == "..")
+}
+
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(GatewayError::BadRequest),
+        Err(_) => Err(GatewayError::PayloadTooLarge { limit }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unclean_paths_are_refused() {
+        for bad in [
+            "/a/../b",
+            "/a/./b",
+            "/..",
+            "//a",
+            "/a//b",
+            "/a%2fb",
+            "/%2e%2e/x",
+            "/a%2Eb",
+            "/a\\b",
+            "/a%00",
+            "/a%5cb",
+        ] {
+            assert!(!path_is_clean(bad), "{bad}");
+        }
+        for ok in ["/", "/api/auth", "/api/auth/x", "/a.b/c..d", "/a%20b"] {
+            assert!(path_is_clean(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn upstreams_need_host_and_port() {
+        assert_eq!(
+            upstream_authority("http://127.0.0.1:9000").unwrap(),
+            "127.0.0.1:9000"
+        );
+        assert_eq!(
+            upstream_authority("http://localhost:80/").unwrap(),
+            "localhost:80"
+        );
+        for bad in [
+            "https://a:1",
+            "http://a",
+            "http://a:x",
+            "http://a:1/path",
+            "127.0.0.1:9000",
+        ] {
+            assert!(upstream_authority(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Fixed-window rate limiting per key (user id, or client IP).
+//!
+//! A key's window opens with its first request and lasts `window`; at most
+//! `requests` pass in it. Keys live in shards; every few thousand checks a
+//! shard drops the windows that have ended, so idle keys do not accumulate.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::manifest::ManifestDuration;
+
+const SHARDS: usize = 16;
+const SWEEP_EVERY: u64 = 4096;
+
+/// `rate_limit: { requests, window }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub requests: u32,
+    pub window: ManifestDuration,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window ends (at least 1).
+    pub reset_secs: u64,
+}
+
+struct Window {
+    start: Instant,
+    count: u32,
+}
+
+/// Per-key request counters.
+pub struct RateLimiter {
+    limit: u32,
+    window: Duration,
+    shards: Vec<Mutex<HashMap<String, Window>>>,
+    checks: AtomicU64,
+}
+
+impl RateLimiter {
+    pub fn new(config: &RateLimitConfig) -> Self {
+        RateLimiter {
+            limit: config.requests,
+            window: config.window.get().max(Duration::from_millis(1)),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one request for `key` and says whether it may pass.
+    pub fn check(&self, key: &str) -> Decision {
+        let now = Instant::now();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let mut shard = self.shards[(h.finish() as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
+            let window = self.window;
+            shard.retain(|_, w| now.duration_since(w.start) < window);
+        }
+        let w = shard.entry(key.to_owned()).or_insert(Window {
+            start: now,
+            count: 0,
+        });
+        if now.duration_since(w.start) >= self.window {
+            *w = Window {
+                start: now,
+                count: 0,
+            };
+        }
+        let left = self.window.saturating_sub(now.duration_since(w.start));
+        let reset_secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        let allowed = w.count < self.limit;
+        if allowed {
+            w.count += 1;
+        }
+        Decision {
+            allowed,
+            limit: self.limit,
+            remaining: self.limit - w.count.min(self.limit),
+            reset_secs: reset_secs.max(1),
+        }
+    }
+
+    /// Keys currently held (for tests and metrics).
+    pub fn keys(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+}
