@@ -63,17 +63,16 @@ impl RateLimiter {
         let now = Instant::now();
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
-        let mut shard = self.shards[(h.finish() as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
         if self
             .checks
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(SWEEP_EVERY)
         {
-            let window = self.window;
-            shard.retain(|_, w| now.duration_since(w.start) < window);
+            self.sweep(now);
         }
+        let mut shard = self.shards[(h.finish() as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let w = shard.entry(key.to_owned()).or_insert(Window {
             start: now,
             count: 0,
@@ -98,11 +97,59 @@ impl RateLimiter {
         }
     }
 
+    /// Drops every window that has ended, one shard at a time. Amortised
+    /// over `SWEEP_EVERY` checks this is about one entry per check.
+    fn sweep(&self, now: Instant) {
+        for shard in &self.shards {
+            shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, w| now.duration_since(w.start) < self.window);
+        }
+    }
+
     /// Keys currently held (for tests and metrics).
     pub fn keys(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(requests: u32, window: Duration) -> RateLimiter {
+        RateLimiter::new(&RateLimitConfig {
+            requests,
+            window: ManifestDuration(window),
+        })
+    }
+
+    #[test]
+    fn a_key_gets_its_quota_and_then_refusals() {
+        let l = limiter(3, Duration::from_secs(60));
+        let remaining: Vec<u32> = (0..3).map(|_| l.check("k").remaining).collect();
+        assert_eq!(remaining, [2, 1, 0]);
+        let refused = l.check("k");
+        assert!(!refused.allowed);
+        assert!((1..=60).contains(&refused.reset_secs));
+        assert!(l.check("other").allowed);
+    }
+
+    #[test]
+    fn idle_keys_are_evicted() {
+        let l = limiter(1, Duration::from_millis(1));
+        for i in 0..5000 {
+            l.check(&format!("k{i}"));
+        }
+        // Let every window end (time passing is the subject here, not a sync).
+        std::thread::sleep(Duration::from_millis(5));
+        for _ in 0..(SWEEP_EVERY * 2) {
+            l.check("busy");
+        }
+        assert_eq!(l.keys(), 1, "only the busy key is left");
     }
 }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Gateway overhead: wrk against an upstream directly, then through the
+# gateway (unauthenticated and JWT-authenticated routes), same run.
+# Usage: scripts/gateway_bench.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+conns=${2:-32}
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
+cargo build --release --bin rippy --example upstream
+
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+secret=bench-secret-0123456789abcdef
+sed -e "s#file: ../data/gateway.db#file: $work/gw.db#" \
+    -e 's#requests: 60, window: "1m"#requests: 1000000000, window: "1m"#' \
+    -e 's#http://127.0.0.1:9000#http://127.0.0.1:19000#; s#http://127.0.0.1:9024#http://127.0.0.1:19000#' \
+    -e 's#127.0.0.1:8080#127.0.0.1:18080#' \
+    -e "s#secret_env: GATEWAY_JWT_SECRET#secret: \"$secret\"#" \
+    examples/gateway.yaml > "$work/gateway.yaml"
+python3 - "$work/gateway.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("""          username TEXT NOT NULL UNIQUE
+        );""", """          username TEXT NOT NULL UNIQUE
+        );
+      - "INSERT OR IGNORE INTO users VALUES ('0b1c0000-0000-4000-8000-000000000001', 'bench')\"""")
+open(p, "w").write(s)
+PY
+token=$(python3 - "$secret" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+p = b(json.dumps({"username": "bench", "exp": int(time.time()) + 3600}).encode())
+s = b(hmac.new(sys.argv[1].encode(), f"{h}.{p}".encode(), hashlib.sha256).digest())
+print(f"{h}.{p}.{s}")
+PY
+)
+target/release/examples/upstream 127.0.0.1:19000 1 &
+# Access logging on, as in production, written to a file.
+RUST_LOG=info target/release/rippy run "$work/gateway.yaml" 2>"$work/rippy.log" &
+for _ in $(seq 100); do
+  curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ && break
+  sleep 0.1
+done
+
+run() {
+  local name=$1; shift
+  local out
+  out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "$@")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99"
+}
+run direct http://127.0.0.1:19000/api/auth/x
+run gateway_open http://127.0.0.1:18080/api/auth/x
+run gateway_jwt -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
