@@ -16,8 +16,13 @@ async fn answer(req: HttpRequest) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9000".into());
-    let workers = std::env::args().nth(2).and_then(|w| w.parse().ok()).unwrap_or(1);
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9000".into());
+    let workers = std::env::args()
+        .nth(2)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
     HttpServer::new(|| App::new().default_service(web::to(answer)))
         .workers(workers)
         .bind(&addr)?

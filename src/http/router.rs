@@ -216,7 +216,7 @@ impl Router {
                     endpoint.id
                 );
                 websocket_relay::leave_without_connection(node, &target, "upgrade failed");
-                HttpError::UpgradeRequired.error_response()
+                e.error_response()
             }
         }
     }

@@ -1,0 +1,187 @@
+//! `websocket_relay`: turns an endpoint's `X-WS-Relay` answer into a
+//! WebSocket connection bridged to a handler process.
+//!
+//! ## Protocol
+//! The endpoint spawns a handler and answers with the header
+//! `X-WS-Relay: {"target_pid": "<pid>", "metadata": {...}}`. This
+//! post-middleware upgrades the connection, strips the header, and creates
+//! the connection's own process (`client_pid`, hosted on the HTTP server's id).
+//!
+//! - to the handler: `ws.join {client_pid, metadata}` once, then
+//!   `ws.message {type: "text"|"binary", data}` per inbound message (binary
+//!   data base64), then `ws.leave {client_pid, metadata, reason}` exactly
+//!   once, however the connection ended.
+//! - to the client pid: `ws.send {type, data}` writes one frame (a bytes
+//!   payload is written as a text frame as is); `ws.close {code, reason}`
+//!   closes; any other topic goes out as a text frame `{"topic", "data"}`.
+//! - the relay monitors the handler: if it dies, the socket closes with 1011.
+//!
+//! ## Back-pressure
+//! Outbound frames wait in the connection's queue, and the HTTP layer pulls
+//! them only when the socket can take more: everything queued goes out in one
+//! write. A client that does not read fills its queue; past `queue_size`
+//! frames the oldest shared (broadcast) frame is dropped and counted (prices
+//! conflate, only the newest matters); past `max_lag` dropped frames in a row
+//! it is closed with 1008 and its process ends at once, so nobody sends to it
+//! any more. One slow client never slows the others: nothing on the fan-out
+//! path waits for a socket.
+//!
+//! The protocol work (handshake, frame codec) is actix-http's.
+
+mod inbound;
+mod outbound;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::super::{HttpError, Options};
+use super::{parse_bool, parse_usize};
+use crate::process::{Node, Pid};
+
+/// The response header an endpoint sets to ask for a relay.
+pub const RELAY_HEADER: &str = "X-WS-Relay";
+pub const TOPIC_JOIN: &str = "ws.join";
+pub const TOPIC_MESSAGE: &str = "ws.message";
+pub const TOPIC_LEAVE: &str = "ws.leave";
+pub const TOPIC_SEND: &str = "ws.send";
+pub const TOPIC_CLOSE: &str = "ws.close";
+
+pub const OPTION_KEYS: &[&str] = &[
+    "wsrelay.allowed.origins",
+    "wsrelay.allow_missing_origin",
+    "wsrelay.max_message_size",
+    "wsrelay.queue_size",
+    "wsrelay.max_lag",
+    "wsrelay.max_messages_per_second",
+];
+
+/// Default limit for one inbound message (frame or reassembled fragments).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// Default bound of a connection's outbound queue, in frames.
+pub const DEFAULT_QUEUE_SIZE: usize = 256;
+/// Default number of frames dropped in a row before a client is closed (1008).
+pub const DEFAULT_MAX_LAG: usize = 1000;
+/// Default inbound message rate before a client is closed (1008).
+pub const DEFAULT_MAX_MESSAGES_PER_SECOND: usize = 100;
+
+/// The relay's options.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// `None` allows any origin.
+    pub allowed_origins: Option<Vec<String>>,
+    pub allow_missing_origin: bool,
+    pub max_message_size: usize,
+    pub queue_size: usize,
+    pub max_lag: usize,
+    pub max_messages_per_second: usize,
+}
+
+impl RelayConfig {
+    pub fn from_options(o: &Options) -> Result<Self, (String, String)> {
+        let size = |key: &str, default: usize| match o.get(key) {
+            Some(v) => parse_usize(key, v).map(|n| n.max(1)),
+            None => Ok(default),
+        };
+        let allow_missing_origin = match o.get("wsrelay.allow_missing_origin") {
+            Some(v) => parse_bool("wsrelay.allow_missing_origin", v)?,
+            None => true,
+        };
+        Ok(RelayConfig {
+            allowed_origins: o
+                .list("wsrelay.allowed.origins")
+                .filter(|l| !l.iter().any(|x| x == "*")),
+            allow_missing_origin,
+            max_message_size: size("wsrelay.max_message_size", DEFAULT_MAX_MESSAGE_SIZE)?,
+            queue_size: size("wsrelay.queue_size", DEFAULT_QUEUE_SIZE)?,
+            max_lag: size("wsrelay.max_lag", DEFAULT_MAX_LAG)?,
+            max_messages_per_second: size(
+                "wsrelay.max_messages_per_second",
+                DEFAULT_MAX_MESSAGES_PER_SECOND,
+            )?,
+        })
+    }
+
+    /// Whether the request's `Origin` may open a socket. Non-browser clients
+    /// send no Origin; `wsrelay.allow_missing_origin` decides for them.
+    pub fn origin_allowed(&self, req: &HttpRequest) -> bool {
+        let Some(list) = &self.allowed_origins else {
+            return true;
+        };
+        match req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(origin) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+            None => self.allow_missing_origin,
+        }
+    }
+}
+
+/// The parsed `X-WS-Relay` header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayTarget {
+    pub target_pid: Pid,
+    pub metadata: Value,
+}
+
+impl RelayTarget {
+    /// Parses the header value; errors say what is wrong.
+    pub fn parse(value: &[u8]) -> Result<Self, String> {
+        let v: Value =
+            serde_json::from_slice(value).map_err(|e| format!("X-WS-Relay is not JSON: {e}"))?;
+        let pid = v
+            .get("target_pid")
+            .and_then(Value::as_str)
+            .ok_or("X-WS-Relay has no string target_pid")?;
+        let target_pid = pid
+            .parse::<Pid>()
+            .map_err(|e| format!("X-WS-Relay target_pid: {e}"))?;
+        Ok(RelayTarget {
+            target_pid,
+            metadata: v.get("metadata").cloned().unwrap_or(Value::Null),
+        })
+    }
+
+    /// The header value for this target.
+    pub fn header_value(&self) -> String {
+        json!({ "target_pid": self.target_pid.to_string(), "metadata": self.metadata }).to_string()
+    }
+}
+
+/// Upgrades the request and starts the relay for `target`. On failure the
+/// caller must tell the handler (`ws.leave`), since no relay will.
+pub(crate) fn upgrade(
+    req: &HttpRequest,
+    payload: web::Payload,
+    target: RelayTarget,
+    config: &RelayConfig,
+    node: &Arc<Node>,
+    client: Pid,
+) -> Result<HttpResponse, HttpError> {
+    actix_http::ws::verify_handshake(req.head()).map_err(|_| HttpError::UpgradeRequired)?;
+    let key = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(HttpError::UpgradeRequired)?;
+    let accept = actix_http::ws::hash_key(key.as_bytes());
+    let conn = outbound::Connection::open(client, target, node.clone(), config);
+    actix_web::rt::spawn(inbound::run(conn.clone(), payload, config.clone()));
+    Ok(HttpResponse::SwitchingProtocols()
+        .upgrade("websocket")
+        .insert_header((header::SEC_WEBSOCKET_ACCEPT, &accept[..]))
+        .streaming(outbound::Outbound::new(conn)))
+}
+
+/// Tells a handler whose connection never came up that it is over.
+pub(crate) fn leave_without_connection(node: &Node, target: &RelayTarget, reason: &str) {
+    let _ = node.send(
+        None,
+        &target.target_pid,
+        TOPIC_LEAVE,
+        json!({ "client_pid": Value::Null, "metadata": target.metadata, "reason": reason }),
+    );
+}
