@@ -31,6 +31,7 @@ pub struct KeyInfo {
 /// The owner of a valid key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyOwner {
+    pub key_id: i64,
     pub user_id: String,
     pub role: String,
 }
@@ -65,17 +66,26 @@ pub fn insert(conn: &Connection, key: &str, user_id: &str, role: &str) -> rusqli
 /// The owner of `key` if it exists and is not revoked.
 pub fn lookup(conn: &Connection, key: &str) -> rusqlite::Result<Option<KeyOwner>> {
     let digest = sha256_hex(key.as_bytes());
-    let row: Option<(String, String, String)> = conn
+    let row: Option<(i64, String, String, String)> = conn
         .query_row(
-            "SELECT key_hash, user_id, role FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+            "SELECT id, key_hash, user_id, role FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
             params![digest],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
     // The index lookup already matched; compare again without a timing signal.
     Ok(row
-        .filter(|(stored, _, _)| constant_time_eq(stored.as_bytes(), digest.as_bytes()))
-        .map(|(_, user_id, role)| KeyOwner { user_id, role }))
+        .filter(|(_, stored, _, _)| constant_time_eq(stored.as_bytes(), digest.as_bytes()))
+        .map(|(key_id, _, user_id, role)| KeyOwner { key_id, user_id, role }))
+}
+
+/// Whether key `id` exists and is not revoked.
+pub fn is_active(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL)",
+        params![id],
+        |r| r.get(0),
+    )
 }
 
 /// Whether any live key belongs to `user_id`.

@@ -3,6 +3,14 @@
 //! Wire (DESIGN.md section 5): invalid JSON -> 400, missing or empty
 //! `api_key` -> 400, unknown key -> 401, ok -> 200 `{token, user_id, role,
 //! expires_in}`. The body limit (413) is the HTTP layer's.
+//!
+//! Failed exchanges are counted per client address in a `store.memory`
+//! (`args.attempts_store`); past `args.max_failures` (default 20) within
+//! `args.failure_window` (default 1m) the address gets 429 with
+//! `Retry-After` until the window ends. Successful exchanges are not counted.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use rippy::prelude::*;
 
@@ -14,6 +22,7 @@ pub enum AuthError {
     InvalidJson,
     ApiKeyRequired,
     InvalidApiKey,
+    TooManyAttempts { retry_after: u64 },
     Internal,
 }
 
@@ -22,6 +31,7 @@ impl AuthError {
         match self {
             AuthError::InvalidJson | AuthError::ApiKeyRequired => StatusCode::BAD_REQUEST,
             AuthError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            AuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -31,20 +41,83 @@ impl AuthError {
             AuthError::InvalidJson => "invalid JSON",
             AuthError::ApiKeyRequired => "api_key required",
             AuthError::InvalidApiKey => "invalid API key",
+            AuthError::TooManyAttempts { .. } => "too many failed attempts",
             AuthError::Internal => "internal error",
         }
     }
 
     pub fn response(self) -> HttpResponse {
-        json_error(self.status(), self.message())
+        let mut res = json_error(self.status(), self.message());
+        if let AuthError::TooManyAttempts { retry_after } = self
+            && let Ok(v) = retry_after.to_string().parse()
+        {
+            res.headers_mut().insert(RETRY_AFTER, v);
+        }
+        res
+    }
+}
+
+/// Failed attempts per client address, kept in a memory store.
+struct Attempts<'a> {
+    store: Arc<MemoryStore>,
+    key: String,
+    max: i64,
+    window: Duration,
+    ctx: &'a FunctionContext,
+}
+
+impl Attempts<'_> {
+    fn refused(&self) -> Option<AuthError> {
+        let (count, left) = self.store.counter(&self.key)?;
+        (count >= self.max).then(|| AuthError::TooManyAttempts {
+            retry_after: left.as_secs().max(1),
+        })
+    }
+
+    fn failed(&self) {
+        self.store.incr(&self.key, self.window);
+        self.ctx.node().metrics().auth_failure("invalid_api_key");
     }
 }
 
 pub async fn handler(call: FunctionCall) -> HttpResponse {
+    let attempts = match attempts(&call) {
+        Ok(a) => a,
+        Err(e) => return e.response(),
+    };
+    if let Some(refused) = attempts.refused() {
+        return refused.response();
+    }
     match exchange(&call).await {
         Ok(res) => res,
-        Err(e) => e.response(),
+        Err(e) => {
+            if matches!(e, AuthError::InvalidJson | AuthError::ApiKeyRequired | AuthError::InvalidApiKey) {
+                attempts.failed();
+            }
+            e.response()
+        }
     }
+}
+
+fn attempts(call: &FunctionCall) -> Result<Attempts<'_>, AuthError> {
+    let ctx = &call.ctx;
+    let store = ctx
+        .modules()
+        .store(ctx.arg_str("attempts_store").unwrap_or("app:token_data"))
+        .map_err(internal)?;
+    let window = ctx
+        .arg_str("failure_window")
+        .and_then(|w| parse_duration(w).ok())
+        .unwrap_or(Duration::from_secs(60));
+    let max = ctx.args().get("max_failures").and_then(Value::as_i64).unwrap_or(20);
+    let ip = call.req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    Ok(Attempts {
+        store,
+        key: format!("auth_token.failures:{ip}"),
+        max,
+        window,
+        ctx,
+    })
 }
 
 async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
@@ -81,7 +154,7 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
         .with_meta("role", owner.role.clone());
     let lifetime = tokens.default_expiration();
     let token = tokens
-        .create(actor, scope, None, Value::Null)
+        .create(actor, scope, None, json!({ "api_key_id": owner.key_id }))
         .map_err(internal)?;
     log::info!("token issued user_id={} role={}", owner.user_id, owner.role);
     Ok(HttpResponse::Ok().json(json!({

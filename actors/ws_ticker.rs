@@ -1,14 +1,42 @@
 //! `ws_ticker`: `GET /ws/ticker` spawns a `ws_handler` for the caller and
 //! asks the relay to upgrade. No identity (no, bad, revoked or expired
-//! token) -> 401 before any upgrade; a scope that may not spawn -> 403.
+//! token, or a token whose API key has since been revoked) -> 401 before any
+//! upgrade; a scope that may not spawn -> 403.
 
 use rippy::prelude::*;
+
+use super::api_keys;
+
+fn unauthorized() -> HttpResponse {
+    json_error(StatusCode::UNAUTHORIZED, "authentication required")
+}
 
 pub async fn handler(call: FunctionCall) -> HttpResponse {
     let ctx = &call.ctx;
     let Some(identity) = ctx.identity() else {
-        return json_error(StatusCode::UNAUTHORIZED, "authentication required");
+        return unauthorized();
     };
+    // A token outlives nothing: its API key must still be active.
+    if let Some(key_id) = identity.meta.get("api_key_id").and_then(Value::as_i64) {
+        let db = match ctx.modules().sql(ctx.arg_str("db").unwrap_or("app:db")) {
+            Ok(db) => db,
+            Err(e) => {
+                log::error!("ws_ticker cannot reach the database error={e}");
+                return json_error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
+            }
+        };
+        match db.run(move |conn| api_keys::is_active(conn, key_id)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                ctx.node().metrics().auth_failure("key_revoked");
+                return unauthorized();
+            }
+            Err(e) => {
+                log::error!("api key check failed error={e}");
+                return json_error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
+            }
+        }
+    }
     let entry = ctx.arg_str("handler").unwrap_or("app:ws_handler");
     let host = ctx.arg_str("host").unwrap_or("app:processes");
     let pid = match ctx.spawn(entry, host, Value::Null) {

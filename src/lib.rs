@@ -32,6 +32,8 @@ pub mod prelude {
         RELAY_HEADER, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_MESSAGE, TOPIC_SEND,
     };
     pub use crate::manifest::parse_duration;
+    pub use crate::store::MemoryStore;
+    pub use actix_web::http::header::RETRY_AFTER;
     pub use crate::process::{
         Event, ExitReason, Flow, Message, Node, Payload, Pid, Process, ProcessContext,
         ProcessError, ProcessRef, ProcessResult, SendError, SpawnError, TimerId,

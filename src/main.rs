@@ -33,6 +33,9 @@ enum Command {
     Run {
         #[arg(default_value = "_index.yaml")]
         manifest: PathBuf,
+        /// A local run: accept an inline token_key (same as RIPPY_DEV=1).
+        #[arg(long)]
+        dev: bool,
     },
     /// Validate a manifest and exit: 0 if valid, 1 with every error if not.
     Check {
@@ -72,8 +75,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run {
         manifest: PathBuf::from("_index.yaml"),
+        dev: false,
     }) {
-        Command::Run { manifest } => run(&manifest),
+        Command::Run { manifest, dev } => {
+            if dev {
+                // SAFETY: no other thread exists yet; the runtime starts later.
+                unsafe { std::env::set_var("RIPPY_DEV", "1") };
+            }
+            run(&manifest)
+        }
         Command::Check { manifest } => check(&manifest),
         Command::Keys {
             action,

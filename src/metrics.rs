@@ -167,7 +167,8 @@ impl Metrics {
         bump(&self.http, (router.to_owned(), status));
     }
 
-    pub(crate) fn auth_failure(&self, reason: &'static str) {
+    /// Counts a refused credential; `reason` must come from a fixed set.
+    pub fn auth_failure(&self, reason: &'static str) {
         bump(&self.auth_failures, reason);
     }
 

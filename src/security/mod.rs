@@ -81,6 +81,8 @@ impl Scope {
 pub struct Identity {
     pub actor: Actor,
     pub scope: Scope,
+    /// What the issuer attached to the token (e.g. the API key it came from).
+    pub meta: serde_json::Value,
 }
 
 impl Identity {

@@ -132,7 +132,15 @@ impl TokenStore {
             .filter(|k| !k.is_empty());
         let key = match (from_env, &config.token_key, &config.token_key_file) {
             (Some(k), _, _) => k.into_bytes(),
-            (None, Some(k), _) if !k.is_empty() => k.clone().into_bytes(),
+            (None, Some(k), _) if !k.is_empty() => {
+                if !dev_mode() {
+                    return Err(
+                        "token_key is written in the manifest; set token_key_env (or token_key_file), or pass --dev for a local run"
+                            .to_owned(),
+                    );
+                }
+                k.clone().into_bytes()
+            }
             (None, _, Some(file)) => load_or_create_key(&base_dir.join(file))?,
             _ => {
                 return Err(match &config.token_key_env {
@@ -185,7 +193,8 @@ impl TokenStore {
         mac.finalize().into_bytes().into()
     }
 
-    /// Issues a token for `actor` with `scope` (policy ids or groups).
+    /// Issues a token for `actor` with `scope` (policy ids or groups),
+    /// valid for `expiration` (default: the store's `default_expiration`).
     pub fn create(
         &self,
         actor: Actor,
@@ -193,13 +202,25 @@ impl TokenStore {
         expiration: Option<Duration>,
         meta: serde_json::Value,
     ) -> Result<String, String> {
+        let lifetime = expiration.unwrap_or(self.default_expiration);
+        self.create_until(actor, scope, unix_secs() + lifetime.as_secs(), meta)
+    }
+
+    /// Issues a token valid until `expires_at` (Unix seconds).
+    pub fn create_until(
+        &self,
+        actor: Actor,
+        scope: Vec<String>,
+        expires_at: u64,
+        meta: serde_json::Value,
+    ) -> Result<String, String> {
         let mut random = vec![0u8; self.token_length];
         rand::rngs::OsRng.fill_bytes(&mut random);
-        let lifetime = expiration.unwrap_or(self.default_expiration);
+        let lifetime = Duration::from_secs(expires_at.saturating_sub(unix_secs()));
         let record = TokenRecord {
             actor,
             scope,
-            expires_at: unix_secs() + lifetime.as_secs(),
+            expires_at,
             meta,
         };
         let value = serde_json::to_value(&record).map_err(|e| e.to_string())?;
@@ -244,6 +265,7 @@ impl TokenStore {
         Ok(Identity {
             scope: resolve_scope(&self.components, &record.scope),
             actor: record.actor,
+            meta: record.meta,
         })
     }
 
@@ -254,6 +276,12 @@ impl TokenStore {
             Err(_) => false,
         }
     }
+}
+
+/// Whether this is a declared local run (`rippy run --dev` or `RIPPY_DEV=1`),
+/// where an inline `token_key` is accepted.
+pub fn dev_mode() -> bool {
+    std::env::var("RIPPY_DEV").is_ok_and(|v| v == "1" || v == "true")
 }
 
 /// The policies named by `names`: policy ids, or groups that policies list.

@@ -109,6 +109,44 @@ impl MemoryStore {
         }
     }
 
+    /// Adds one to the counter at `key` (created with `ttl` if absent or
+    /// expired); returns the new count and the time left until it expires.
+    pub fn incr(&self, key: &str, ttl: Duration) -> (i64, Duration) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let item = map
+            .entry(key.to_owned())
+            .and_modify(|item| {
+                if item.expires.is_some_and(|t| t <= now) {
+                    *item = Item {
+                        value: serde_json::Value::from(0),
+                        expires: Some(now + ttl),
+                    };
+                }
+            })
+            .or_insert_with(|| Item {
+                value: serde_json::Value::from(0),
+                expires: Some(now + ttl),
+            });
+        let count = item.value.as_i64().unwrap_or(0) + 1;
+        item.value = serde_json::Value::from(count);
+        (count, item.expires.map_or(ttl, |t| t.saturating_duration_since(now)))
+    }
+
+    /// A counter set by [`MemoryStore::incr`]: its count and time left.
+    pub fn counter(&self, key: &str) -> Option<(i64, Duration)> {
+        let now = Instant::now();
+        let map = self.lock();
+        let item = map.get(key)?;
+        match item.expires {
+            Some(t) if t <= now => None,
+            t => Some((
+                item.value.as_i64().unwrap_or(0),
+                t.map_or(Duration::MAX, |t| t.saturating_duration_since(now)),
+            )),
+        }
+    }
+
     /// Removes `key`; returns whether it was present.
     pub fn delete(&self, key: &str) -> bool {
         self.lock().remove(key).is_some()

@@ -300,6 +300,7 @@ async fn a_spawn_needs_both_permissions_in_the_callers_scope() {
     let who = |policies| Identity {
         actor: Actor::new("user:x"),
         scope: Scope::new(policies),
+        meta: Value::Null,
     };
     let none = who(vec![]);
     let spawn_only = who(vec![policy(
