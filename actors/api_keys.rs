@@ -76,7 +76,11 @@ pub fn lookup(conn: &Connection, key: &str) -> rusqlite::Result<Option<KeyOwner>
     // The index lookup already matched; compare again without a timing signal.
     Ok(row
         .filter(|(_, stored, _, _)| constant_time_eq(stored.as_bytes(), digest.as_bytes()))
-        .map(|(key_id, _, user_id, role)| KeyOwner { key_id, user_id, role }))
+        .map(|(key_id, _, user_id, role)| KeyOwner {
+            key_id,
+            user_id,
+            role,
+        }))
 }
 
 /// Whether key `id` exists and is not revoked.

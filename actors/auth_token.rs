@@ -91,7 +91,10 @@ pub async fn handler(call: FunctionCall) -> HttpResponse {
     match exchange(&call).await {
         Ok(res) => res,
         Err(e) => {
-            if matches!(e, AuthError::InvalidJson | AuthError::ApiKeyRequired | AuthError::InvalidApiKey) {
+            if matches!(
+                e,
+                AuthError::InvalidJson | AuthError::ApiKeyRequired | AuthError::InvalidApiKey
+            ) {
                 attempts.failed();
             }
             e.response()
@@ -109,8 +112,16 @@ fn attempts(call: &FunctionCall) -> Result<Attempts<'_>, AuthError> {
         .arg_str("failure_window")
         .and_then(|w| parse_duration(w).ok())
         .unwrap_or(Duration::from_secs(60));
-    let max = ctx.args().get("max_failures").and_then(Value::as_i64).unwrap_or(20);
-    let ip = call.req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let max = ctx
+        .args()
+        .get("max_failures")
+        .and_then(Value::as_i64)
+        .unwrap_or(20);
+    let ip = call
+        .req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     Ok(Attempts {
         store,
         key: format!("auth_token.failures:{ip}"),

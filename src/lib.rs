@@ -32,16 +32,16 @@ pub mod prelude {
         RELAY_HEADER, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_MESSAGE, TOPIC_SEND,
     };
     pub use crate::manifest::parse_duration;
-    pub use crate::store::MemoryStore;
-    pub use actix_web::http::header::RETRY_AFTER;
     pub use crate::process::{
         Event, ExitReason, Flow, Message, Node, Payload, Pid, Process, ProcessContext,
         ProcessError, ProcessRef, ProcessResult, SendError, SpawnError, TimerId,
     };
     pub use crate::security::{Actor, Identity};
     pub use crate::sql::SqliteDb;
+    pub use crate::store::MemoryStore;
     pub use crate::util::{constant_time_eq, sha256_hex, unix_ms, unix_secs, write_private};
     pub use actix_web::http::StatusCode;
+    pub use actix_web::http::header::RETRY_AFTER;
     pub use actix_web::{HttpRequest, HttpResponse};
     pub use bytes::Bytes;
     pub use log;

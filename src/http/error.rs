@@ -11,6 +11,8 @@ pub enum HttpError {
     NotFound,
     /// 405: the path exists but not for this method; `Allow` lists the methods.
     MethodNotAllowed { allow: String },
+    /// 431: the header fields are over the limit.
+    HeadersTooLarge { limit: usize },
     /// 413: the body is over the limit.
     PayloadTooLarge { limit: usize },
     /// 400: the body could not be read.
@@ -32,6 +34,9 @@ impl std::fmt::Display for HttpError {
                 write!(f, "request body too large (limit {limit} bytes)")
             }
             HttpError::BadBody => f.write_str("request body could not be read"),
+            HttpError::HeadersTooLarge { limit } => {
+                write!(f, "request header fields too large (limit {limit} bytes)")
+            }
             HttpError::OriginNotAllowed => f.write_str("origin not allowed"),
             HttpError::UpgradeRequired => f.write_str("websocket upgrade required"),
             HttpError::Internal => f.write_str("internal error"),
@@ -45,6 +50,7 @@ impl ResponseError for HttpError {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             HttpError::BadBody | HttpError::UpgradeRequired => StatusCode::BAD_REQUEST,
             HttpError::OriginNotAllowed => StatusCode::FORBIDDEN,
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -45,7 +45,13 @@ pub struct HttpServiceConfig {
     /// How long shutdown waits for in-flight requests (default 5s).
     #[serde(default)]
     pub shutdown_timeout: Option<ManifestDuration>,
+    /// Total size of a request's header fields (default 16KiB); larger gets 431.
+    #[serde(default)]
+    pub max_header_size: Option<ByteSize>,
 }
+
+/// Default limit on a request's header fields.
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
 
 /// Something mounted on a server that answers the paths no endpoint took
 /// (an `http.proxy`), ahead of static files.
@@ -269,8 +275,27 @@ fn build_app(
 > {
     // gzip when the client accepts it; a response that already has a
     // Content-Encoding (an upstream's) or is an upgrade passes untouched.
+    let header_limit = service
+        .config
+        .max_header_size
+        .map_or(DEFAULT_MAX_HEADER_SIZE, |b| b.0);
     let mut app = App::new()
         .wrap(actix_web::middleware::Compress::default())
+        .wrap(actix_web::middleware::from_fn(
+            move |req: actix_web::dev::ServiceRequest,
+                  next: actix_web::middleware::Next<_>| async move {
+                let size: usize = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                    .sum();
+                if size > header_limit {
+                    let res = HttpError::HeadersTooLarge { limit: header_limit }.error_response();
+                    return Ok(req.into_response(res).map_into_right_body());
+                }
+                next.call(req).await.map(|r| r.map_into_left_body())
+            },
+        ))
         .route(
             "/healthz",
             web::get()

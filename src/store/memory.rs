@@ -130,7 +130,11 @@ impl MemoryStore {
             });
         let count = item.value.as_i64().unwrap_or(0) + 1;
         item.value = serde_json::Value::from(count);
-        (count, item.expires.map_or(ttl, |t| t.saturating_duration_since(now)))
+        (
+            count,
+            item.expires
+                .map_or(ttl, |t| t.saturating_duration_since(now)),
+        )
     }
 
     /// A counter set by [`MemoryStore::incr`]: its count and time left.

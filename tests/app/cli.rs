@@ -174,10 +174,14 @@ async fn sigterm_closes_open_sockets_with_1001_and_exits_0() {
         server.base.replace("http://", "ws://")
     );
     let mut sockets = Vec::new();
-    for _ in 0..20 {
-        let mut ws = Ws::try_connect(&ws_url).await.expect("upgrade");
-        ws.next_of("ticker").await;
-        sockets.push(ws);
+    // The full 1,000 live in scripts/bench.sh; the code path is the same.
+    for _ in 0..4 {
+        let batch = futures_util::future::join_all((0..50).map(|_| Ws::try_connect(&ws_url))).await;
+        for ws in batch {
+            let mut ws = ws.expect("upgrade");
+            ws.next_of("ticker").await;
+            sockets.push(ws);
+        }
     }
     let pid = server.child.id() as i32;
     // SAFETY: kill(2) on our own child's pid.
@@ -252,4 +256,212 @@ async fn keys_create_list_and_revoke_manage_working_keys() {
     let (code, _, _) = server.terminate();
     assert_eq!(code, Some(0));
     let _ = Message::Close(None);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+async fn metric_value(base: &str, name: &str) -> f64 {
+    let mut res = awc::Client::new()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in metrics:\n{text}"))
+}
+
+async fn churn(server: &Server, token: &str, cycles: usize) {
+    let url = format!(
+        "{}/ws/ticker?x-auth-token={token}",
+        server.base.replace("http://", "ws://")
+    );
+    for round in 0..cycles / 50 {
+        let batch = futures_util::future::join_all((0..50).map(|_| Ws::try_connect(&url))).await;
+        for (i, ws) in batch.into_iter().enumerate() {
+            let mut ws = ws.expect("upgrade");
+            ws.next_of("ticker").await;
+            if (round + i) % 2 == 0 {
+                ws.send(Message::Close(None)).await;
+            }
+            // Dropping without a close frame just cuts the TCP connection.
+        }
+    }
+}
+
+#[actix_web::test]
+async fn connection_churn_leaves_no_process_connection_or_subscriber_and_no_growth() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let key = server
+        .wait_for("demo API key created")
+        .split("api_key=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let token = token_for(&server.base, &key).await;
+    let pid = server.child.id();
+    let settle = |base: String| async move {
+        for name in [
+            "rippy_processes{entry=\"app:ws_handler\"}",
+            "rippy_ws_connections",
+            "rippy_ticker_subscribers",
+        ] {
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            while metric_value(&base, name).await != 0.0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name} stayed above 0"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    // Warm up allocators and pools, then measure (the full 10,000 live in scripts/bench.sh).
+    churn(&server, &token, 300).await;
+    settle(server.base.clone()).await;
+    let before = rss_kib(pid);
+    churn(&server, &token, 1000).await;
+    settle(server.base.clone()).await;
+    let after = rss_kib(pid);
+    assert!(
+        after as f64 <= before as f64 * 1.10,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[actix_web::test]
+async fn the_logs_of_a_whole_session_carry_no_token_and_no_key_after_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path());
+    let m = manifest.to_str().unwrap();
+    let out = rippy(&["keys", "create", "--user", "carol", "--manifest", m]);
+    let carol = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut server = Server::start(dir.path());
+    let demo = server
+        .wait_for("demo API key created")
+        .split("api_key=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let token = token_for(&server.base, &carol).await;
+    let ws_url = format!(
+        "{}/ws/ticker?x-auth-token={token}",
+        server.base.replace("http://", "ws://")
+    );
+    let mut ws = Ws::try_connect(&ws_url).await.expect("upgrade");
+    ws.next_of("ticker").await;
+    ws.ping_pong().await;
+    let _ = Ws::try_connect(&format!("{ws_url}00")).await;
+    let _ = awc::Client::new()
+        .post(format!("{}/auth/token", server.base))
+        .send_json(&serde_json::json!({ "api_key": format!("{carol}x") }))
+        .await;
+    drop(ws);
+    let (code, _, log) = server.terminate();
+    assert_eq!(code, Some(0));
+    let all = log.join("\n");
+    assert!(!all.contains(&token), "a token was logged");
+    assert!(!all.contains(&token[..64]), "part of a token was logged");
+    assert!(!all.contains(&carol), "an API key was logged");
+    let demo_lines = log.iter().filter(|l| l.contains(&demo)).count();
+    assert_eq!(
+        demo_lines, 1,
+        "the demo key appears only in its creation line"
+    );
+}
+
+#[actix_web::test]
+async fn sigkill_while_keys_are_created_leaves_a_consistent_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path());
+    let m = manifest.to_str().unwrap().to_owned();
+    let mut children = Vec::new();
+    for i in 0..24 {
+        let child = Command::new(env!("CARGO_BIN_EXE_rippy"))
+            .args([
+                "keys",
+                "create",
+                "--user",
+                &format!("u{i}"),
+                "--manifest",
+                &m,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    // Kill every other one at once, wherever it is.
+    for (i, child) in children.iter().enumerate() {
+        if i % 2 == 1 {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGKILL);
+            }
+        }
+    }
+    let mut created = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            created.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+        }
+    }
+    assert!(
+        created.len() >= 12,
+        "only {} creations finished",
+        created.len()
+    );
+    let config: rippy::sql::SqliteConfig =
+        serde_yaml::from_str(&format!("file: {}", dir.path().join("auth.db").display())).unwrap();
+    let db = rippy::sql::SqliteDb::open("t:db", &dir.path().join("auth.db"), &config).unwrap();
+    let check: String = db
+        .call(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(check, "ok");
+    for key in &created {
+        let k = key.clone();
+        let owner = db
+            .call(move |c| super::support::actors::api_keys::lookup(c, &k))
+            .unwrap();
+        assert!(owner.is_some(), "a reported key is missing");
+    }
+}
+
+#[test]
+fn an_inline_token_key_is_refused_unless_the_run_is_declared_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path());
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "    token_key_env: RIPPY_TOKEN_KEY\n",
+        "    token_key: \"change-me-please-0123456789\"\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rippy"))
+        .args(["run", manifest.to_str().unwrap()])
+        .env_remove("RIPPY_DEV")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("entry app:tokens") && stderr.contains("--dev"),
+        "{stderr}"
+    );
 }

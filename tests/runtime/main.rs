@@ -7,6 +7,7 @@ mod support;
 mod manifest;
 mod probe;
 mod processes;
+mod properties;
 mod services;
 
 use rippy::catalog::Catalog;

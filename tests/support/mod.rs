@@ -66,8 +66,13 @@ pub struct App {
 impl App {
     /// Boots the application with its data in `dir` (created if needed).
     pub async fn boot_in(dir: &Path) -> App {
+        Self::boot_edited(dir, |text| text).await
+    }
+
+    /// Boots the application after `edit` has changed its manifest text.
+    pub async fn boot_edited(dir: &Path, edit: impl FnOnce(String) -> String) -> App {
         std::fs::create_dir_all(dir).expect("data dir");
-        let manifest = parse(&app_manifest_text(dir));
+        let manifest = parse(&edit(app_manifest_text(dir)));
         let registry =
             Registry::boot(manifest, &actors::catalog()).unwrap_or_else(|e| panic!("boot: {e}"));
         let addr = registry.http_addr("app:gateway").expect("gateway address");
