@@ -1,0 +1,648 @@
+//! rippy-load: a load generator for the ticker, measured against the server.
+//!
+//! ```text
+//! rippy-load ws        --url http://127.0.0.1:8081 --key rk_... --clients 1000 --duration 10
+//! rippy-load token     --url ... --key rk_... --connections 64 --duration 10 [--path /healthz]
+//! rippy-load handshake --url ... --key rk_... --concurrency 32 --duration 10
+//! ```
+//!
+//! Clients are plain tokio sockets with a minimal WebSocket reader (server
+//! frames are unmasked), spread over `--threads` current-thread runtimes and
+//! source addresses 127.0.0.2..; the generator must cost less than the server
+//! it measures. With `--server-pid` it samples the server's CPU time and RSS
+//! from /proc over the measured window. Every mode ends with one line of
+//! key=value pairs.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+#[derive(Parser)]
+#[command(name = "rippy-load", about = "Load generator for the rippy ticker")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    url: String,
+    /// An API key (see data/demo.key).
+    #[arg(long)]
+    key: String,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// The server's pid, to sample its CPU time and RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Client threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// N WebSocket clients on /ws/ticker: ticks, gaps, latency, server cost.
+    Ws {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Connections opened at once while connecting.
+        #[arg(long, default_value_t = 200)]
+        connect_concurrency: usize,
+        /// Seconds to wait after connecting before measuring.
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+    },
+    /// Keep-alive HTTP clients posting the key to /auth/token (or GET --path).
+    Token {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// GET this path instead (e.g. /healthz, for comparison).
+        #[arg(long)]
+        path: Option<String>,
+    },
+    /// Authenticated WebSocket handshakes, one after another per worker.
+    Handshake {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    lim.rlim_cur
+}
+
+fn server_addr(url: &str) -> SocketAddr {
+    let hostport = url.trim_start_matches("http://").trim_end_matches('/');
+    hostport
+        .parse()
+        .unwrap_or_else(|_| panic!("--url must be http://IP:PORT, found {url}"))
+}
+
+/// CPU seconds (user + system) and RSS (KiB) of a process.
+fn proc_sample(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((ticks / hz, rss))
+}
+
+/// Latency histogram with 0.1 ms buckets up to 60 s.
+#[derive(Clone)]
+struct Histogram {
+    buckets: Vec<u64>,
+    count: u64,
+    max_ms: f64,
+}
+
+impl Histogram {
+    const RES: f64 = 0.1;
+    fn new() -> Self {
+        Histogram {
+            buckets: vec![0; 600_001],
+            count: 0,
+            max_ms: 0.0,
+        }
+    }
+    fn record(&mut self, ms: f64) {
+        let i = ((ms.max(0.0) / Self::RES) as usize).min(self.buckets.len() - 1);
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.max_ms = self.max_ms.max(ms);
+    }
+    fn quantile(&self, q: f64) -> f64 {
+        let target = (self.count as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= target.max(1) {
+                return i as f64 * Self::RES;
+            }
+        }
+        self.max_ms
+    }
+}
+
+/// Shared counters for one run.
+#[derive(Default)]
+struct Totals {
+    connected: AtomicU64,
+    refused: AtomicU64,
+    ticks: AtomicU64,
+    gaps: AtomicU64,
+    measuring: AtomicBool,
+}
+
+async fn post_token(addr: SocketAddr, key: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect for token");
+    let body = format!("{{\"api_key\":\"{key}\"}}");
+    let req = format!(
+        "POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .expect("send token request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read token");
+    let text = String::from_utf8_lossy(&buf);
+    let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|_| panic!("token exchange failed: {text}"));
+    v["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {text}"))
+        .to_owned()
+}
+
+async fn open_ws(
+    addr: SocketAddr,
+    source: Ipv4Addr,
+    token: &str,
+) -> std::io::Result<(TcpStream, Vec<u8>)> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    let mut s = socket.connect(addr).await?;
+    let _ = s.set_nodelay(true);
+    let req = format!(
+        "GET /ws/ticker?x-auth-token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed during handshake"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if !buf.starts_with(b"HTTP/1.1 101") {
+                return Err(std::io::Error::other(
+                    String::from_utf8_lossy(&buf[..end]).into_owned(),
+                ));
+            }
+            let rest = buf.split_off(end + 4);
+            return Ok((s, rest));
+        }
+    }
+}
+
+/// The number after `"key":` in a JSON text, without parsing the rest.
+fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
+    let at = text.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = text[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&text[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Reads ticks until the run ends; records seq gaps and latency.
+async fn ws_client(
+    mut s: TcpStream,
+    mut buf: Vec<u8>,
+    totals: Arc<Totals>,
+    hist: Arc<std::sync::Mutex<Histogram>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut last_seq: Option<u64> = None;
+    let mut lat = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 16 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        // Parse whole frames at the front of buf.
+        let mut i = 0;
+        while i + 2 <= buf.len() {
+            let opcode = buf[i] & 0x0f;
+            let mut len = (buf[i + 1] & 0x7f) as usize;
+            let mut h = 2;
+            if len == 126 {
+                if i + 4 > buf.len() {
+                    break;
+                }
+                len = u16::from_be_bytes([buf[i + 2], buf[i + 3]]) as usize;
+                h = 4;
+            } else if len == 127 {
+                if i + 10 > buf.len() {
+                    break;
+                }
+                len = u64::from_be_bytes(buf[i + 2..i + 10].try_into().unwrap_or([0; 8])) as usize;
+                h = 10;
+            }
+            if i + h + len > buf.len() {
+                break;
+            }
+            let payload = &buf[i + h..i + h + len];
+            if opcode == 1 && payload.starts_with(b"{\"type\":\"ticker\"") {
+                if let (Some(seq), Some(sent)) = (
+                    number_after(payload, b"\"seq\":"),
+                    number_after(payload, b"\"sent_at_ms\":"),
+                ) {
+                    if let Some(prev) = last_seq
+                        && seq > prev + 1
+                        && totals.measuring.load(Ordering::Relaxed)
+                    {
+                        totals.gaps.fetch_add(seq - prev - 1, Ordering::Relaxed);
+                    }
+                    last_seq = Some(seq);
+                    if totals.measuring.load(Ordering::Relaxed) {
+                        totals.ticks.fetch_add(1, Ordering::Relaxed);
+                        lat.push(now_ms().saturating_sub(sent) as f64);
+                    }
+                }
+            } else if opcode == 8 {
+                return;
+            }
+            i += h + len;
+        }
+        buf.drain(..i);
+        if lat.len() >= 1000 {
+            let mut h = hist.lock().unwrap_or_else(|e| e.into_inner());
+            for l in lat.drain(..) {
+                h.record(l);
+            }
+        }
+        let read = tokio::time::timeout(Duration::from_millis(200), s.read(&mut chunk)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => {}
+        }
+    }
+    let mut h = hist.lock().unwrap_or_else(|e| e.into_inner());
+    for l in lat.drain(..) {
+        h.record(l);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn run_ws(c: Common, clients: usize, concurrency: usize, warmup: u64) {
+    let fd_limit = raise_fd_limit();
+    let addr = server_addr(&c.url);
+    let token = runtime().block_on(post_token(addr, &c.key));
+    let baseline = c.server_pid.and_then(proc_sample);
+    let totals = Arc::new(Totals::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let hist = Arc::new(std::sync::Mutex::new(Histogram::new()));
+    let threads = c.threads.max(1);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let (token, totals, stop, hist) =
+            (token.clone(), totals.clone(), stop.clone(), hist.clone());
+        let mine: Vec<usize> = (0..clients).filter(|i| i % threads == t).collect();
+        let per_thread_concurrency = (concurrency / threads).max(1);
+        handles.push(std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let local = tokio::task::LocalSet::new();
+                local
+                    .run_until(async move {
+                        let sem = Arc::new(tokio::sync::Semaphore::new(per_thread_concurrency));
+                        let mut tasks = Vec::new();
+                        for i in mine {
+                            let permit = sem.clone().acquire_owned().await.expect("semaphore");
+                            let source = Ipv4Addr::new(127, 0, (i / 250 % 250) as u8, (i % 250 + 2) as u8);
+                            match open_ws(addr, source, &token).await {
+                                Ok((s, rest)) => {
+                                    totals.connected.fetch_add(1, Ordering::Relaxed);
+                                    drop(permit);
+                                    tasks.push(tokio::task::spawn_local(ws_client(s, rest, totals.clone(), hist.clone(), stop.clone())));
+                                }
+                                Err(e) => {
+                                    if totals.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                                        eprintln!("connection refused: {e} (descriptor limit here: {fd_limit})");
+                                    }
+                                }
+                            }
+                        }
+                        for t in tasks {
+                            let _ = t.await;
+                        }
+                    })
+                    .await
+            })
+        }));
+    }
+    while totals.connected.load(Ordering::Relaxed) + totals.refused.load(Ordering::Relaxed)
+        < clients as u64
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let connect_s = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(warmup));
+    let before = c.server_pid.and_then(proc_sample);
+    totals.measuring.store(true, Ordering::Relaxed);
+    let window = Instant::now();
+    std::thread::sleep(Duration::from_secs(c.duration));
+    totals.measuring.store(false, Ordering::Relaxed);
+    let secs = window.elapsed().as_secs_f64();
+    let after = c.server_pid.and_then(proc_sample);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    let h = hist.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let ticks = totals.ticks.load(Ordering::Relaxed);
+    let connected = totals.connected.load(Ordering::Relaxed);
+    let mut line = format!(
+        "mode=ws clients={clients} connected={connected} refused={} connect_s={connect_s:.2} duration_s={secs:.2} deliveries={ticks} ticks_per_s_per_client={:.1} gaps={} p50_ms={:.1} p90_ms={:.1} p99_ms={:.1} p999_ms={:.1} max_ms={:.1}",
+        totals.refused.load(Ordering::Relaxed),
+        ticks as f64 / secs / connected.max(1) as f64,
+        totals.gaps.load(Ordering::Relaxed),
+        h.quantile(0.5),
+        h.quantile(0.9),
+        h.quantile(0.99),
+        h.quantile(0.999),
+        h.max_ms,
+    );
+    if let (Some((cpu0, _)), Some((cpu1, rss))) = (before, after) {
+        let cpu = (cpu1 - cpu0).max(1e-9);
+        line.push_str(&format!(
+            " server_cpu_s={cpu:.2} deliveries_per_cpu_s={:.0} server_rss_kib={rss}",
+            ticks as f64 / cpu
+        ));
+        if let Some((_, rss0)) = baseline {
+            line.push_str(&format!(
+                " rss_per_conn_kib={:.2}",
+                rss.saturating_sub(rss0) as f64 / connected.max(1) as f64
+            ));
+        }
+    }
+    println!("{line}");
+}
+
+async fn http_worker(
+    addr: SocketAddr,
+    request: Arc<Vec<u8>>,
+    done: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let _ = s.set_nodelay(true);
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        if s.write_all(&request).await.is_err() {
+            errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // One response: head, then Content-Length bytes.
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    if !head.starts_with("http/1.1 200") {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    buf.drain(..end + 4 + len);
+                    break;
+                }
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn run_token(c: Common, connections: usize, path: Option<String>) {
+    raise_fd_limit();
+    let addr = server_addr(&c.url);
+    let request = match &path {
+        Some(p) => format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        None => {
+            let body = format!("{{\"api_key\":\"{}\"}}", c.key);
+            format!(
+                "POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
+    };
+    let request = Arc::new(request.into_bytes());
+    let (done, errors, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let threads = c.threads.max(1);
+    let before = c.server_pid.and_then(proc_sample);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (request, done, errors, stop) =
+                (request.clone(), done.clone(), errors.clone(), stop.clone());
+            let n = (0..connections).filter(|i| i % threads == t).count();
+            std::thread::spawn(move || {
+                runtime().block_on(async move {
+                    let local = tokio::task::LocalSet::new();
+                    local
+                        .run_until(async move {
+                            let tasks: Vec<_> = (0..n)
+                                .map(|_| {
+                                    tokio::task::spawn_local(http_worker(
+                                        addr,
+                                        request.clone(),
+                                        done.clone(),
+                                        errors.clone(),
+                                        stop.clone(),
+                                    ))
+                                })
+                                .collect();
+                            for t in tasks {
+                                let _ = t.await;
+                            }
+                        })
+                        .await
+                })
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(c.duration));
+    stop.store(true, Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    let after = c.server_pid.and_then(proc_sample);
+    for h in handles {
+        let _ = h.join();
+    }
+    let n = done.load(Ordering::Relaxed);
+    let mut line = format!(
+        "mode=token path={} connections={connections} duration_s={secs:.2} requests={n} requests_per_s={:.0} errors={}",
+        path.as_deref().unwrap_or("/auth/token"),
+        n as f64 / secs,
+        errors.load(Ordering::Relaxed)
+    );
+    if let (Some((a, _)), Some((b, _))) = (before, after) {
+        line.push_str(&format!(
+            " server_cpu_s={:.2} requests_per_cpu_s={:.0}",
+            b - a,
+            n as f64 / (b - a).max(1e-9)
+        ));
+    }
+    println!("{line}");
+}
+
+fn run_handshake(c: Common, concurrency: usize) {
+    raise_fd_limit();
+    let addr = server_addr(&c.url);
+    let token = runtime().block_on(post_token(addr, &c.key));
+    let (done, errors, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let threads = c.threads.max(1);
+    let before = c.server_pid.and_then(proc_sample);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (token, done, errors, stop) =
+                (token.clone(), done.clone(), errors.clone(), stop.clone());
+            let n = (0..concurrency).filter(|i| i % threads == t).count();
+            std::thread::spawn(move || {
+                runtime().block_on(async move {
+                    let local = tokio::task::LocalSet::new();
+                    local
+                        .run_until(async move {
+                            let tasks: Vec<_> = (0..n)
+                                .map(|w| {
+                                    let (token, done, errors, stop) =
+                                        (token.clone(), done.clone(), errors.clone(), stop.clone());
+                                    tokio::task::spawn_local(async move {
+                                        let mut k = 0usize;
+                                        while !stop.load(Ordering::Relaxed) {
+                                            k += 1;
+                                            let source = Ipv4Addr::new(
+                                                127,
+                                                1,
+                                                ((w + k) / 250 % 250) as u8,
+                                                ((w + k) % 250 + 2) as u8,
+                                            );
+                                            match open_ws(addr, source, &token).await {
+                                                Ok((mut s, _)) => {
+                                                    // A close frame (masked, empty), then drop.
+                                                    let _ = s
+                                                        .write_all(&[0x88, 0x80, 1, 2, 3, 4])
+                                                        .await;
+                                                    done.fetch_add(1, Ordering::Relaxed);
+                                                }
+                                                Err(_) => {
+                                                    errors.fetch_add(1, Ordering::Relaxed);
+                                                }
+                                            }
+                                        }
+                                    })
+                                })
+                                .collect();
+                            for t in tasks {
+                                let _ = t.await;
+                            }
+                        })
+                        .await
+                })
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(c.duration));
+    stop.store(true, Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    let after = c.server_pid.and_then(proc_sample);
+    for h in handles {
+        let _ = h.join();
+    }
+    let n = done.load(Ordering::Relaxed);
+    let mut line = format!(
+        "mode=handshake concurrency={concurrency} duration_s={secs:.2} handshakes={n} handshakes_per_s={:.0} errors={}",
+        n as f64 / secs,
+        errors.load(Ordering::Relaxed)
+    );
+    if let (Some((a, _)), Some((b, _))) = (before, after) {
+        line.push_str(&format!(
+            " server_cpu_s={:.2} handshakes_per_cpu_s={:.0}",
+            b - a,
+            n as f64 / (b - a).max(1e-9)
+        ));
+    }
+    println!("{line}");
+}
+
+fn main() {
+    match Cli::parse().mode {
+        Mode::Ws {
+            common,
+            clients,
+            connect_concurrency,
+            warmup,
+        } => run_ws(common, clients, connect_concurrency, warmup),
+        Mode::Token {
+            common,
+            connections,
+            path,
+        } => run_token(common, connections, path),
+        Mode::Handshake {
+            common,
+            concurrency,
+        } => run_handshake(common, concurrency),
+    }
+}
