@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Fan-out benchmark, end to end: build, kernel floor, server, every mode, stop.
+#
+#   scripts/bench.sh                    # the whole table (about 15 minutes)
+#   COUNTS="1000 2000" scripts/bench.sh # a subset
+#
+# Writes benches/results.csv, benches/results.txt (the raw key=value lines)
+# and benches/fanout.png (scripts/chart.py). Every fan-out figure is reported
+# beside wsfloor's writes per CPU-second measured at the same client count in
+# the same run. Client counts up to 2,000 tick every 10 ms; larger ones tick
+# once a second (the 19,000-connection target is stated for a 1 s tick).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNTS=${COUNTS:-"100 500 1000 2000 5000 10000 19000"}
+DURATION=${DURATION:-10}
+FLOOR_ROUNDS=${FLOOR_ROUNDS:-500}
+shared=${SHARED:-../shared}
+
+cargo build --release --bin rippy --bin rippy-load
+cargo build --release --manifest-path "$shared/bench/wsfloor/Cargo.toml"
+floor_bin="$shared/bench/wsfloor/target/release/wsfloor"
+ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d)
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+trap 'stop_server; rm -rf "$work"' EXIT
+
+# start_server <tick interval>
+start_server() {
+  rm -rf "$work/data"
+  mkdir -p "$work/data"
+  sed -e "s#./data/#$work/data/#" \
+      -e "s#./public#$PWD/public#" \
+      -e "s#127.0.0.1:8081#127.0.0.1:18081#" \
+      -e "s#interval: \"10ms\"#interval: \"$1\"#" \
+      -e "s#max_failures: 20#max_failures: 1000000#" \
+      _index.yaml > "$work/app.yaml"
+  RUST_LOG=warn target/release/rippy run "$work/app.yaml" 2>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 200); do
+    [ -s "$work/data/demo.key" ] && curl -sf -o /dev/null http://127.0.0.1:18081/healthz && break
+    sleep 0.05
+  done
+  key=$(tr -d '\n' < "$work/data/demo.key")
+}
+
+field() { grep -o "$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
+
+mkdir -p benches
+results=benches/results.txt
+: > "$results"
+echo "clients,tick,floor_writes_per_cpu_s,deliveries_per_cpu_s,ratio,ticks_per_s_per_client,gaps,p50_ms,p99_ms,max_ms,rss_per_conn_kib" > benches/results.csv
+for n in $COUNTS; do
+  tick=10ms
+  [ "$n" -gt 2000 ] && tick=1s
+  floor=$("$floor_bin" "$n" "$FLOOR_ROUNDS")
+  echo "floor $floor" | tee -a "$results"
+  start_server "$tick"
+  line=$(target/release/rippy-load ws --url http://127.0.0.1:18081 --key "$key" --clients "$n" \
+         --duration "$DURATION" --server-pid "$server_pid" --threads 1)
+  stop_server
+  echo "tick=$tick $line" | tee -a "$results"
+  fw=$(field writes_per_cpu_s "$floor")
+  dps=$(field deliveries_per_cpu_s "$line")
+  ratio=$(python3 -c "print(f'{$dps / $fw:.2f}')")
+  echo "$n,$tick,$fw,$dps,$ratio,$(field ticks_per_s_per_client "$line"),$(field gaps "$line"),$(field p50_ms "$line"),$(field p99_ms "$line"),$(field max_ms "$line"),$(field rss_per_conn_kib "$line")" >> benches/results.csv
+done
+
+start_server 10ms
+for mode in "token --connections 64" "token --connections 64 --path /healthz" "handshake --concurrency 32"; do
+  # shellcheck disable=SC2086
+  line=$(target/release/rippy-load $mode --url http://127.0.0.1:18081 --key "$key" --duration "$DURATION" --server-pid "$server_pid")
+  echo "$line" | tee -a "$results"
+done
+stop_server
+
+column -s, -t < benches/results.csv
+python3 scripts/chart.py benches/results.csv benches/fanout.png
