@@ -67,11 +67,8 @@ pub fn insert(conn: &Connection, key: &str, user_id: &str, role: &str) -> rusqli
 pub fn lookup(conn: &Connection, key: &str) -> rusqlite::Result<Option<KeyOwner>> {
     let digest = sha256_hex(key.as_bytes());
     let row: Option<(i64, String, String, String)> = conn
-        .query_row(
-            "SELECT id, key_hash, user_id, role FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
-            params![digest],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        .prepare_cached("SELECT id, key_hash, user_id, role FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")?
+        .query_row(params![digest], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
     // The index lookup already matched; compare again without a timing signal.
     Ok(row
@@ -85,11 +82,8 @@ pub fn lookup(conn: &Connection, key: &str) -> rusqlite::Result<Option<KeyOwner>
 
 /// Whether key `id` exists and is not revoked.
 pub fn is_active(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL)",
-        params![id],
-        |r| r.get(0),
-    )
+    conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL)")?
+        .query_row(params![id], |r| r.get(0))
 }
 
 /// Whether any live key belongs to `user_id`.

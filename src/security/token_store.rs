@@ -114,6 +114,8 @@ pub struct TokenStore {
     default_expiration: Duration,
     store: Arc<MemoryStore>,
     components: Arc<Components>,
+    /// Every policy, read once: policies do not change after boot.
+    policies: std::sync::OnceLock<Vec<(String, Arc<Policy>)>>,
 }
 
 impl TokenStore {
@@ -172,6 +174,7 @@ impl TokenStore {
                 .map_or(Duration::from_secs(3600), |d| d.get()),
             store,
             components,
+            policies: std::sync::OnceLock::new(),
         })
     }
 
@@ -262,8 +265,9 @@ impl TokenStore {
     /// Checks a token and resolves its scope into an [`Identity`].
     pub fn identify(&self, token: &str) -> Result<Identity, TokenError> {
         let record = self.validate(token)?;
+        let policies = self.policies.get_or_init(|| self.components.all::<Policy>());
         Ok(Identity {
-            scope: resolve_scope(&self.components, &record.scope),
+            scope: scope_of(policies, &record.scope),
             actor: record.actor,
             meta: record.meta,
         })
@@ -286,11 +290,14 @@ pub fn dev_mode() -> bool {
 
 /// The policies named by `names`: policy ids, or groups that policies list.
 pub fn resolve_scope(components: &Components, names: &[String]) -> Scope {
-    let all = components.all::<Policy>();
+    scope_of(&components.all::<Policy>(), names)
+}
+
+fn scope_of(all: &[(String, Arc<Policy>)], names: &[String]) -> Scope {
     let policies = all
-        .into_iter()
+        .iter()
         .filter(|(id, p)| names.iter().any(|n| n == id || p.groups.contains(n)))
-        .map(|(_, p)| p)
+        .map(|(_, p)| p.clone())
         .collect();
     Scope::new(policies)
 }

@@ -20,6 +20,57 @@ use tokio::sync::Notify;
 use super::{RelayConfig, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_SEND};
 use crate::process::{Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused};
 
+/// Wakes the outbound streams of one HTTP worker with one cross-thread wake
+/// per batch instead of one per connection: a broadcast to N connections on a
+/// worker costs that worker one wake-up, and the hub then wakes each stream
+/// on its own thread (no system call).
+#[derive(Default)]
+pub(super) struct Hub {
+    ready: Mutex<Vec<Waker>>,
+    task: Mutex<Option<Waker>>,
+    scheduled: AtomicBool,
+}
+
+thread_local! {
+    static HUB: Arc<Hub> = {
+        let hub = Arc::new(Hub::default());
+        actix_web::rt::spawn(Hub::run(hub.clone()));
+        hub
+    };
+}
+
+impl Hub {
+    /// The hub of the calling HTTP worker thread.
+    pub(super) fn current() -> Arc<Hub> {
+        HUB.with(Arc::clone)
+    }
+
+    /// Wakes `waker` on the hub's thread.
+    fn defer(&self, waker: Waker) {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner()).push(waker);
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(task) = task {
+                task.wake();
+            }
+        }
+    }
+
+    async fn run(hub: Arc<Hub>) {
+        std::future::poll_fn(|cx| {
+            *hub.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            // Cleared before taking: a waker pushed after this wakes us again.
+            hub.scheduled.store(false, Ordering::Release);
+            let ready = std::mem::take(&mut *hub.ready.lock().unwrap_or_else(|e| e.into_inner()));
+            for waker in ready {
+                waker.wake();
+            }
+            Poll::<()>::Pending
+        })
+        .await
+    }
+}
+
 /// One frame waiting to be written.
 pub(super) enum Outgoing {
     Text(Bytes),
@@ -62,6 +113,7 @@ pub(super) struct Connection {
     pub(super) target: Pid,
     metadata: Value,
     pub(super) node: Arc<Node>,
+    hub: Arc<Hub>,
     state: Mutex<State>,
     queue_size: usize,
     max_lag: usize,
@@ -83,6 +135,7 @@ impl Connection {
             target: target.target_pid,
             metadata: target.metadata,
             node,
+            hub: Hub::current(),
             state: Mutex::default(),
             queue_size: config.queue_size,
             max_lag: config.max_lag,
@@ -152,7 +205,7 @@ impl Connection {
             self.finish("too slow", 1008);
         }
         if let Some(w) = waker {
-            w.wake();
+            self.hub.defer(w);
         }
         Ok(())
     }
@@ -175,7 +228,7 @@ impl Connection {
             st.waker.take()
         };
         if let Some(w) = waker {
-            w.wake();
+            self.hub.defer(w);
         }
         self.to_handler(
             TOPIC_LEAVE,
