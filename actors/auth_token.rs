@@ -148,7 +148,7 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
         .tokens(ctx.arg_str("tokens").unwrap_or("app:tokens"))
         .map_err(internal)?;
     let owner = db
-        .run(move |conn| api_keys::lookup(conn, &api_key))
+        .read(move |conn| api_keys::lookup(conn, &api_key))
         .await
         .map_err(internal)?
         .ok_or(AuthError::InvalidApiKey)?;

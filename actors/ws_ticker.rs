@@ -25,7 +25,7 @@ pub async fn handler(call: FunctionCall) -> HttpResponse {
                 return json_error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
             }
         };
-        match db.run(move |conn| api_keys::is_active(conn, key_id)).await {
+        match db.read(move |conn| api_keys::is_active(conn, key_id)).await {
             Ok(true) => {}
             Ok(false) => {
                 ctx.node().metrics().auth_failure("key_revoked");

@@ -53,6 +53,11 @@ pub struct TokenStoreConfig {
     /// Where a generated key is kept when neither of the above gives one.
     #[serde(default)]
     pub token_key_file: Option<String>,
+    /// Live tokens one actor may hold (default 100); issuing one more revokes
+    /// that actor's oldest, so a client looping on the token endpoint cannot
+    /// grow memory without bound.
+    #[serde(default)]
+    pub max_tokens_per_actor: Option<usize>,
     #[serde(default)]
     pub lifecycle: Option<crate::manifest::Lifecycle>,
 }
@@ -116,6 +121,9 @@ pub struct TokenStore {
     components: Arc<Components>,
     /// Every policy, read once: policies do not change after boot.
     policies: std::sync::OnceLock<Vec<(String, Arc<Policy>)>>,
+    max_per_actor: usize,
+    /// Each actor's live token ids, oldest first.
+    by_actor: std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<String>>>,
 }
 
 impl TokenStore {
@@ -175,6 +183,8 @@ impl TokenStore {
             store,
             components,
             policies: std::sync::OnceLock::new(),
+            max_per_actor: config.max_tokens_per_actor.unwrap_or(100).max(1),
+            by_actor: Default::default(),
         })
     }
 
@@ -220,6 +230,8 @@ impl TokenStore {
         let mut random = vec![0u8; self.token_length];
         rand::rngs::OsRng.fill_bytes(&mut random);
         let lifetime = Duration::from_secs(expires_at.saturating_sub(unix_secs()));
+        let id = hex(&random);
+        let actor_id = actor.id.clone();
         let record = TokenRecord {
             actor,
             scope,
@@ -228,11 +240,24 @@ impl TokenStore {
         };
         let value = serde_json::to_value(&record).map_err(|e| e.to_string())?;
         self.store
-            .set(&hex(&random), value, Some(lifetime + EXPIRED_GRACE))
+            .set(&id, value, Some(lifetime + EXPIRED_GRACE))
             .map_err(|e| e.to_string())?;
+        self.remember(actor_id, id);
         let mut token = hex(&random);
         token.push_str(&hex(&self.tag(&random)));
         Ok(token)
+    }
+
+    /// Records a new token for its actor, revoking the oldest past the cap.
+    fn remember(&self, actor: String, id: String) {
+        let mut by_actor = self.by_actor.lock().unwrap_or_else(|e| e.into_inner());
+        let live = by_actor.entry(actor).or_default();
+        live.push_back(id);
+        while live.len() > self.max_per_actor {
+            if let Some(oldest) = live.pop_front() {
+                self.store.delete(&oldest);
+            }
+        }
     }
 
     fn split<'t>(&self, token: &'t str) -> Result<(&'t str, Vec<u8>), TokenError> {

@@ -499,3 +499,21 @@ impl WriteAllSync for std::process::ChildStdin {
         std::io::Write::write_all(&mut self, data).unwrap();
     }
 }
+
+#[actix_web::test]
+async fn one_actor_cannot_hold_more_than_its_token_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::boot_in(dir.path()).await;
+    let tokens = app.registry.get::<TokenStore>("app:tokens").unwrap();
+    let issue = || {
+        tokens
+            .create(Actor::new("user:quota"), vec![], None, Value::Null)
+            .unwrap()
+    };
+    let first = issue();
+    let rest: Vec<String> = (0..100).map(|_| issue()).collect();
+    assert_eq!(tokens.validate(&first).err(), Some(rippy::security::TokenError::Unknown));
+    assert!(tokens.validate(&rest[0]).is_ok());
+    assert!(tokens.validate(rest.last().unwrap()).is_ok());
+    app.shutdown().await;
+}
