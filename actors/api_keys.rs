@@ -82,8 +82,10 @@ pub fn lookup(conn: &Connection, key: &str) -> rusqlite::Result<Option<KeyOwner>
 
 /// Whether key `id` exists and is not revoked.
 pub fn is_active(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL)")?
-        .query_row(params![id], |r| r.get(0))
+    conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL)",
+    )?
+    .query_row(params![id], |r| r.get(0))
 }
 
 /// Whether any live key belongs to `user_id`.

@@ -89,5 +89,30 @@ for mode in "token --connections 64" "token --connections 64 --path /healthz" "h
 done
 stop_server
 
+# Churn at full scale: 10,000 connect/disconnect cycles; then the counters
+# must be back at 0 (the test in tests/app runs 1,300 on the same code path).
+start_server 10ms
+# A warm-up pass first: allocator arenas and pools grow once; RSS is then
+# compared before and after the measured 10,000 cycles.
+target/release/rippy-load churn --url http://127.0.0.1:18081 --key "$key" --cycles 3000 >/dev/null
+line=$(target/release/rippy-load churn --url http://127.0.0.1:18081 --key "$key" --cycles 10000 --server-pid "$server_pid")
+left=$(curl -s http://127.0.0.1:18081/metrics | grep -E '^(rippy_processes\{entry="app:ws_handler"\}|rippy_ws_connections|rippy_ticker_subscribers) ' | awk '{s+=$2} END {print s+0}')
+echo "$line left_after_churn=$left" | tee -a "$results"
+
+# Graceful shutdown with 1,000 open sockets: SIGTERM, then time to exit.
+target/release/rippy-load ws --url http://127.0.0.1:18081 --key "$key" --clients 1000 --duration 30 --warmup 0 >/dev/null &
+load_pid=$!
+for _ in $(seq 200); do
+  [ "$(curl -s http://127.0.0.1:18081/metrics | awk '/^rippy_ws_connections /{print $2}')" = "1000" ] && break
+  sleep 0.1
+done
+t0=$(date +%s.%N)
+kill -TERM "$server_pid"
+wait "$server_pid"; code=$?
+t1=$(date +%s.%N)
+server_pid=""
+kill "$load_pid" 2>/dev/null || true
+echo "mode=shutdown sockets=1000 exit_code=$code seconds=$(python3 -c "print(f'{$t1 - $t0:.2f}')")" | tee -a "$results"
+
 column -s, -t < benches/results.csv
 python3 scripts/chart.py benches/results.csv benches/fanout.png

@@ -80,6 +80,16 @@ enum Mode {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// Connect, wait for a tick, disconnect (half with a close frame, half by
+    /// cutting TCP), `--cycles` times; reports server RSS before and after.
+    Churn {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 10_000)]
+        cycles: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -627,8 +637,83 @@ fn run_handshake(c: Common, concurrency: usize) {
     println!("{line}");
 }
 
+fn run_churn(c: Common, cycles: usize, concurrency: usize) {
+    raise_fd_limit();
+    let addr = server_addr(&c.url);
+    let token = runtime().block_on(post_token(addr, &c.key));
+    let before = c.server_pid.and_then(proc_sample);
+    let started = Instant::now();
+    let failed = runtime().block_on(async move {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async move {
+                let failed = Arc::new(AtomicU64::new(0));
+                let next = Arc::new(AtomicU64::new(0));
+                let workers: Vec<_> = (0..concurrency)
+                    .map(|w| {
+                        let (token, failed, next) = (token.clone(), failed.clone(), next.clone());
+                        tokio::task::spawn_local(async move {
+                            loop {
+                                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                                if i >= cycles {
+                                    return;
+                                }
+                                let source = Ipv4Addr::new(
+                                    127,
+                                    2,
+                                    ((w + i) / 250 % 250) as u8,
+                                    ((w + i) % 250 + 2) as u8,
+                                );
+                                match open_ws(addr, source, &token).await {
+                                    Ok((mut s, mut buf)) => {
+                                        // Wait for the snapshot (welcome + ticker), then leave.
+                                        let mut chunk = [0u8; 4096];
+                                        while !buf.windows(8).any(|w| w == b"\"ticker\"") {
+                                            match s.read(&mut chunk).await {
+                                                Ok(0) | Err(_) => break,
+                                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                            }
+                                        }
+                                        if i.is_multiple_of(2) {
+                                            let _ = s.write_all(&[0x88, 0x80, 1, 2, 3, 4]).await;
+                                        }
+                                    }
+                                    Err(_) => {
+                                        failed.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    let _ = w.await;
+                }
+                failed.load(Ordering::Relaxed)
+            })
+            .await
+    });
+    let secs = started.elapsed().as_secs_f64();
+    // Let the server finish its cleanup before sampling.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = c.server_pid.and_then(proc_sample);
+    let mut line = format!(
+        "mode=churn cycles={cycles} failed={failed} seconds={secs:.2} cycles_per_s={:.0}",
+        cycles as f64 / secs
+    );
+    if let (Some((_, rss0)), Some((_, rss1))) = (before, after) {
+        line.push_str(&format!(" rss_before_kib={rss0} rss_after_kib={rss1}"));
+    }
+    println!("{line}");
+}
+
 fn main() {
     match Cli::parse().mode {
+        Mode::Churn {
+            common,
+            cycles,
+            concurrency,
+        } => run_churn(common, cycles, concurrency),
         Mode::Ws {
             common,
             clients,

@@ -123,7 +123,8 @@ pub struct TokenStore {
     policies: std::sync::OnceLock<Vec<(String, Arc<Policy>)>>,
     max_per_actor: usize,
     /// Each actor's live token ids, oldest first.
-    by_actor: std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<String>>>,
+    by_actor:
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<String>>>,
 }
 
 impl TokenStore {
@@ -290,7 +291,9 @@ impl TokenStore {
     /// Checks a token and resolves its scope into an [`Identity`].
     pub fn identify(&self, token: &str) -> Result<Identity, TokenError> {
         let record = self.validate(token)?;
-        let policies = self.policies.get_or_init(|| self.components.all::<Policy>());
+        let policies = self
+            .policies
+            .get_or_init(|| self.components.all::<Policy>());
         Ok(Identity {
             scope: scope_of(policies, &record.scope),
             actor: record.actor,

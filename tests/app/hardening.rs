@@ -512,7 +512,10 @@ async fn one_actor_cannot_hold_more_than_its_token_quota() {
     };
     let first = issue();
     let rest: Vec<String> = (0..100).map(|_| issue()).collect();
-    assert_eq!(tokens.validate(&first).err(), Some(rippy::security::TokenError::Unknown));
+    assert_eq!(
+        tokens.validate(&first).err(),
+        Some(rippy::security::TokenError::Unknown)
+    );
     assert!(tokens.validate(&rest[0]).is_ok());
     assert!(tokens.validate(rest.last().unwrap()).is_ok());
     app.shutdown().await;

@@ -47,7 +47,10 @@ impl Hub {
 
     /// Wakes `waker` on the hub's thread.
     fn defer(&self, waker: Waker) {
-        self.ready.lock().unwrap_or_else(|e| e.into_inner()).push(waker);
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(waker);
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(task) = task {
