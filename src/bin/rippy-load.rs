@@ -13,7 +13,9 @@
 //! from /proc over the measured window. Every mode ends with one line of
 //! key=value pairs.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -162,6 +164,14 @@ impl Histogram {
         self.count += 1;
         self.max_ms = self.max_ms.max(ms);
     }
+    fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.max_ms = self.max_ms.max(other.max_ms);
+    }
+
     fn quantile(&self, q: f64) -> f64 {
         let target = (self.count as f64 * q).ceil() as u64;
         let mut seen = 0;
@@ -250,19 +260,17 @@ fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
         .ok()
 }
 
-/// Reads ticks until the run ends; records seq gaps and latency.
+/// Reads ticks until its task is dropped; records seq gaps and latency into
+/// its thread's histogram (no lock, no timer per read).
 async fn ws_client(
     mut s: TcpStream,
     mut buf: Vec<u8>,
     totals: Arc<Totals>,
-    hist: Arc<std::sync::Mutex<Histogram>>,
-    stop: Arc<AtomicBool>,
+    hist: Rc<RefCell<Histogram>>,
 ) {
     let mut last_seq: Option<u64> = None;
-    let mut lat = Vec::with_capacity(1024);
     let mut chunk = vec![0u8; 16 * 1024];
-    while !stop.load(Ordering::Relaxed) {
-        // Parse whole frames at the front of buf.
+    loop {
         let mut i = 0;
         while i + 2 <= buf.len() {
             let opcode = buf[i] & 0x0f;
@@ -290,16 +298,18 @@ async fn ws_client(
                     number_after(payload, b"\"seq\":"),
                     number_after(payload, b"\"sent_at_ms\":"),
                 ) {
+                    let measuring = totals.measuring.load(Ordering::Relaxed);
                     if let Some(prev) = last_seq
                         && seq > prev + 1
-                        && totals.measuring.load(Ordering::Relaxed)
+                        && measuring
                     {
                         totals.gaps.fetch_add(seq - prev - 1, Ordering::Relaxed);
                     }
                     last_seq = Some(seq);
-                    if totals.measuring.load(Ordering::Relaxed) {
+                    if measuring {
                         totals.ticks.fetch_add(1, Ordering::Relaxed);
-                        lat.push(now_ms().saturating_sub(sent) as f64);
+                        hist.borrow_mut()
+                            .record(now_ms().saturating_sub(sent) as f64);
                     }
                 }
             } else if opcode == 8 {
@@ -308,22 +318,10 @@ async fn ws_client(
             i += h + len;
         }
         buf.drain(..i);
-        if lat.len() >= 1000 {
-            let mut h = hist.lock().unwrap_or_else(|e| e.into_inner());
-            for l in lat.drain(..) {
-                h.record(l);
-            }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-        let read = tokio::time::timeout(Duration::from_millis(200), s.read(&mut chunk)).await;
-        match read {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => {}
-        }
-    }
-    let mut h = hist.lock().unwrap_or_else(|e| e.into_inner());
-    for l in lat.drain(..) {
-        h.record(l);
     }
 }
 
@@ -341,44 +339,54 @@ fn run_ws(c: Common, clients: usize, concurrency: usize, warmup: u64) {
     let baseline = c.server_pid.and_then(proc_sample);
     let totals = Arc::new(Totals::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let hist = Arc::new(std::sync::Mutex::new(Histogram::new()));
     let threads = c.threads.max(1);
     let started = Instant::now();
     let mut handles = Vec::new();
     for t in 0..threads {
-        let (token, totals, stop, hist) =
-            (token.clone(), totals.clone(), stop.clone(), hist.clone());
+        let (token, totals, stop) = (token.clone(), totals.clone(), stop.clone());
         let mine: Vec<usize> = (0..clients).filter(|i| i % threads == t).collect();
         let per_thread_concurrency = (concurrency / threads).max(1);
         handles.push(std::thread::spawn(move || {
-            runtime().block_on(async move {
-                let local = tokio::task::LocalSet::new();
-                local
-                    .run_until(async move {
-                        let sem = Arc::new(tokio::sync::Semaphore::new(per_thread_concurrency));
-                        let mut tasks = Vec::new();
-                        for i in mine {
-                            let permit = sem.clone().acquire_owned().await.expect("semaphore");
-                            let source = Ipv4Addr::new(127, 0, (i / 250 % 250) as u8, (i % 250 + 2) as u8);
-                            match open_ws(addr, source, &token).await {
-                                Ok((s, rest)) => {
-                                    totals.connected.fetch_add(1, Ordering::Relaxed);
-                                    drop(permit);
-                                    tasks.push(tokio::task::spawn_local(ws_client(s, rest, totals.clone(), hist.clone(), stop.clone())));
-                                }
-                                Err(e) => {
-                                    if totals.refused.fetch_add(1, Ordering::Relaxed) == 0 {
-                                        eprintln!("connection refused: {e} (descriptor limit here: {fd_limit})");
-                                    }
-                                }
+            let hist = Rc::new(RefCell::new(Histogram::new()));
+            let local = tokio::task::LocalSet::new();
+            let h = hist.clone();
+            runtime().block_on(local.run_until(async move {
+                let sem = Arc::new(tokio::sync::Semaphore::new(per_thread_concurrency));
+                let mut tasks = Vec::new();
+                for i in mine {
+                    let permit = sem.clone().acquire_owned().await.expect("semaphore");
+                    let source = Ipv4Addr::new(127, 0, (i / 250 % 250) as u8, (i % 250 + 2) as u8);
+                    match open_ws(addr, source, &token).await {
+                        Ok((s, rest)) => {
+                            totals.connected.fetch_add(1, Ordering::Relaxed);
+                            drop(permit);
+                            tasks.push(tokio::task::spawn_local(ws_client(
+                                s,
+                                rest,
+                                totals.clone(),
+                                h.clone(),
+                            )));
+                        }
+                        Err(e) => {
+                            if totals.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!(
+                                    "connection refused: {e} (descriptor limit here: {fd_limit})"
+                                );
                             }
                         }
-                        for t in tasks {
-                            let _ = t.await;
-                        }
-                    })
-                    .await
-            })
+                    }
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                for t in tasks {
+                    t.abort();
+                }
+            }));
+            drop(local);
+            Rc::try_unwrap(hist)
+                .map(RefCell::into_inner)
+                .unwrap_or_else(|h| h.borrow().clone())
         }));
     }
     while totals.connected.load(Ordering::Relaxed) + totals.refused.load(Ordering::Relaxed)
@@ -396,10 +404,12 @@ fn run_ws(c: Common, clients: usize, concurrency: usize, warmup: u64) {
     let secs = window.elapsed().as_secs_f64();
     let after = c.server_pid.and_then(proc_sample);
     stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        let _ = h.join();
+    let mut h = Histogram::new();
+    for handle in handles {
+        if let Ok(part) = handle.join() {
+            h.merge(&part);
+        }
     }
-    let h = hist.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ticks = totals.ticks.load(Ordering::Relaxed);
     let connected = totals.connected.load(Ordering::Relaxed);
     let mut line = format!(
