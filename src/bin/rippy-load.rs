@@ -509,36 +509,18 @@ fn run_token(c: Common, connections: usize, path: Option<String>) {
     let threads = c.threads.max(1);
     let before = c.server_pid.and_then(proc_sample);
     let started = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let (request, done, errors, stop) =
-                (request.clone(), done.clone(), errors.clone(), stop.clone());
-            let n = (0..connections).filter(|i| i % threads == t).count();
-            std::thread::spawn(move || {
-                runtime().block_on(async move {
-                    let local = tokio::task::LocalSet::new();
-                    local
-                        .run_until(async move {
-                            let tasks: Vec<_> = (0..n)
-                                .map(|_| {
-                                    tokio::task::spawn_local(http_worker(
-                                        addr,
-                                        request.clone(),
-                                        done.clone(),
-                                        errors.clone(),
-                                        stop.clone(),
-                                    ))
-                                })
-                                .collect();
-                            for t in tasks {
-                                let _ = t.await;
-                            }
-                        })
-                        .await
-                })
-            })
-        })
-        .collect();
+    let handles = spawn_workers(threads, connections, {
+        let (done, errors, stop) = (done.clone(), errors.clone(), stop.clone());
+        move |_| {
+            http_worker(
+                addr,
+                request.clone(),
+                done.clone(),
+                errors.clone(),
+                stop.clone(),
+            )
+        }
+    });
     std::thread::sleep(Duration::from_secs(c.duration));
     stop.store(true, Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
@@ -563,6 +545,63 @@ fn run_token(c: Common, connections: usize, path: Option<String>) {
     println!("{line}");
 }
 
+/// Repeats authenticated handshakes (then a close frame) until `stop`.
+async fn handshake_worker(
+    w: usize,
+    addr: SocketAddr,
+    token: String,
+    done: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut k = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        k += 1;
+        let source = Ipv4Addr::new(
+            127,
+            1,
+            ((w + k) / 250 % 250) as u8,
+            ((w + k) % 250 + 2) as u8,
+        );
+        match open_ws(addr, source, &token).await {
+            Ok((mut s, _)) => {
+                // A close frame (masked, empty), then drop.
+                let _ = s.write_all(&[0x88, 0x80, 1, 2, 3, 4]).await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Runs `n` tasks made by `make(i)`, spread over `threads` current-thread
+/// runtimes; each thread ends when its tasks have.
+fn spawn_workers<F, Fut>(threads: usize, n: usize, make: F) -> Vec<std::thread::JoinHandle<()>>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    (0..threads)
+        .map(|t| {
+            let make = make.clone();
+            std::thread::spawn(move || {
+                let local = tokio::task::LocalSet::new();
+                runtime().block_on(local.run_until(async move {
+                    let tasks: Vec<_> = (0..n)
+                        .filter(|i| i % threads == t)
+                        .map(|i| tokio::task::spawn_local(make(i)))
+                        .collect();
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                }));
+            })
+        })
+        .collect()
+}
+
 fn run_handshake(c: Common, concurrency: usize) {
     raise_fd_limit();
     let addr = server_addr(&c.url);
@@ -575,55 +614,19 @@ fn run_handshake(c: Common, concurrency: usize) {
     let threads = c.threads.max(1);
     let before = c.server_pid.and_then(proc_sample);
     let started = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let (token, done, errors, stop) =
-                (token.clone(), done.clone(), errors.clone(), stop.clone());
-            let n = (0..concurrency).filter(|i| i % threads == t).count();
-            std::thread::spawn(move || {
-                runtime().block_on(async move {
-                    let local = tokio::task::LocalSet::new();
-                    local
-                        .run_until(async move {
-                            let tasks: Vec<_> = (0..n)
-                                .map(|w| {
-                                    let (token, done, errors, stop) =
-                                        (token.clone(), done.clone(), errors.clone(), stop.clone());
-                                    tokio::task::spawn_local(async move {
-                                        let mut k = 0usize;
-                                        while !stop.load(Ordering::Relaxed) {
-                                            k += 1;
-                                            let source = Ipv4Addr::new(
-                                                127,
-                                                1,
-                                                ((w + k) / 250 % 250) as u8,
-                                                ((w + k) % 250 + 2) as u8,
-                                            );
-                                            match open_ws(addr, source, &token).await {
-                                                Ok((mut s, _)) => {
-                                                    // A close frame (masked, empty), then drop.
-                                                    let _ = s
-                                                        .write_all(&[0x88, 0x80, 1, 2, 3, 4])
-                                                        .await;
-                                                    done.fetch_add(1, Ordering::Relaxed);
-                                                }
-                                                Err(_) => {
-                                                    errors.fetch_add(1, Ordering::Relaxed);
-                                                }
-                                            }
-                                        }
-                                    })
-                                })
-                                .collect();
-                            for t in tasks {
-                                let _ = t.await;
-                            }
-                        })
-                        .await
-                })
-            })
-        })
-        .collect();
+    let handles = spawn_workers(threads, concurrency, {
+        let (done, errors, stop) = (done.clone(), errors.clone(), stop.clone());
+        move |w| {
+            handshake_worker(
+                w,
+                addr,
+                token.clone(),
+                done.clone(),
+                errors.clone(),
+                stop.clone(),
+            )
+        }
+    });
     std::thread::sleep(Duration::from_secs(c.duration));
     stop.store(true, Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();

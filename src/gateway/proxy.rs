@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::web::{self, Bytes};
+use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -396,10 +396,16 @@ impl Proxy {
             request_id,
         };
         let headers = forward::upstream_headers(req, &fwd);
-        if is_websocket_upgrade(req) {
+        if crate::http::is_websocket_upgrade(req) {
             return tunnel::open(req, payload, &route.authority, headers, route.timeout).await;
         }
-        let body = read_body(req, payload, self.max_body).await?;
+        let limit = self.max_body;
+        let body = crate::http::read_body(req, payload, limit)
+            .await
+            .map_err(|e| match e {
+                crate::http::BodyError::TooLarge => GatewayError::PayloadTooLarge { limit },
+                crate::http::BodyError::Unreadable => GatewayError::BadRequest,
+            })?;
         let target = req.uri().path_and_query().map_or(path, |p| p.as_str());
         let url = format!("{}{target}", route.upstream);
         forward::forward(req, url, headers, body, route.timeout).await
@@ -519,33 +525,6 @@ fn path_is_clean(path: &str) -> bool {
         return false;
     }
     !path.split('/').any(|seg| seg == "." || seg == "..")
-}
-
-fn is_websocket_upgrade(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-async fn read_body(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, GatewayError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(GatewayError::PayloadTooLarge { limit });
-    }
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(_)) => Err(GatewayError::BadRequest),
-        Err(_) => Err(GatewayError::PayloadTooLarge { limit }),
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
@@ -15,7 +14,7 @@ use super::middleware::cors::Cors;
 use super::middleware::token_auth::TokenAuth;
 use super::middleware::websocket_relay::{self, RELAY_HEADER, RelayConfig, RelayTarget};
 use super::middleware::{CORS, TOKEN_AUTH, WEBSOCKET_RELAY};
-use super::{Endpoint, HttpError, HttpService, Options};
+use super::{BodyError, Endpoint, HttpError, HttpService, Options};
 use crate::component::Components;
 use crate::security::TokenStore;
 
@@ -172,7 +171,10 @@ impl Router {
         if let Some(auth) = &self.token_auth {
             auth.enrich(req, node.metrics());
         }
-        let upgrade = self.relay.as_ref().filter(|_| is_websocket_upgrade(req));
+        let upgrade = self
+            .relay
+            .as_ref()
+            .filter(|_| super::is_websocket_upgrade(req));
         if let Some(relay) = upgrade
             && !relay.origin_allowed(req)
         {
@@ -181,9 +183,13 @@ impl Router {
         let (body, payload) = if upgrade.is_some() {
             (Bytes::new(), Some(payload))
         } else {
-            match read_body(req, payload, service.max_body()).await {
+            let limit = service.max_body();
+            match super::read_body(req, payload, limit).await {
                 Ok(body) => (body, None),
-                Err(e) => return e.error_response(),
+                Err(BodyError::TooLarge) => {
+                    return HttpError::PayloadTooLarge { limit }.error_response();
+                }
+                Err(BodyError::Unreadable) => return HttpError::BadBody.error_response(),
             }
         };
         let mut res = endpoint.func.call(node, req.clone(), body).await;
@@ -219,34 +225,5 @@ impl Router {
                 e.error_response()
             }
         }
-    }
-}
-
-fn is_websocket_upgrade(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// Reads the whole body, refusing more than `limit` bytes with 413 (at once
-/// when `Content-Length` already says so).
-async fn read_body(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, HttpError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(HttpError::PayloadTooLarge { limit });
-    }
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(_)) => Err(HttpError::BadBody),
-        Err(_) => Err(HttpError::PayloadTooLarge { limit }),
     }
 }

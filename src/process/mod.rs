@@ -20,7 +20,7 @@ pub use context::{ModuleError, ProcessContext, TimerId};
 pub use host::{HostConfig, ProcessHost, ProcessSpec, RustEntryConfig};
 pub use node::{Caller, Node, NodeStats, ProcessRef, SendError, SpawnError, Target};
 pub use pid::{Pid, PidParseError};
-pub use service::{RestartPolicy, ServiceConfig, ServiceHandle, ServiceLifecycle};
+pub use service::{RestartPolicy, ServiceConfig, ServiceHandle};
 
 pub use context::Modules;
 pub(crate) use node::{Mailbox, Refused};

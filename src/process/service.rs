@@ -34,9 +34,6 @@ pub struct ServiceConfig {
     pub args: Option<serde_yaml::Value>,
 }
 
-/// The service's lifecycle with defaults filled in.
-pub type ServiceLifecycle = Lifecycle;
-
 #[derive(Default)]
 struct ServiceState {
     child: Option<Pid>,
