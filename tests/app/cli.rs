@@ -329,7 +329,7 @@ async fn connection_churn_leaves_no_process_connection_or_subscriber_and_no_grow
         }
     };
     // Warm up allocators and pools, then measure (the full 10,000 live in scripts/bench.sh).
-    churn(&server, &token, 300).await;
+    churn(&server, &token, 500).await;
     settle(server.base.clone()).await;
     let before = rss_kib(pid);
     churn(&server, &token, 1000).await;
