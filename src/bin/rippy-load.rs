@@ -501,41 +501,18 @@ fn run_token(c: Common, connections: usize, path: Option<String>) {
         }
     };
     let request = Arc::new(request.into_bytes());
-    let (done, errors, stop) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let threads = c.threads.max(1);
-    let before = c.server_pid.and_then(proc_sample);
-    let started = Instant::now();
-    let handles = spawn_workers(threads, connections, {
-        let (done, errors, stop) = (done.clone(), errors.clone(), stop.clone());
-        move |_| {
-            http_worker(
-                addr,
-                request.clone(),
-                done.clone(),
-                errors.clone(),
-                stop.clone(),
-            )
-        }
+    let run = timed_run(&c, connections, move |_, k| {
+        http_worker(addr, request.clone(), k.done, k.errors, k.stop)
     });
-    std::thread::sleep(Duration::from_secs(c.duration));
-    stop.store(true, Ordering::Relaxed);
-    let secs = started.elapsed().as_secs_f64();
-    let after = c.server_pid.and_then(proc_sample);
-    for h in handles {
-        let _ = h.join();
-    }
-    let n = done.load(Ordering::Relaxed);
+    let n = run.done;
+    let secs = run.seconds;
     let mut line = format!(
         "mode=token path={} connections={connections} duration_s={secs:.2} requests={n} requests_per_s={:.0} errors={}",
         path.as_deref().unwrap_or("/auth/token"),
         n as f64 / secs,
-        errors.load(Ordering::Relaxed)
+        run.errors
     );
-    if let (Some((a, _)), Some((b, _))) = (before, after) {
+    if let Some((a, b)) = run.server_cpu {
         line.push_str(&format!(
             " server_cpu_s={:.2} requests_per_cpu_s={:.0}",
             b - a,
@@ -576,6 +553,53 @@ async fn handshake_worker(
     }
 }
 
+/// The counters a timed worker updates.
+#[derive(Clone)]
+struct Counters {
+    done: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+/// What a timed run measured.
+struct Run {
+    done: u64,
+    errors: u64,
+    seconds: f64,
+    /// Server CPU seconds at the start and the end, with `--server-pid`.
+    server_cpu: Option<(f64, f64)>,
+}
+
+/// Runs `n` workers made by `make(i, counters)` for `c.duration` seconds.
+fn timed_run<F, Fut>(c: &Common, n: usize, make: F) -> Run
+where
+    F: Fn(usize, Counters) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let counters = Counters {
+        done: Arc::default(),
+        errors: Arc::default(),
+        stop: Arc::default(),
+    };
+    let before = c.server_pid.and_then(proc_sample);
+    let started = Instant::now();
+    let k = counters.clone();
+    let handles = spawn_workers(c.threads.max(1), n, move |i| make(i, k.clone()));
+    std::thread::sleep(Duration::from_secs(c.duration));
+    counters.stop.store(true, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    let after = c.server_pid.and_then(proc_sample);
+    for h in handles {
+        let _ = h.join();
+    }
+    Run {
+        done: counters.done.load(Ordering::Relaxed),
+        errors: counters.errors.load(Ordering::Relaxed),
+        seconds,
+        server_cpu: before.zip(after).map(|((a, _), (b, _))| (a, b)),
+    }
+}
+
 /// Runs `n` tasks made by `make(i)`, spread over `threads` current-thread
 /// runtimes; each thread ends when its tasks have.
 fn spawn_workers<F, Fut>(threads: usize, n: usize, make: F) -> Vec<std::thread::JoinHandle<()>>
@@ -606,41 +630,16 @@ fn run_handshake(c: Common, concurrency: usize) {
     raise_fd_limit();
     let addr = server_addr(&c.url);
     let token = runtime().block_on(post_token(addr, &c.key));
-    let (done, errors, stop) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let threads = c.threads.max(1);
-    let before = c.server_pid.and_then(proc_sample);
-    let started = Instant::now();
-    let handles = spawn_workers(threads, concurrency, {
-        let (done, errors, stop) = (done.clone(), errors.clone(), stop.clone());
-        move |w| {
-            handshake_worker(
-                w,
-                addr,
-                token.clone(),
-                done.clone(),
-                errors.clone(),
-                stop.clone(),
-            )
-        }
+    let run = timed_run(&c, concurrency, move |w, k| {
+        handshake_worker(w, addr, token.clone(), k.done, k.errors, k.stop)
     });
-    std::thread::sleep(Duration::from_secs(c.duration));
-    stop.store(true, Ordering::Relaxed);
-    let secs = started.elapsed().as_secs_f64();
-    let after = c.server_pid.and_then(proc_sample);
-    for h in handles {
-        let _ = h.join();
-    }
-    let n = done.load(Ordering::Relaxed);
+    let (n, secs) = (run.done, run.seconds);
     let mut line = format!(
         "mode=handshake concurrency={concurrency} duration_s={secs:.2} handshakes={n} handshakes_per_s={:.0} errors={}",
         n as f64 / secs,
-        errors.load(Ordering::Relaxed)
+        run.errors
     );
-    if let (Some((a, _)), Some((b, _))) = (before, after) {
+    if let Some((a, b)) = run.server_cpu {
         line.push_str(&format!(
             " server_cpu_s={:.2} handshakes_per_cpu_s={:.0}",
             b - a,

@@ -41,13 +41,7 @@ async fn the_page_streams_prices_into_the_table_and_draws_the_charts() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    let key = server
-        .wait_for("demo API key created")
-        .split("api_key=")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let key = server.demo_key();
     let shot = repo().join("target/browser-ticker.png");
     let out = Command::new("node")
         .arg(repo().join("tests/browser/ticker.mjs"))

@@ -69,6 +69,16 @@ impl Server {
         server
     }
 
+    /// The demo key from its creation line (first start only).
+    pub fn demo_key(&mut self) -> String {
+        let line = self.wait_for("demo API key created");
+        line.split("api_key=")
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    }
+
     /// Waits for a log line containing `needle` and returns it.
     pub fn wait_for(&mut self, needle: &str) -> String {
         if let Some(l) = self.log.iter().find(|l| l.contains(needle)) {
@@ -161,13 +171,7 @@ async fn the_first_start_logs_the_demo_key_once_and_writes_it_mode_0600() {
 async fn sigterm_closes_open_sockets_with_1001_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    let key = server
-        .wait_for("demo API key created")
-        .split("api_key=")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let key = server.demo_key();
     let token = token_for(&server.base, &key).await;
     let ws_url = format!(
         "{}/ws/ticker?x-auth-token={token}",
@@ -303,13 +307,7 @@ async fn churn(server: &Server, token: &str, cycles: usize) {
 async fn connection_churn_leaves_no_process_connection_or_subscriber_and_no_growth() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    let key = server
-        .wait_for("demo API key created")
-        .split("api_key=")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let key = server.demo_key();
     let token = token_for(&server.base, &key).await;
     let pid = server.child.id();
     let settle = |base: String| async move {
@@ -351,13 +349,7 @@ async fn the_logs_of_a_whole_session_carry_no_token_and_no_key_after_creation() 
     let out = rippy(&["keys", "create", "--user", "carol", "--manifest", m]);
     let carol = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let mut server = Server::start(dir.path());
-    let demo = server
-        .wait_for("demo API key created")
-        .split("api_key=")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let demo = server.demo_key();
     let token = token_for(&server.base, &carol).await;
     let ws_url = format!(
         "{}/ws/ticker?x-auth-token={token}",
