@@ -25,6 +25,21 @@ pub struct HostConfig {
     pub workers: Option<usize>,
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
+    /// Where spawns run: `workers` (default; round-robin over this host's
+    /// threads) or `caller` (on the spawning thread when it is an actix
+    /// thread, such as an HTTP worker: a connection's handler then lives
+    /// beside its socket and their messages never cross threads).
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// Where a host runs the processes it spawns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    #[default]
+    Workers,
+    Caller,
 }
 
 /// The `process.rust` and `function.rust` entries: native code from the catalog.
@@ -124,6 +139,7 @@ pub struct ProcessHost {
     handles: Vec<ArbiterHandle>,
     next_worker: AtomicUsize,
     next_pid: AtomicU64,
+    placement: Placement,
 }
 
 impl ProcessHost {
@@ -141,6 +157,7 @@ impl ProcessHost {
             handles,
             next_worker: AtomicUsize::new(0),
             next_pid: AtomicU64::new(0),
+            placement: config.placement,
         }
     }
 
@@ -186,8 +203,15 @@ impl ProcessHost {
             process,
             queued,
         );
-        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        let started = self.handles[worker].spawn_fn(move || {
+        let caller = match self.placement {
+            Placement::Caller => Arbiter::try_current(),
+            Placement::Workers => None,
+        };
+        let arbiter = caller.unwrap_or_else(|| {
+            let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+            self.handles[worker].clone()
+        });
+        let started = arbiter.spawn_fn(move || {
             Context::with_receiver(rx).run(actor);
         });
         if !started {

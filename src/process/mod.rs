@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 pub use context::{ModuleError, ProcessContext, TimerId};
-pub use host::{HostConfig, ProcessHost, ProcessSpec, RustEntryConfig};
+pub use host::{HostConfig, Placement, ProcessHost, ProcessSpec, RustEntryConfig};
 pub use node::{Caller, Node, NodeStats, ProcessRef, SendError, SpawnError, Target};
 pub use pid::{Pid, PidParseError};
 pub use service::{RestartPolicy, ServiceConfig, ServiceHandle};

@@ -218,7 +218,7 @@ async fn two_hundred_clients_leave_no_handler_and_no_subscription_behind() {
 }
 
 fn live_pids(app: &App) -> HashSet<Pid> {
-    app.node().pids_on("app:processes").into_iter().collect()
+    app.node().pids_on("app:ws_processes").into_iter().collect()
 }
 
 #[actix_web::test]

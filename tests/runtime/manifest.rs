@@ -237,7 +237,7 @@ fn rippy_check_exits_0_with_a_summary_for_a_valid_manifest() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("ok, 19 entries valid"), "{stdout}");
+    assert!(stdout.contains("ok, 20 entries valid"), "{stdout}");
 }
 
 #[test]

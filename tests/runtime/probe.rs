@@ -12,6 +12,7 @@ pub enum Report {
     Init(Pid),
     Event(Pid, Event),
     Shutdown(Pid, String),
+    Thread(Pid, std::thread::ThreadId),
     Exit(Pid, ExitReason),
 }
 
@@ -47,6 +48,12 @@ impl Process for Probe {
             ctx.interval(Duration::from_millis(ms));
         }
         let _ = self.tx.send(Report::Init(ctx.pid().clone()));
+        if self.arg("report_thread").is_some() {
+            let _ = self.tx.send(Report::Thread(
+                ctx.pid().clone(),
+                std::thread::current().id(),
+            ));
+        }
         registered?;
         if self.arg("fail_in_init").is_some() {
             return Err("told to fail in init".into());
@@ -83,6 +90,18 @@ impl Process for Probe {
             }
             "use_sql" => {
                 ctx.modules().sql("t:db")?;
+            }
+            "spawn_on" => {
+                let host = payload.as_str().unwrap_or("t:host");
+                let _ = self.tx.send(Report::Thread(
+                    ctx.pid().clone(),
+                    std::thread::current().id(),
+                ));
+                ctx.spawn(
+                    "t:probe",
+                    host,
+                    serde_json::json!({ "report_thread": true }),
+                )?;
             }
             "spawn" => {
                 let pid = ctx.spawn("t:probe", "t:host", Value::Null)?;

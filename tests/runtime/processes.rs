@@ -401,3 +401,38 @@ async fn ten_thousand_spawn_and_exit_cycles_leave_nothing_behind() {
     assert_eq!(spec.live(), 0);
     assert_eq!(spec.spawns(), 10_001);
 }
+
+// semantics.md §1 (placement)
+#[actix_web::test]
+async fn a_caller_placed_host_runs_a_spawn_on_the_spawning_thread() {
+    let mut rt = Rt::boot("  - name: local\n    kind: process.host\n    placement: caller\n");
+    let parent = rt.spawn(Value::Null);
+    rt.init_of(&parent).await;
+    let thread_of = |rt: &mut Rt, pid: Option<Pid>| {
+        let mut rx = std::mem::replace(&mut rt.rx, tokio::sync::mpsc::unbounded_channel().1);
+        async move {
+            loop {
+                let r = within("a thread report", rx.recv()).await.expect("reports");
+                if let Report::Thread(p, t) = r
+                    && pid.as_ref().is_none_or(|want| *want == p)
+                {
+                    return (rx, p, t);
+                }
+            }
+        }
+    };
+    rt.node()
+        .send(None, &parent, "spawn_on", json!("t:local"))
+        .unwrap();
+    let (rx, p1, parent_thread) = thread_of(&mut rt, Some(parent.clone())).await;
+    rt.rx = rx;
+    let (rx, child, child_thread) = thread_of(&mut rt, None).await;
+    rt.rx = rx;
+    assert_eq!(p1, parent);
+    assert_ne!(child, parent);
+    assert_eq!(child.host(), "t:local");
+    assert_eq!(
+        child_thread, parent_thread,
+        "the child runs beside its spawner"
+    );
+}
