@@ -397,7 +397,7 @@ impl Proxy {
         };
         let headers = forward::upstream_headers(req, &fwd);
         if crate::http::is_websocket_upgrade(req) {
-            return tunnel::open(req, payload, &route.authority, headers, route.timeout).await;
+            return tunnel::open(req, &route.authority, headers, route.timeout).await;
         }
         let limit = self.max_body;
         let body = crate::http::read_body(req, payload, limit)

@@ -8,22 +8,22 @@
 
 use std::time::Duration;
 
+use actix_web::HttpRequest;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::web::{self, Bytes, BytesMut};
-use actix_web::{HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use actix_web::web::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::GatewayError;
+use crate::http::Takeover;
 
 const MAX_HEAD: usize = 16 * 1024;
 
 /// Opens the tunnel to `authority` (`host:port`).
 pub async fn open(
     req: &HttpRequest,
-    mut payload: web::Payload,
     authority: &str,
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
@@ -91,27 +91,19 @@ pub async fn open(
             res.append_header((name.trim(), value.trim()));
         }
     }
-    let (read, mut write) = stream.into_split();
-    actix_web::rt::spawn(async move {
-        while let Some(Ok(chunk)) = payload.next().await {
-            if write.write_all(&chunk).await.is_err() {
-                break;
-            }
+    // From here on the two sockets are joined, byte for byte.
+    let upstream_early = buf;
+    Ok(Takeover::new(move |mut client, client_early| async move {
+        let mut upstream = stream;
+        if !client_early.is_empty() && upstream.write_all(&client_early).await.is_err() {
+            return;
         }
-        let _ = write.shutdown().await;
-    });
-    let leftover = buf.freeze();
-    let first = futures_util::stream::iter(
-        (!leftover.is_empty()).then_some(Ok::<Bytes, std::io::Error>(leftover)),
-    );
-    let rest = futures_util::stream::unfold(read, |mut read| async move {
-        let mut chunk = BytesMut::with_capacity(8 * 1024);
-        match read.read_buf(&mut chunk).await {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some((Ok::<Bytes, std::io::Error>(chunk.freeze()), read)),
+        if !upstream_early.is_empty() && client.write_all(&upstream_early).await.is_err() {
+            return;
         }
-    });
-    Ok(res.streaming(first.chain(rest)))
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    })
+    .attach(res.finish()))
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {

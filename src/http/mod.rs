@@ -20,6 +20,7 @@ mod router;
 mod service;
 #[path = "static.rs"]
 mod static_files;
+mod upgrade;
 
 pub use endpoint::{Endpoint, EndpointConfig, METHODS as ENDPOINT_METHODS};
 pub use error::HttpError;
@@ -27,6 +28,7 @@ pub use options::Options;
 pub use router::{Router, RouterConfig, ServerMeta};
 pub use service::{HttpService, HttpServiceConfig, Mount};
 pub use static_files::{StaticConfig, StaticOptions, StaticSite};
+pub use upgrade::Takeover;
 
 /// Why a request body could not be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -180,12 +180,12 @@ impl Router {
         {
             return HttpError::OriginNotAllowed.error_response();
         }
-        let (body, payload) = if upgrade.is_some() {
-            (Bytes::new(), Some(payload))
+        let body = if upgrade.is_some() {
+            Bytes::new()
         } else {
             let limit = service.max_body();
             match super::read_body(req, payload, limit).await {
-                Ok(body) => (body, None),
+                Ok(body) => body,
                 Err(BodyError::TooLarge) => {
                     return HttpError::PayloadTooLarge { limit }.error_response();
                 }
@@ -209,12 +209,12 @@ impl Router {
                 return HttpError::Internal.error_response();
             }
         };
-        let Some(payload) = payload else {
+        if upgrade.is_none() {
             websocket_relay::leave_without_connection(node, &target, "upgrade required");
             return HttpError::UpgradeRequired.error_response();
-        };
+        }
         let client = service.next_client_pid();
-        match websocket_relay::upgrade(req, payload, target.clone(), relay, node, client) {
+        match websocket_relay::upgrade(req, target.clone(), relay, node, client) {
             Ok(res) => res,
             Err(e) => {
                 log::debug!(

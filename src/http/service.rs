@@ -9,13 +9,17 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
+use actix_service::{
+    IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config,
+};
+use actix_web::dev::{AppConfig, ServerHandle};
 use actix_web::http::Method;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
 use super::{Endpoint, HttpError, StaticSite};
@@ -190,6 +194,10 @@ impl HttpService {
     }
 
     /// Binds and starts serving. Must run inside an actix system.
+    ///
+    /// The server is actix-web's `HttpServer` assembled by hand, for one
+    /// addition: an upgrade service, through which WebSocket requests leave
+    /// the HTTP dispatcher once answered (see `http::upgrade`).
     pub fn start(self: &Arc<Self>) -> std::io::Result<SocketAddr> {
         let routes = self.routes();
         let service = self.clone();
@@ -197,7 +205,7 @@ impl HttpService {
             .config
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1);
+            .clamp(1, 512);
         let request_timeout = self
             .config
             .request_timeout
@@ -206,22 +214,55 @@ impl HttpService {
             .config
             .shutdown_timeout
             .map_or(Duration::from_secs(5), |d| d.get());
-        let server = HttpServer::new(move || build_app(service.clone(), routes.clone()))
+        let listener = listen(&self.config.addr).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {}: {e}", self.config.addr),
+            )
+        })?;
+        let addr = listener.local_addr()?;
+        let builder = actix_server::Server::build()
             .workers(workers)
             .disable_signals()
-            .client_request_timeout(request_timeout)
-            .shutdown_timeout(shutdown_timeout.as_secs().max(1))
-            .bind(&self.config.addr)
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {}: {e}", self.config.addr),
-                )
-            })?;
-        let addr = server.addrs().first().copied().ok_or_else(|| {
-            std::io::Error::other(format!("no address bound for {}", self.config.addr))
-        })?;
-        let server = server.run();
+            .shutdown_timeout(shutdown_timeout.as_secs().max(1));
+        let stopping = builder.graceful_shutdown_signal();
+        let server = builder
+            .listen(&*self.id, listener, move || {
+                let app = {
+                    let (service, routes) = (service.clone(), routes.clone());
+                    move || {
+                        build_app(service.clone(), routes.clone())
+                            .into_factory()
+                            .map_err(|e| e.error_response())
+                    }
+                };
+                let upgrades = {
+                    let app = app.clone();
+                    fn_factory(move || {
+                        let app = app();
+                        async move {
+                            let app = Rc::new(app.new_service(AppConfig::default()).await?);
+                            Ok::<_, ()>(fn_service(move |(req, framed)| {
+                                super::upgrade::serve(app.clone(), req, framed)
+                            }))
+                        }
+                    })
+                };
+                let stopping = stopping.clone();
+                actix_http::HttpService::build()
+                    .client_request_timeout(request_timeout)
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .local_addr(addr)
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
+                    .upgrade(upgrades)
+                    .finish(map_config(app(), |_| AppConfig::default()))
+                    .tcp()
+            })?
+            .run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, addr));
@@ -259,6 +300,24 @@ impl HttpService {
             handle.stop(true).await;
         }
     }
+}
+
+/// A listening socket for `addr` (`host:port`), with a backlog that absorbs
+/// bursts of thousands of connects.
+fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)?.into_std()
 }
 
 fn build_app(

@@ -1,5 +1,6 @@
-//! The inbound side: decodes the client's frames and relays messages to the
-//! handler. Ends when the client goes, when a limit is broken (size: 1009,
+//! The connection's task: reads and decodes the client's frames and relays
+//! messages to the handler, and writes for the hub while the socket is full.
+//! Reading ends when the client goes, when a limit is broken (size: 1009,
 //! rate: 1008, protocol: 1002), or when the connection is over.
 
 use std::sync::Arc;
@@ -7,15 +8,27 @@ use std::time::{Duration, Instant};
 
 use actix_codec::Decoder;
 use actix_http::ws::{Codec, Frame, Item, ProtocolError};
-use actix_web::web::{self, Bytes, BytesMut};
-use futures_util::StreamExt;
+use actix_web::web::{Bytes, BytesMut};
 use serde_json::{Value, json};
+use tokio::net::TcpStream;
 
 use super::outbound::{Connection, Outgoing};
 use super::{RelayConfig, TOPIC_MESSAGE};
 
-/// Reads frames until the connection ends.
-pub(super) async fn run(conn: Arc<Connection>, mut payload: web::Payload, config: RelayConfig) {
+/// How much one read takes at most.
+const READ_CHUNK: usize = 4096;
+/// How long a closing connection waits for its last bytes to leave.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the connection on `io` until it ends; `early` holds bytes the client
+/// sent right after its request head.
+pub(super) async fn drive(
+    conn: Arc<Connection>,
+    io: TcpStream,
+    mut buf: BytesMut,
+    config: RelayConfig,
+) {
+    let socket = conn.attach(io);
     let mut reader = Reader {
         conn: &conn,
         codec: Codec::new().max_size(config.max_message_size),
@@ -25,29 +38,62 @@ pub(super) async fn run(conn: Arc<Connection>, mut payload: web::Payload, config
         in_window: 0,
         partial: None,
     };
-    let mut buf = BytesMut::new();
-    loop {
-        let chunk = tokio::select! {
-            chunk = payload.next() => chunk,
-            _ = conn.over.notified() => return,
-        };
-        match chunk {
-            Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
-            _ => {
-                conn.finish("connection lost", 1006);
-                return;
+    let mut reading = reader.drain(&mut buf);
+    while !conn.is_finished() {
+        let blocked = conn.is_blocked();
+        tokio::select! {
+            biased;
+            _ = conn.over.notified() => break,
+            ready = socket.writable(), if blocked => {
+                if ready.is_err() {
+                    conn.finish("connection lost", 1006);
+                    break;
+                }
+                conn.flush(&mut BytesMut::new());
+            }
+            _ = conn.blocked.notified() => {}
+            ready = socket.readable(), if reading => {
+                if ready.is_err() {
+                    conn.finish("connection lost", 1006);
+                    break;
+                }
+                buf.reserve(READ_CHUNK);
+                match socket.try_read_buf(&mut buf) {
+                    Ok(0) => {
+                        conn.finish("connection lost", 1006);
+                        break;
+                    }
+                    Ok(_) => {
+                        reading = reader.drain(&mut buf);
+                        if buf.is_empty() {
+                            // An idle connection keeps no read buffer.
+                            buf = BytesMut::new();
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        conn.finish("connection lost", 1006);
+                        break;
+                    }
+                }
             }
         }
-        if !reader.drain(&mut buf) {
-            // A close is queued; wait for it to go out (or the client to go).
-            conn.over.notified().await;
-            return;
-        }
     }
+    // Last words (a close frame, say) get a moment to leave.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        conn.flush(&mut BytesMut::new());
+        while conn.is_blocked() {
+            if socket.writable().await.is_err() {
+                return;
+            }
+            conn.flush(&mut BytesMut::new());
+        }
+    })
+    .await;
 }
 
 struct Reader<'a> {
-    conn: &'a Connection,
+    conn: &'a Arc<Connection>,
     codec: Codec,
     max_size: usize,
     max_rate: usize,

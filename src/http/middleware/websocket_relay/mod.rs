@@ -17,16 +17,17 @@
 //! - the relay monitors the handler: if it dies, the socket closes with 1011.
 //!
 //! ## Back-pressure
-//! Outbound frames wait in the connection's queue, and the HTTP layer pulls
-//! them only when the socket can take more: everything queued goes out in one
-//! write. A client that does not read fills its queue; past `queue_size`
+//! Once the `101` is written the relay owns the socket (`http::upgrade`).
+//! Outbound frames wait in the connection's queue; the worker's hub writes
+//! everything queued in one write, and while the socket is full the
+//! connection's task waits for it to drain and nothing more is written. A client that does not read fills its queue; past `queue_size`
 //! frames the oldest shared (broadcast) frame is dropped and counted (prices
 //! conflate, only the newest matters); past `max_lag` dropped frames in a row
 //! it is closed with 1008 and its process ends at once, so nobody sends to it
 //! any more. One slow client never slows the others: nothing on the fan-out
 //! path waits for a socket.
 //!
-//! The protocol work (handshake, frame codec) is actix-http's.
+//! The protocol work (handshake check, frame codec) is actix-http's.
 
 mod inbound;
 mod outbound;
@@ -34,10 +35,10 @@ mod outbound;
 use std::sync::Arc;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
-use super::super::{HttpError, Options};
+use super::super::{HttpError, Options, Takeover};
 use super::{parse_bool, parse_usize};
 use crate::process::{Node, Pid};
 
@@ -152,11 +153,11 @@ impl RelayTarget {
     }
 }
 
-/// Upgrades the request and starts the relay for `target`. On failure the
-/// caller must tell the handler (`ws.leave`), since no relay will.
+/// Answers the upgrade and starts the relay for `target` once the `101` is
+/// written. On failure the caller must tell the handler (`ws.leave`), since
+/// no relay will.
 pub(crate) fn upgrade(
     req: &HttpRequest,
-    payload: web::Payload,
     target: RelayTarget,
     config: &RelayConfig,
     node: &Arc<Node>,
@@ -169,11 +170,12 @@ pub(crate) fn upgrade(
         .ok_or(HttpError::UpgradeRequired)?;
     let accept = actix_http::ws::hash_key(key.as_bytes());
     let conn = outbound::Connection::open(client, target, node.clone(), config);
-    actix_web::rt::spawn(inbound::run(conn.clone(), payload, config.clone()));
-    Ok(HttpResponse::SwitchingProtocols()
+    let config = config.clone();
+    let res = HttpResponse::SwitchingProtocols()
         .upgrade("websocket")
         .insert_header((header::SEC_WEBSOCKET_ACCEPT, &accept[..]))
-        .streaming(outbound::Outbound::new(conn)))
+        .finish();
+    Ok(Takeover::new(move |io, early| inbound::drive(conn, io, early, config)).attach(res))
 }
 
 /// Tells a handler whose connection never came up that it is over.

@@ -1,32 +1,32 @@
 //! The connection and its outbound side: the client pid's mailbox (a bounded
-//! frame queue) and the response body stream that drains it.
+//! frame queue) and the flush that writes it to the socket.
 //!
 //! Invariants: the queue never holds more than `queue_size` frames plus one
-//! close frame; `finish` (ws.leave, removal of the client pid, metrics) runs
+//! close frame; only the connection's own worker thread writes to its
+//! socket; `finish` (ws.leave, removal of the client pid, metrics) runs
 //! exactly once, from whichever side ends first, or from `Drop`.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::{Poll, Waker};
 
 use actix_http::ws::{OpCode, Parser};
 use actix_web::web::{Bytes, BytesMut};
-use futures_util::Stream;
 use serde_json::{Value, json};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::{RelayConfig, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_SEND};
 use crate::process::{Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused};
 
-/// Wakes the outbound streams of one HTTP worker with one cross-thread wake
-/// per batch instead of one per connection: a broadcast to N connections on a
-/// worker costs that worker one wake-up, and the hub then wakes each stream
-/// on its own thread (no system call).
+/// Flushes the connections of one HTTP worker. A broadcast to N connections
+/// on a worker costs that worker one cross-thread wake-up; the hub then
+/// writes to each socket directly, one write per connection with everything
+/// it has queued, without waking a task per connection.
 #[derive(Default)]
 pub(super) struct Hub {
-    ready: Mutex<Vec<Waker>>,
+    ready: Mutex<Vec<Arc<Connection>>>,
     task: Mutex<Option<Waker>>,
     scheduled: AtomicBool,
 }
@@ -45,12 +45,12 @@ impl Hub {
         HUB.with(Arc::clone)
     }
 
-    /// Wakes `waker` on the hub's thread.
-    fn defer(&self, waker: Waker) {
+    /// Has `conn` flushed on the hub's thread.
+    fn defer(&self, conn: Arc<Connection>) {
         self.ready
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(waker);
+            .push(conn);
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(task) = task {
@@ -60,13 +60,25 @@ impl Hub {
     }
 
     async fn run(hub: Arc<Hub>) {
+        let mut scratch = BytesMut::new();
+        let mut batch = Vec::new();
         std::future::poll_fn(|cx| {
             *hub.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-            // Cleared before taking: a waker pushed after this wakes us again.
+            // Cleared before taking: a connection pushed after this wakes us again.
             hub.scheduled.store(false, Ordering::Release);
-            let ready = std::mem::take(&mut *hub.ready.lock().unwrap_or_else(|e| e.into_inner()));
-            for waker in ready {
-                waker.wake();
+            std::mem::swap(
+                &mut batch,
+                &mut *hub.ready.lock().unwrap_or_else(|e| e.into_inner()),
+            );
+            let mut sent = 0;
+            let mut last = None;
+            for conn in batch.drain(..) {
+                sent += conn.write_queued(&mut scratch);
+                last = Some(conn);
+            }
+            // One update of the shared counter per batch, not per connection.
+            if let Some(conn) = last {
+                conn.count_sent(sent);
             }
             Poll::<()>::Pending
         })
@@ -101,13 +113,16 @@ impl Outgoing {
 #[derive(Default)]
 struct State {
     frames: VecDeque<Outgoing>,
-    waker: Option<Waker>,
+    /// Encoded bytes the socket has not taken yet.
+    unsent: BytesMut,
+    /// Waiting in the hub's list.
+    scheduled: bool,
+    /// The socket is full: the connection's task flushes once it is writable.
+    blocked: bool,
     /// Frames dropped since the client last took any.
     lag: usize,
     /// A close frame is queued: nothing more is accepted.
     closing: bool,
-    /// The connection is over: the body ends once the queue is drained.
-    done: bool,
 }
 
 /// One WebSocket connection.
@@ -117,11 +132,15 @@ pub(super) struct Connection {
     metadata: Value,
     pub(super) node: Arc<Node>,
     hub: Arc<Hub>,
+    /// Set once the `101` is written; written to only on the hub's thread.
+    socket: OnceLock<TcpStream>,
     state: Mutex<State>,
     queue_size: usize,
     max_lag: usize,
     finished: AtomicBool,
-    /// Wakes the inbound task when the connection is over.
+    /// Tells the connection's task that the socket is full.
+    pub(super) blocked: Notify,
+    /// Tells the connection's task that the connection is over.
     pub(super) over: Notify,
 }
 
@@ -139,10 +158,12 @@ impl Connection {
             metadata: target.metadata,
             node,
             hub: Hub::current(),
+            socket: OnceLock::new(),
             state: Mutex::default(),
             queue_size: config.queue_size,
             max_lag: config.max_lag,
             finished: AtomicBool::new(false),
+            blocked: Notify::new(),
             over: Notify::new(),
         });
         let mailbox = ClientMailbox {
@@ -167,6 +188,22 @@ impl Connection {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Gives the connection its socket (once the `101` is out) and writes
+    /// what queued up meanwhile.
+    pub(super) fn attach(&self, io: TcpStream) -> &TcpStream {
+        let socket = self.socket.get_or_init(|| io);
+        self.flush(&mut BytesMut::new());
+        socket
+    }
+
+    pub(super) fn is_blocked(&self) -> bool {
+        self.lock().blocked
+    }
+
+    pub(super) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
     pub(super) fn to_handler(&self, topic: &'static str, payload: Value) {
         let _ = self
             .node
@@ -174,7 +211,7 @@ impl Connection {
     }
 
     /// Queues a frame for the client.
-    pub(super) fn push(&self, frame: Outgoing) -> Result<(), Refused> {
+    pub(super) fn push(self: &Arc<Self>, frame: Outgoing) -> Result<(), Refused> {
         let mut st = self.lock();
         if st.closing {
             return Err(Refused::Dead);
@@ -201,21 +238,119 @@ impl Connection {
                 .push_back(Outgoing::close(1008, "too slow", "too slow"));
             st.closing = true;
         }
-        let waker = st.waker.take();
+        // A blocked socket is flushed by its task; one without a socket yet
+        // by `attach`.
+        let schedule = !st.scheduled && !st.blocked && self.socket.get().is_some();
+        st.scheduled |= schedule;
         drop(st);
         if too_slow {
             // Stop the traffic now; the close frame goes out if the client reads again.
             self.finish("too slow", 1008);
         }
-        if let Some(w) = waker {
-            self.hub.defer(w);
+        if schedule {
+            self.hub.defer(self.clone());
         }
         Ok(())
     }
 
     /// Queues a close frame (at most one is ever queued).
-    pub(super) fn close(&self, code: u16, text: &str, leave: &'static str) {
+    pub(super) fn close(self: &Arc<Self>, code: u16, text: &str, leave: &'static str) {
         let _ = self.push(Outgoing::close(code, text, leave));
+    }
+
+    /// Writes everything queued (see `write_queued`) and counts it.
+    pub(super) fn flush(&self, scratch: &mut BytesMut) {
+        let sent = self.write_queued(scratch);
+        self.count_sent(sent);
+    }
+
+    fn count_sent(&self, frames: u64) {
+        if frames > 0 {
+            self.node
+                .metrics()
+                .ws_frames_sent
+                .fetch_add(frames, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes everything queued in one write and returns the number of
+    /// frames; what the socket does not take waits in `unsent`, and the
+    /// connection's task takes over until the socket is writable again.
+    /// Runs on the connection's worker thread.
+    fn write_queued(&self, scratch: &mut BytesMut) -> u64 {
+        let Some(socket) = self.socket.get() else {
+            return 0;
+        };
+        let (frames, unsent) = {
+            let mut st = self.lock();
+            st.scheduled = false;
+            st.blocked = false;
+            if !st.frames.is_empty() {
+                st.lag = 0;
+            }
+            (
+                std::mem::take(&mut st.frames),
+                std::mem::take(&mut st.unsent),
+            )
+        };
+        let mut out = if unsent.is_empty() {
+            scratch.clear();
+            std::mem::take(scratch)
+        } else {
+            unsent
+        };
+        let mut sent = 0u64;
+        let mut closed = None;
+        for frame in frames {
+            let (bytes, op) = match frame {
+                Outgoing::Text(b) | Outgoing::Shared(b) => (b, OpCode::Text),
+                Outgoing::Binary(b) => (b, OpCode::Binary),
+                Outgoing::Pong(b) => (b, OpCode::Pong),
+                Outgoing::Close { code, text, leave } => {
+                    let mut payload = Vec::with_capacity(2 + text.len());
+                    payload.extend_from_slice(&code.to_be_bytes());
+                    payload.extend_from_slice(text.as_bytes());
+                    Parser::write_message(&mut out, payload, OpCode::Close, true, false);
+                    closed = Some((leave, code));
+                    break;
+                }
+            };
+            Parser::write_message(&mut out, bytes, op, true, false);
+            sent += 1;
+        }
+        let written = if out.is_empty() {
+            Ok(0)
+        } else {
+            match socket.try_write(&out) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                other => other,
+            }
+        };
+        match written {
+            Ok(n) if n == out.len() => {
+                out.clear();
+                *scratch = out;
+            }
+            Ok(n) => {
+                let rest = BytesMut::from(&out[n..]);
+                out.clear();
+                *scratch = out;
+                let mut st = self.lock();
+                st.unsent = rest;
+                st.blocked = true;
+                drop(st);
+                self.blocked.notify_one();
+            }
+            Err(_) => {
+                out.clear();
+                *scratch = out;
+                self.finish("connection lost", 1006);
+            }
+        }
+        if let Some((leave, code)) = closed {
+            self.finish(leave, code);
+        }
+        sent
     }
 
     /// The connection's process life ends: `ws.leave` to the handler, the
@@ -224,15 +359,7 @@ impl Connection {
         if self.finished.swap(true, Ordering::AcqRel) {
             return;
         }
-        let waker = {
-            let mut st = self.lock();
-            st.closing = true;
-            st.done = true;
-            st.waker.take()
-        };
-        if let Some(w) = waker {
-            self.hub.defer(w);
-        }
+        self.lock().closing = true;
         self.to_handler(
             TOPIC_LEAVE,
             json!({ "client_pid": self.client.to_string(), "metadata": self.metadata, "reason": reason }),
@@ -311,87 +438,5 @@ fn send_frame(v: &Value) -> Outgoing {
         },
         (false, Value::String(s)) => Outgoing::Text(Bytes::copy_from_slice(s.as_bytes())),
         (_, other) => Outgoing::Text(other.to_string().into()),
-    }
-}
-
-/// The response body: everything queued, encoded as frames, in one chunk.
-pub(super) struct Outbound {
-    conn: Arc<Connection>,
-    buf: BytesMut,
-    ended: bool,
-}
-
-impl Outbound {
-    pub(super) fn new(conn: Arc<Connection>) -> Self {
-        Outbound {
-            conn,
-            buf: BytesMut::new(),
-            ended: false,
-        }
-    }
-}
-
-impl Stream for Outbound {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        let frames = {
-            let mut st = this.conn.lock();
-            if st.frames.is_empty() {
-                if st.done {
-                    this.ended = true;
-                    return Poll::Ready(None);
-                }
-                st.waker = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            st.lag = 0;
-            std::mem::take(&mut st.frames)
-        };
-        let mut sent = 0u64;
-        let mut closed = None;
-        for frame in frames {
-            match frame {
-                Outgoing::Text(b) | Outgoing::Shared(b) => {
-                    Parser::write_message(&mut this.buf, b, OpCode::Text, true, false)
-                }
-                Outgoing::Binary(b) => {
-                    Parser::write_message(&mut this.buf, b, OpCode::Binary, true, false)
-                }
-                Outgoing::Pong(b) => {
-                    Parser::write_message(&mut this.buf, b, OpCode::Pong, true, false)
-                }
-                Outgoing::Close { code, text, leave } => {
-                    let mut payload = Vec::with_capacity(2 + text.len());
-                    payload.extend_from_slice(&code.to_be_bytes());
-                    payload.extend_from_slice(text.as_bytes());
-                    Parser::write_message(&mut this.buf, payload, OpCode::Close, true, false);
-                    closed = Some((leave, code));
-                    break;
-                }
-            }
-            sent += 1;
-        }
-        this.conn
-            .node
-            .metrics()
-            .ws_frames_sent
-            .fetch_add(sent, Ordering::Relaxed);
-        if let Some((leave, code)) = closed {
-            this.ended = true;
-            this.conn.finish(leave, code);
-        }
-        Poll::Ready(Some(Ok(this.buf.split().freeze())))
-    }
-}
-
-impl Drop for Outbound {
-    fn drop(&mut self) {
-        // The server dropped the body: the client has gone.
-        self.conn.finish("connection lost", 1006);
     }
 }

@@ -1,0 +1,103 @@
+//! Upgraded connections leave actix-http's dispatcher.
+//!
+//! Every request that asks for a WebSocket (or is a `CONNECT`) comes here
+//! instead of the ordinary HTTP path. It still goes through the same `App`
+//! (routing, CORS, `token_auth`, the endpoint, `websocket_relay`), so the
+//! rules are the same; what differs is what happens to the socket after the
+//! answer:
+//!
+//! - an answer of `101` carrying a [`Takeover`] is written, and the socket
+//!   (with any bytes the client already sent) is handed to the takeover: the
+//!   relay or the gateway's tunnel then own it outright, with their own small
+//!   buffers instead of the dispatcher's 16 KiB per connection;
+//! - any other answer (401, 403, 404, ...) is written as usual and the
+//!   connection is closed.
+//!
+//! The takeover runs inside the connection's own future, so the server still
+//! counts it as an open connection and a graceful stop waits for it.
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+
+use actix_codec::Framed;
+use actix_http::body::{BoxBody, MessageBody};
+use actix_http::h1::{Codec, Message};
+use actix_http::{ConnectionType, Request, Response, StatusCode};
+use actix_web::HttpResponse;
+use actix_web::dev::Service;
+use actix_web::web::BytesMut;
+use futures_util::SinkExt;
+use tokio::net::TcpStream;
+
+type TakeoverFn = Box<dyn FnOnce(TcpStream, BytesMut) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+/// What an upgraded connection becomes once its `101` is on the wire: it gets
+/// the socket and the bytes the client sent after its request head.
+pub struct Takeover(TakeoverFn);
+
+impl Takeover {
+    pub fn new<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(TcpStream, BytesMut) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        Takeover(Box::new(move |io, read| Box::pin(run(io, read))))
+    }
+
+    /// Attaches this takeover to a `101` response.
+    pub fn attach(self, mut res: HttpResponse) -> HttpResponse {
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+/// Answers one upgrade request on `framed` with the application `app`.
+pub(crate) async fn serve<S, B>(
+    app: Rc<S>,
+    req: Request,
+    mut framed: Framed<TcpStream, Codec>,
+) -> Result<(), Infallible>
+where
+    S: Service<Request>,
+    S::Response: Into<Response<B>>,
+    S::Error: Into<Response<BoxBody>>,
+    B: MessageBody + 'static,
+{
+    let mut res: Response<BoxBody> = match app.call(req).await {
+        Ok(res) => res.into().map_into_boxed_body(),
+        Err(e) => e.into(),
+    };
+    let takeover = res.extensions_mut().remove::<Takeover>();
+    let (mut head, body) = res.into_parts();
+    match takeover {
+        Some(Takeover(run)) if head.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            if framed
+                .send(Message::Item((head, actix_http::body::BodySize::None)))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            let parts = framed.into_parts();
+            run(parts.io, parts.read_buf).await;
+        }
+        _ => {
+            // An ordinary answer; the connection is not reused after it.
+            head.head_mut().set_connection_type(ConnectionType::Close);
+            let size = body.size();
+            if framed.send(Message::Item((head, size))).await.is_err() {
+                return Ok(());
+            }
+            let mut body = pin!(body);
+            while let Some(Ok(chunk)) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+                if framed.feed(Message::Chunk(Some(chunk))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            let _ = framed.send(Message::Chunk(None)).await;
+        }
+    }
+    Ok(())
+}
