@@ -356,25 +356,23 @@ fn run_ws(c: Common, clients: usize, concurrency: usize, warmup: u64) {
                 for i in mine {
                     let permit = sem.clone().acquire_owned().await.expect("semaphore");
                     let source = Ipv4Addr::new(127, 0, (i / 250 % 250) as u8, (i % 250 + 2) as u8);
-                    match open_ws(addr, source, &token).await {
-                        Ok((s, rest)) => {
-                            totals.connected.fetch_add(1, Ordering::Relaxed);
-                            drop(permit);
-                            tasks.push(tokio::task::spawn_local(ws_client(
-                                s,
-                                rest,
-                                totals.clone(),
-                                h.clone(),
-                            )));
-                        }
-                        Err(e) => {
-                            if totals.refused.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!(
-                                    "connection refused: {e} (descriptor limit here: {fd_limit})"
-                                );
+                    let (token, totals, h) = (token.clone(), totals.clone(), h.clone());
+                    tasks.push(tokio::task::spawn_local(async move {
+                        match open_ws(addr, source, &token).await {
+                            Ok((s, rest)) => {
+                                totals.connected.fetch_add(1, Ordering::Relaxed);
+                                drop(permit);
+                                ws_client(s, rest, totals, h).await;
+                            }
+                            Err(e) => {
+                                if totals.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                                    eprintln!(
+                                        "connection refused: {e} (descriptor limit here: {fd_limit})"
+                                    );
+                                }
                             }
                         }
-                    }
+                    }));
                 }
                 while !stop.load(Ordering::Relaxed) {
                     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -22,6 +22,7 @@ use actix_web::http::Method;
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
+use super::upgrade::Upgraded;
 use super::{Endpoint, HttpError, StaticSite};
 use crate::manifest::{ByteSize, Lifecycle, ManifestDuration};
 use crate::process::{Node, Pid};
@@ -80,6 +81,7 @@ pub struct HttpService {
     mounts: Mutex<Vec<Arc<dyn Mount>>>,
     running: Mutex<Option<(ServerHandle, SocketAddr)>>,
     next_client: AtomicU64,
+    upgraded: Arc<Upgraded>,
 }
 
 struct Routes {
@@ -101,6 +103,7 @@ impl HttpService {
             mounts: Mutex::default(),
             running: Mutex::default(),
             next_client: AtomicU64::new(0),
+            upgraded: Arc::default(),
         }
     }
 
@@ -210,10 +213,7 @@ impl HttpService {
             .config
             .request_timeout
             .map_or(Duration::from_secs(5), |d| d.get());
-        let shutdown_timeout = self
-            .config
-            .shutdown_timeout
-            .map_or(Duration::from_secs(5), |d| d.get());
+        let shutdown_timeout = self.shutdown_timeout();
         let listener = listen(&self.config.addr).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -237,13 +237,13 @@ impl HttpService {
                     }
                 };
                 let upgrades = {
-                    let app = app.clone();
+                    let (app, upgraded) = (app.clone(), service.upgraded.clone());
                     fn_factory(move || {
-                        let app = app();
+                        let (app, upgraded) = (app(), upgraded.clone());
                         async move {
                             let app = Rc::new(app.new_service(AppConfig::default()).await?);
                             Ok::<_, ()>(fn_service(move |(req, framed)| {
-                                super::upgrade::serve(app.clone(), req, framed)
+                                super::upgrade::serve(app.clone(), upgraded.clone(), req, framed)
                             }))
                         }
                     })
@@ -287,6 +287,15 @@ impl HttpService {
         for pid in self.node.pids_on(&self.id) {
             self.node.shutdown_process(&pid);
         }
+        // The close frames go out before the workers stop; tunnels, which
+        // get no close, are cut when the shutdown timeout is up.
+        let _ = tokio::time::timeout(self.shutdown_timeout(), self.upgraded.closed()).await;
+    }
+
+    fn shutdown_timeout(&self) -> Duration {
+        self.config
+            .shutdown_timeout
+            .map_or(Duration::from_secs(5), |d| d.get())
     }
 
     /// Stops the server, waiting for in-flight requests up to the shutdown timeout.

@@ -13,13 +13,16 @@
 //! - any other answer (401, 403, 404, ...) is written as usual and the
 //!   connection is closed.
 //!
-//! The takeover runs inside the connection's own future, so the server still
-//! counts it as an open connection and a graceful stop waits for it.
+//! The takeover runs as a task of its own: the dispatcher's state (some 3 KiB
+//! per connection) is freed once the `101` is out. The server counts open
+//! takeovers, so shutdown can wait for them (`Upgraded::closed`).
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_codec::Framed;
 use actix_http::body::{BoxBody, MessageBody};
@@ -30,6 +33,7 @@ use actix_web::dev::Service;
 use actix_web::web::BytesMut;
 use futures_util::SinkExt;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 type TakeoverFn = Box<dyn FnOnce(TcpStream, BytesMut) -> Pin<Box<dyn Future<Output = ()>>>>;
 
@@ -53,9 +57,51 @@ impl Takeover {
     }
 }
 
+/// The upgraded connections of one server that are still open.
+#[derive(Default)]
+pub(crate) struct Upgraded {
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by an upgraded connection while it is open.
+struct Open(Arc<Upgraded>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Upgraded {
+    fn open(self: &Arc<Self>) -> Open {
+        self.live.fetch_add(1, Ordering::AcqRel);
+        Open(self.clone())
+    }
+
+    /// Waits until no upgraded connection is open.
+    pub(crate) async fn closed(&self) {
+        loop {
+            let idle = self.idle.notified();
+            let mut idle = pin!(idle);
+            idle.as_mut().enable();
+            if self.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
 /// Answers one upgrade request on `framed` with the application `app`.
+///
+/// A takeover runs as a task of its own, so the HTTP layer's per-connection
+/// state is freed as soon as the `101` is out; `upgraded` counts it instead.
 pub(crate) async fn serve<S, B>(
     app: Rc<S>,
+    upgraded: Arc<Upgraded>,
     req: Request,
     mut framed: Framed<TcpStream, Codec>,
 ) -> Result<(), Infallible>
@@ -81,7 +127,11 @@ where
                 return Ok(());
             }
             let parts = framed.into_parts();
-            run(parts.io, parts.read_buf).await;
+            let open = upgraded.open();
+            actix_web::rt::spawn(async move {
+                run(parts.io, parts.read_buf).await;
+                drop(open);
+            });
         }
         _ => {
             // An ordinary answer; the connection is not reused after it.

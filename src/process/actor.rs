@@ -86,7 +86,9 @@ impl ProcessActor {
             return;
         };
         let mut pctx = ProcessContext::new(&mut self.state, ctx);
-        let outcome = catch_unwind(AssertUnwindSafe(|| hook(process.as_mut(), &mut pctx)));
+        let outcome = super::wake::batched(|| {
+            catch_unwind(AssertUnwindSafe(|| hook(process.as_mut(), &mut pctx)))
+        });
         let reason = match outcome {
             Ok(Ok(Flow::Continue)) => return,
             Ok(Ok(Flow::Stop)) => ExitReason::Normal,

@@ -12,6 +12,7 @@ mod host;
 mod node;
 mod pid;
 mod service;
+mod wake;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,6 +25,7 @@ pub use service::{RestartPolicy, ServiceConfig, ServiceHandle};
 
 pub use context::Modules;
 pub(crate) use node::{Mailbox, Refused};
+pub(crate) use wake::wake;
 
 /// Makes a process from its arguments (the entry's `args` merged with the spawn's).
 pub type ProcessFactory =

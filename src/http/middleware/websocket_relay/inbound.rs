@@ -3,6 +3,7 @@
 //! Reading ends when the client goes, when a limit is broken (size: 1009,
 //! rate: 1008, protocol: 1002), or when the connection is over.
 
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ const READ_CHUNK: usize = 4096;
 /// How long a closing connection waits for its last bytes to leave.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs the connection on `io` until it ends; `early` holds bytes the client
+/// Runs the connection on `io` until it ends; `buf` holds bytes the client
 /// sent right after its request head.
 pub(super) async fn drive(
     conn: Arc<Connection>,
@@ -39,12 +40,16 @@ pub(super) async fn drive(
         partial: None,
     };
     let mut reading = reader.drain(&mut buf);
+    // The HTTP layer's read buffer is large; an idle connection keeps none.
+    buf = BytesMut::from(&buf[..]);
     while !conn.is_finished() {
         let blocked = conn.is_blocked();
         tokio::select! {
             biased;
             _ = conn.over.notified() => break,
-            ready = socket.writable(), if blocked => {
+            // poll_*_ready (not readable()/writable()) so that the socket
+            // keeps this task's waker only, not the HTTP layer's.
+            ready = poll_fn(|cx| socket.poll_write_ready(cx)), if blocked => {
                 if ready.is_err() {
                     conn.finish("connection lost", 1006);
                     break;
@@ -52,7 +57,7 @@ pub(super) async fn drive(
                 conn.flush(&mut BytesMut::new());
             }
             _ = conn.blocked.notified() => {}
-            ready = socket.readable(), if reading => {
+            ready = poll_fn(|cx| socket.poll_read_ready(cx)), if reading => {
                 if ready.is_err() {
                     conn.finish("connection lost", 1006);
                     break;
@@ -83,7 +88,7 @@ pub(super) async fn drive(
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         conn.flush(&mut BytesMut::new());
         while conn.is_blocked() {
-            if socket.writable().await.is_err() {
+            if poll_fn(|cx| socket.poll_write_ready(cx)).await.is_err() {
                 return;
             }
             conn.flush(&mut BytesMut::new());

@@ -54,7 +54,8 @@ impl Hub {
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(task) = task {
-                task.wake();
+                // After the sender's hook: one wake-up per burst.
+                crate::process::wake(task);
             }
         }
     }
