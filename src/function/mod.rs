@@ -50,7 +50,7 @@ impl FunctionSpec {
         req: HttpRequest,
         body: Bytes,
     ) -> FunctionFuture {
-        let identity = req.extensions().get::<Identity>().cloned();
+        let identity = req.extensions().get::<Arc<Identity>>().cloned();
         let ctx = FunctionContext {
             spec: self.clone(),
             node: node.clone(),
@@ -71,7 +71,7 @@ pub struct FunctionCall {
 pub struct FunctionContext {
     spec: Arc<FunctionSpec>,
     node: Arc<Node>,
-    identity: Option<Identity>,
+    identity: Option<Arc<Identity>>,
 }
 
 impl FunctionContext {
@@ -92,7 +92,7 @@ impl FunctionContext {
 
     /// The identity `token_auth` established, if any.
     pub fn identity(&self) -> Option<&Identity> {
-        self.identity.as_ref()
+        self.identity.as_deref()
     }
 
     /// The node.

@@ -36,7 +36,7 @@ pub(crate) struct ActorState {
     pub pid: Pid,
     pub node: Arc<Node>,
     pub spec: Arc<ProcessSpec>,
-    pub identity: Option<Identity>,
+    pub identity: Option<Arc<Identity>>,
     pub timers: HashMap<u64, SpawnHandle>,
     pub next_timer: u64,
     pub exit: Option<ExitReason>,
@@ -54,7 +54,7 @@ impl ProcessActor {
         pid: Pid,
         node: Arc<Node>,
         spec: Arc<ProcessSpec>,
-        identity: Option<Identity>,
+        identity: Option<Arc<Identity>>,
         process: Box<dyn Process>,
         queued: Arc<AtomicUsize>,
     ) -> Self {

@@ -139,7 +139,7 @@ impl<'a> ProcessContext<'a> {
 
     /// The identity this process acts with; `None` for trusted processes.
     pub fn identity(&self) -> Option<&Identity> {
-        self.state.identity.as_ref()
+        self.state.identity.as_deref()
     }
 
     /// The modules this process declared.

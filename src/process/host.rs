@@ -176,7 +176,7 @@ impl ProcessHost {
         node: &Arc<Node>,
         spec: Arc<ProcessSpec>,
         args: serde_json::Value,
-        identity: Option<Identity>,
+        identity: Option<Arc<Identity>>,
         watcher: Option<&Pid>,
     ) -> Result<Pid, SpawnError> {
         let pid = Pid::new(

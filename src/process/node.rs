@@ -124,11 +124,12 @@ impl std::error::Error for SpawnError {}
 #[derive(Debug, Clone, Copy)]
 pub enum Caller<'a> {
     Trusted,
-    Identity(&'a Identity),
+    /// Shared, not copied, into every process it spawns.
+    Identity(&'a Arc<Identity>),
 }
 
-impl<'a> From<Option<&'a Identity>> for Caller<'a> {
-    fn from(i: Option<&'a Identity>) -> Self {
+impl<'a> From<Option<&'a Arc<Identity>>> for Caller<'a> {
+    fn from(i: Option<&'a Arc<Identity>>) -> Self {
         i.map_or(Caller::Trusted, Caller::Identity)
     }
 }

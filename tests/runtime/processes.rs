@@ -297,10 +297,12 @@ async fn a_spawn_needs_both_permissions_in_the_callers_scope() {
             groups: vec![],
         })
     };
-    let who = |policies| Identity {
-        actor: Actor::new("user:x"),
-        scope: Scope::new(policies),
-        meta: Value::Null,
+    let who = |policies| {
+        std::sync::Arc::new(Identity {
+            actor: Actor::new("user:x"),
+            scope: Scope::new(policies),
+            meta: Value::Null,
+        })
     };
     let none = who(vec![]);
     let spawn_only = who(vec![policy(

@@ -13,7 +13,7 @@ use actix_web::{HttpMessage, HttpRequest};
 
 use super::super::Options;
 use crate::metrics::Metrics;
-use crate::security::{Identity, TokenStore};
+use crate::security::TokenStore;
 
 pub const OPTION_KEYS: &[&str] = &[
     "token_auth.store",
@@ -96,7 +96,7 @@ impl TokenAuth {
         };
         match self.store.identify(&token) {
             Ok(identity) => {
-                req.extensions_mut().insert::<Identity>(identity);
+                req.extensions_mut().insert(Arc::new(identity));
             }
             Err(reason) => {
                 metrics.auth_failure(reason.label());

@@ -130,7 +130,9 @@ struct State {
 pub(super) struct Connection {
     pub(super) client: Pid,
     pub(super) target: Pid,
-    metadata: Value,
+    /// Kept as JSON text: a parsed map costs several times its size, and it
+    /// is needed twice (join, leave).
+    metadata: Box<str>,
     pub(super) node: Arc<Node>,
     hub: Arc<Hub>,
     /// Set once the `101` is written; written to only on the hub's thread.
@@ -156,7 +158,7 @@ impl Connection {
         let conn = Arc::new(Connection {
             client,
             target: target.target_pid,
-            metadata: target.metadata,
+            metadata: target.metadata.to_string().into(),
             node,
             hub: Hub::current(),
             socket: OnceLock::new(),
@@ -180,9 +182,13 @@ impl Connection {
         conn.node.monitor(&conn.client, &conn.target);
         conn.to_handler(
             TOPIC_JOIN,
-            json!({ "client_pid": conn.client.to_string(), "metadata": conn.metadata }),
+            json!({ "client_pid": conn.client.to_string(), "metadata": conn.metadata() }),
         );
         conn
+    }
+
+    fn metadata(&self) -> Value {
+        serde_json::from_str(&self.metadata).unwrap_or(Value::Null)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -363,7 +369,7 @@ impl Connection {
         self.lock().closing = true;
         self.to_handler(
             TOPIC_LEAVE,
-            json!({ "client_pid": self.client.to_string(), "metadata": self.metadata, "reason": reason }),
+            json!({ "client_pid": self.client.to_string(), "metadata": self.metadata(), "reason": reason }),
         );
         self.node.exit(&self.client, &ExitReason::Normal);
         let metrics = self.node.metrics();
