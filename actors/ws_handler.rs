@@ -134,10 +134,4 @@ impl Process for WsHandler {
             _ => Ok(Flow::Continue),
         }
     }
-
-    fn on_exit(&mut self, ctx: &mut ProcessContext<'_>, _reason: &ExitReason) {
-        if let Some(ticker) = &self.ticker {
-            let _ = ctx.send(ticker, ticker::TOPIC_UNSUBSCRIBE, Value::Null);
-        }
-    }
 }

@@ -93,15 +93,17 @@ pub async fn open(
     }
     // From here on the two sockets are joined, byte for byte.
     let upstream_early = buf;
-    Ok(Takeover::new(move |mut client, client_early| async move {
-        let mut upstream = stream;
-        if !client_early.is_empty() && upstream.write_all(&client_early).await.is_err() {
+    Ok(Takeover::new(move |client| async move {
+        let (mut upstream, mut io) = (stream, client.io);
+        if !client.read.is_empty() && upstream.write_all(&client.read).await.is_err() {
             return;
         }
-        if !upstream_early.is_empty() && client.write_all(&upstream_early).await.is_err() {
+        let mut head = client.write;
+        head.extend_from_slice(&upstream_early);
+        if io.write_all(&head).await.is_err() {
             return;
         }
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        let _ = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
     })
     .attach(res.finish()))
 }

@@ -28,7 +28,7 @@ pub use options::Options;
 pub use router::{Router, RouterConfig, ServerMeta};
 pub use service::{HttpService, HttpServiceConfig, Mount};
 pub use static_files::{StaticConfig, StaticOptions, StaticSite};
-pub use upgrade::Takeover;
+pub use upgrade::{Socket, Takeover};
 
 /// Why a request body could not be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,19 +35,28 @@ use futures_util::SinkExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-type TakeoverFn = Box<dyn FnOnce(TcpStream, BytesMut) -> Pin<Box<dyn Future<Output = ()>>>>;
+type TakeoverFn = Box<dyn FnOnce(Socket) -> Pin<Box<dyn Future<Output = ()>>>>;
 
-/// What an upgraded connection becomes once its `101` is on the wire: it gets
-/// the socket and the bytes the client sent after its request head.
+/// An upgraded connection, handed over with its `101` encoded but not yet
+/// written, so that it can leave in one write with the first frames.
+pub struct Socket {
+    pub io: TcpStream,
+    /// Bytes the client sent after its request head.
+    pub read: BytesMut,
+    /// The response head, still to be written.
+    pub write: BytesMut,
+}
+
+/// What an upgraded connection becomes once answered `101`.
 pub struct Takeover(TakeoverFn);
 
 impl Takeover {
     pub fn new<F, Fut>(run: F) -> Self
     where
-        F: FnOnce(TcpStream, BytesMut) -> Fut + 'static,
+        F: FnOnce(Socket) -> Fut + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        Takeover(Box::new(move |io, read| Box::pin(run(io, read))))
+        Takeover(Box::new(move |socket| Box::pin(run(socket))))
     }
 
     /// Attaches this takeover to a `101` response.
@@ -120,16 +129,22 @@ where
     match takeover {
         Some(Takeover(run)) if head.status() == StatusCode::SWITCHING_PROTOCOLS => {
             if framed
-                .send(Message::Item((head, actix_http::body::BodySize::None)))
+                .feed(Message::Item((head, actix_http::body::BodySize::None)))
                 .await
                 .is_err()
             {
                 return Ok(());
             }
             let parts = framed.into_parts();
+            let socket = Socket {
+                io: parts.io,
+                // Copied: the HTTP layer's buffers are sized for requests.
+                read: BytesMut::from(&parts.read_buf[..]),
+                write: BytesMut::from(&parts.write_buf[..]),
+            };
             let open = upgraded.open();
             actix_web::rt::spawn(async move {
-                run(parts.io, parts.read_buf).await;
+                run(socket).await;
                 drop(open);
             });
         }

@@ -11,25 +11,27 @@ use actix_codec::Decoder;
 use actix_http::ws::{Codec, Frame, Item, ProtocolError};
 use actix_web::web::{Bytes, BytesMut};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 use super::outbound::{Connection, Outgoing};
 use super::{RelayConfig, TOPIC_MESSAGE};
+use crate::http::Socket;
 
 /// How much one read takes at most.
 const READ_CHUNK: usize = 4096;
 /// How long a closing connection waits for its last bytes to leave.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs the connection on `io` until it ends; `buf` holds bytes the client
-/// sent right after its request head.
-pub(super) async fn drive(
-    conn: Arc<Connection>,
-    io: TcpStream,
-    mut buf: BytesMut,
-    config: RelayConfig,
-) {
-    let socket = conn.attach(io);
+/// Runs the connection on `socket` until it ends.
+pub(super) async fn drive(conn: Arc<Connection>, socket: Socket, config: RelayConfig) {
+    let Socket {
+        io,
+        read: mut buf,
+        write: head,
+    } = socket;
+    // One turn for the tasks of this thread first: a handler placed here
+    // answers `ws.join` now, and its greeting leaves with the `101`.
+    tokio::task::yield_now().await;
+    let socket = conn.attach(io, head);
     let mut reader = Reader {
         conn: &conn,
         codec: Codec::new().max_size(config.max_message_size),
@@ -40,8 +42,6 @@ pub(super) async fn drive(
         partial: None,
     };
     let mut reading = reader.drain(&mut buf);
-    // The HTTP layer's read buffer is large; an idle connection keeps none.
-    buf = BytesMut::from(&buf[..]);
     while !conn.is_finished() {
         let blocked = conn.is_blocked();
         tokio::select! {

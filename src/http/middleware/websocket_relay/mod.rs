@@ -175,7 +175,7 @@ pub(crate) fn upgrade(
         .upgrade("websocket")
         .insert_header((header::SEC_WEBSOCKET_ACCEPT, &accept[..]))
         .finish();
-    Ok(Takeover::new(move |io, early| inbound::drive(conn, io, early, config)).attach(res))
+    Ok(Takeover::new(move |socket| inbound::drive(conn, socket, config)).attach(res))
 }
 
 /// Tells a handler whose connection never came up that it is over.

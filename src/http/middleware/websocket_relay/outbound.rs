@@ -31,6 +31,9 @@ pub(super) struct Hub {
     scheduled: AtomicBool,
 }
 
+/// Connections a hub is handed at most before it is woken mid-burst.
+const WAKE_CHUNK: usize = 512;
+
 thread_local! {
     static HUB: Arc<Hub> = {
         let hub = Arc::new(Hub::default());
@@ -47,15 +50,24 @@ impl Hub {
 
     /// Has `conn` flushed on the hub's thread.
     fn defer(&self, conn: Arc<Connection>) {
-        self.ready
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        let waiting = {
+            let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+            ready.push(conn);
+            ready.len()
+        };
+        let first = !self.scheduled.swap(true, Ordering::AcqRel);
+        // A long burst is handed over in chunks, so the hub writes while the
+        // sender is still delivering.
+        let chunk_full = waiting % WAKE_CHUNK == 0;
+        if first || chunk_full {
             let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(task) = task {
-                // After the sender's hook: one wake-up per burst.
-                crate::process::wake(task);
+                if chunk_full {
+                    task.wake();
+                } else {
+                    // After the sender's hook: one wake-up per burst.
+                    crate::process::wake(task);
+                }
             }
         }
     }
@@ -195,9 +207,10 @@ impl Connection {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives the connection its socket (once the `101` is out) and writes
-    /// what queued up meanwhile.
-    pub(super) fn attach(&self, io: TcpStream) -> &TcpStream {
+    /// Gives the connection its socket and writes `head` (the `101`) with
+    /// whatever queued up meanwhile.
+    pub(super) fn attach(&self, io: TcpStream, head: BytesMut) -> &TcpStream {
+        self.lock().unsent = head;
         let socket = self.socket.get_or_init(|| io);
         self.flush(&mut BytesMut::new());
         socket
