@@ -278,3 +278,41 @@ async fn clients_keep_receiving_ticks_after_the_ticker_is_killed() {
     assert_eq!(s2, s1 + 1);
     within("shutdown", app.shutdown()).await;
 }
+
+/// Bytes a client sends right behind its upgrade request, in the same
+/// packet, reach the relay: nothing is lost when the socket leaves the HTTP
+/// layer.
+#[actix_web::test]
+async fn a_frame_sent_with_the_upgrade_request_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::boot_in(dir.path()).await;
+    let token = token_for(&app.base, &app.demo_key()).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut bytes = format!(
+        "GET /ws/ticker?x-auth-token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    // A masked ping carrying "early".
+    let mask = [1u8, 2, 3, 4];
+    bytes.extend_from_slice(&[0x89, 0x80 | 5]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(b"early".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&bytes).await.unwrap();
+    let pong = [0x8a, 5, b'e', b'a', b'r', b'l', b'y'];
+    let mut got = Vec::new();
+    within("the pong", async {
+        while !got.windows(pong.len()).any(|w| w == pong) {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the pong: {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(got.starts_with(b"HTTP/1.1 101"), "{got:?}");
+    app.shutdown().await;
+}
