@@ -11,6 +11,11 @@
 //!         -> websocket_relay (X-WS-Relay -> upgrade, header stripped)
 //! unmatched -> http.static (if any) -> 404
 //! ```
+//!
+//! A WebSocket upgrade request takes the same path through a second copy of
+//! the app (`upgrade`); a `101` carrying a [`Takeover`] then leaves the HTTP
+//! layer with its socket, so an open WebSocket keeps none of actix-http's
+//! per-connection state or buffers.
 
 mod endpoint;
 mod error;

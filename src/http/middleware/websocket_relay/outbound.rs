@@ -31,9 +31,6 @@ pub(super) struct Hub {
     scheduled: AtomicBool,
 }
 
-/// Connections a hub is handed at most before it is woken mid-burst.
-const WAKE_CHUNK: usize = 512;
-
 thread_local! {
     static HUB: Arc<Hub> = {
         let hub = Arc::new(Hub::default());
@@ -50,24 +47,15 @@ impl Hub {
 
     /// Has `conn` flushed on the hub's thread.
     fn defer(&self, conn: Arc<Connection>) {
-        let waiting = {
-            let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-            ready.push(conn);
-            ready.len()
-        };
-        let first = !self.scheduled.swap(true, Ordering::AcqRel);
-        // A long burst is handed over in chunks, so the hub writes while the
-        // sender is still delivering.
-        let chunk_full = waiting % WAKE_CHUNK == 0;
-        if first || chunk_full {
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
             let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(task) = task {
-                if chunk_full {
-                    task.wake();
-                } else {
-                    // After the sender's hook: one wake-up per burst.
-                    crate::process::wake(task);
-                }
+                // After the sender's hook: one wake-up per burst.
+                crate::process::wake(task);
             }
         }
     }
