@@ -214,20 +214,23 @@ impl HttpService {
             .request_timeout
             .map_or(Duration::from_secs(5), |d| d.get());
         let shutdown_timeout = self.shutdown_timeout();
-        let listener = listen(&self.config.addr).map_err(|e| {
+        let listeners = listen(&self.config.addr).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("cannot listen on {}: {e}", self.config.addr),
             )
         })?;
-        let addr = listener.local_addr()?;
-        let builder = actix_server::Server::build()
+        let mut builder = actix_server::Server::build()
             .workers(workers)
             .disable_signals()
             .shutdown_timeout(shutdown_timeout.as_secs().max(1));
         let stopping = builder.graceful_shutdown_signal();
-        let server = builder
-            .listen(&*self.id, listener, move || {
+        let mut first = None;
+        for listener in listeners {
+            let addr = listener.local_addr()?;
+            first.get_or_insert(addr);
+            let (service, routes, stopping) = (service.clone(), routes.clone(), stopping.clone());
+            builder = builder.listen(&*self.id, listener, move || {
                 let app = {
                     let (service, routes) = (service.clone(), routes.clone());
                     move || {
@@ -261,8 +264,12 @@ impl HttpService {
                     .upgrade(upgrades)
                     .finish(map_config(app(), |_| AppConfig::default()))
                     .tcp()
-            })?
-            .run();
+            })?;
+        }
+        let addr = first.ok_or_else(|| {
+            std::io::Error::other(format!("no address bound for {}", self.config.addr))
+        })?;
+        let server = builder.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, addr));
@@ -311,22 +318,31 @@ impl HttpService {
     }
 }
 
-/// A listening socket for `addr` (`host:port`), with a backlog that absorbs
-/// bursts of thousands of connects.
-fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+/// Listening sockets for every address `addr` (`host:port`) resolves to, as
+/// actix-web's `HttpServer::bind` does, with a backlog that absorbs bursts of
+/// thousands of connects. Port 0 on a name that resolves twice gets one port
+/// per address.
+fn listen(addr: &str) -> std::io::Result<Vec<std::net::TcpListener>> {
     use std::net::ToSocketAddrs;
-    let addr = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)?.into_std()
+    let mut listeners = Vec::new();
+    let mut last_error = None;
+    for addr in addr.to_socket_addrs()? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(4096)) {
+            Ok(listener) => listeners.push(listener.into_std()?),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match (listeners.is_empty(), last_error) {
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(std::io::Error::other("the address resolves to nothing")),
+        (false, _) => Ok(listeners),
+    }
 }
 
 fn build_app(
