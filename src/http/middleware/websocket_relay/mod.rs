@@ -20,7 +20,12 @@
 //! Once the `101` is written the relay owns the socket (`http::upgrade`).
 //! Outbound frames wait in the connection's queue; the worker's hub writes
 //! everything queued in one write, and while the socket is full the
-//! connection's task waits for it to drain and nothing more is written. A client that does not read fills its queue; past `queue_size`
+//! connection's task waits for it to drain and nothing more is written.
+//! A hub keeps its write duty cycle at or under one half: after a round of
+//! writes that took `t`, the next starts no sooner than `t` later (at most
+//! 20 ms). While rounds are short this changes nothing; when a worker is
+//! saturated, the frames that arrive meanwhile go out together, one write
+//! per connection instead of one per frame. A client that does not read fills its queue; past `queue_size`
 //! frames the oldest shared (broadcast) frame is dropped and counted (prices
 //! conflate, only the newest matters); past `max_lag` dropped frames in a row
 //! it is closed with 1008 and its process ends at once, so nobody sends to it

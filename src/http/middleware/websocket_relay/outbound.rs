@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use actix_http::ws::{OpCode, Parser};
 use actix_web::web::{Bytes, BytesMut};
@@ -30,6 +31,9 @@ pub(super) struct Hub {
     task: Mutex<Option<Waker>>,
     scheduled: AtomicBool,
 }
+
+/// The longest a hub holds frames back to write them together.
+const MAX_PACING: Duration = Duration::from_millis(20);
 
 thread_local! {
     static HUB: Arc<Hub> = {
@@ -63,14 +67,36 @@ impl Hub {
     async fn run(hub: Arc<Hub>) {
         let mut scratch = BytesMut::new();
         let mut batch = Vec::new();
-        std::future::poll_fn(|cx| {
-            *hub.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-            // Cleared before taking: a connection pushed after this wakes us again.
-            hub.scheduled.store(false, Ordering::Release);
-            std::mem::swap(
-                &mut batch,
-                &mut *hub.ready.lock().unwrap_or_else(|e| e.into_inner()),
-            );
+        let mut last_round: Option<(Instant, Duration)> = None;
+        loop {
+            std::future::poll_fn(|cx| {
+                *hub.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+                // Cleared before taking: a connection pushed after this wakes us again.
+                hub.scheduled.store(false, Ordering::Release);
+                std::mem::swap(
+                    &mut batch,
+                    &mut *hub.ready.lock().unwrap_or_else(|e| e.into_inner()),
+                );
+                if batch.is_empty() {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+            // Write duty cycle at most one half: a round that took `busy` is
+            // followed by the next no sooner than `busy` later. Invisible
+            // while rounds are short; under load, frames that arrive
+            // meanwhile join their connection's next write.
+            if let Some((started, busy)) = last_round {
+                let next = started + (busy * 2).min(MAX_PACING);
+                if next > Instant::now() {
+                    tokio::time::sleep_until(next.into()).await;
+                    hub.scheduled.store(false, Ordering::Release);
+                    batch.append(&mut hub.ready.lock().unwrap_or_else(|e| e.into_inner()));
+                }
+            }
+            let started = Instant::now();
             let mut sent = 0;
             let mut last = None;
             for conn in batch.drain(..) {
@@ -81,9 +107,8 @@ impl Hub {
             if let Some(conn) = last {
                 conn.count_sent(sent);
             }
-            Poll::<()>::Pending
-        })
-        .await
+            last_round = Some((started, started.elapsed()));
+        }
     }
 }
 
