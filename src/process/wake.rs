@@ -57,3 +57,70 @@ pub(crate) fn wake(waker: Waker) {
         waker.wake();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use super::{batched, wake};
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn outside_a_hook_a_wake_is_immediate() {
+        let (count, waker) = counter();
+        wake(waker);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn inside_a_hook_wakes_wait_for_its_end_and_each_waker_wakes_once() {
+        let (a, wa) = counter();
+        let (b, wb) = counter();
+        batched(|| {
+            for _ in 0..1000 {
+                wake(wa.clone());
+            }
+            wake(wb.clone());
+            // Nested hooks flush with the outermost one.
+            batched(|| wake(wb.clone()));
+            assert_eq!(a.0.load(Ordering::SeqCst), 0);
+            assert_eq!(b.0.load(Ordering::SeqCst), 0);
+        });
+        assert_eq!(a.0.load(Ordering::SeqCst), 1);
+        assert_eq!(b.0.load(Ordering::SeqCst), 1);
+        // The batch is over: the next wake is immediate again.
+        wake(wa);
+        assert_eq!(a.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_panicking_hook_still_issues_its_wakes() {
+        let (count, waker) = counter();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            batched(|| {
+                wake(waker.clone());
+                panic!("hook failed");
+            })
+        }));
+        assert!(result.is_err());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        wake(waker);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    }
+}
