@@ -510,13 +510,7 @@ fn run_token(c: Common, connections: usize, path: Option<String>) {
         n as f64 / secs,
         run.errors
     );
-    if let Some((a, b)) = run.server_cpu {
-        line.push_str(&format!(
-            " server_cpu_s={:.2} requests_per_cpu_s={:.0}",
-            b - a,
-            n as f64 / (b - a).max(1e-9)
-        ));
-    }
+    line.push_str(&run.per_server_cpu("requests"));
     println!("{line}");
 }
 
@@ -566,6 +560,19 @@ struct Run {
     seconds: f64,
     /// Server CPU seconds at the start and the end, with `--server-pid`.
     server_cpu: Option<(f64, f64)>,
+}
+
+impl Run {
+    /// ` server_cpu_s=.. <what>_per_cpu_s=..` with `--server-pid`, else empty.
+    fn per_server_cpu(&self, what: &str) -> String {
+        self.server_cpu.map_or_else(String::new, |(a, b)| {
+            format!(
+                " server_cpu_s={:.2} {what}_per_cpu_s={:.0}",
+                b - a,
+                self.done as f64 / (b - a).max(1e-9)
+            )
+        })
+    }
 }
 
 /// Runs `n` workers made by `make(i, counters)` for `c.duration` seconds.
@@ -637,13 +644,7 @@ fn run_handshake(c: Common, concurrency: usize) {
         n as f64 / secs,
         run.errors
     );
-    if let Some((a, b)) = run.server_cpu {
-        line.push_str(&format!(
-            " server_cpu_s={:.2} handshakes_per_cpu_s={:.0}",
-            b - a,
-            n as f64 / (b - a).max(1e-9)
-        ));
-    }
+    line.push_str(&run.per_server_cpu("handshakes"));
     println!("{line}");
 }
 
