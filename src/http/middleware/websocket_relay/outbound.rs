@@ -64,6 +64,13 @@ impl Hub {
         }
     }
 
+    /// Moves the waiting connections into `batch`. The flag is cleared
+    /// first, so a connection pushed after the take wakes the hub again.
+    fn take_ready(&self, batch: &mut Vec<Arc<Connection>>) {
+        self.scheduled.store(false, Ordering::Release);
+        batch.append(&mut self.ready.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     async fn run(hub: Arc<Hub>) {
         let mut scratch = BytesMut::new();
         let mut batch = Vec::new();
@@ -71,12 +78,7 @@ impl Hub {
         loop {
             std::future::poll_fn(|cx| {
                 *hub.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-                // Cleared before taking: a connection pushed after this wakes us again.
-                hub.scheduled.store(false, Ordering::Release);
-                std::mem::swap(
-                    &mut batch,
-                    &mut *hub.ready.lock().unwrap_or_else(|e| e.into_inner()),
-                );
+                hub.take_ready(&mut batch);
                 if batch.is_empty() {
                     Poll::Pending
                 } else {
@@ -92,8 +94,7 @@ impl Hub {
                 let next = started + (busy * 2).min(MAX_PACING);
                 if next > Instant::now() {
                     tokio::time::sleep_until(next.into()).await;
-                    hub.scheduled.store(false, Ordering::Release);
-                    batch.append(&mut hub.ready.lock().unwrap_or_else(|e| e.into_inner()));
+                    hub.take_ready(&mut batch);
                 }
             }
             let started = Instant::now();
@@ -360,26 +361,19 @@ impl Connection {
             }
         };
         match written {
-            Ok(n) if n == out.len() => {
-                out.clear();
-                *scratch = out;
-            }
+            Ok(n) if n == out.len() => {}
             Ok(n) => {
-                let rest = BytesMut::from(&out[n..]);
-                out.clear();
-                *scratch = out;
                 let mut st = self.lock();
-                st.unsent = rest;
+                st.unsent = BytesMut::from(&out[n..]);
                 st.blocked = true;
                 drop(st);
                 self.blocked.notify_one();
             }
-            Err(_) => {
-                out.clear();
-                *scratch = out;
-                self.finish("connection lost", 1006);
-            }
+            Err(_) => self.finish("connection lost", 1006),
         }
+        // The buffer is kept for the next write.
+        out.clear();
+        *scratch = out;
         if let Some((leave, code)) = closed {
             self.finish(leave, code);
         }
