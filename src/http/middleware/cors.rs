@@ -2,6 +2,10 @@
 //! responses for allowed origins. A preflight from an origin not allowed gets
 //! 403; an actual request from one simply gets no CORS headers (the browser
 //! then refuses to expose the response).
+//!
+//! Credentials (`cors.allow.credentials: true`) need an explicit origin list:
+//! with any origin (`*`) or `null` allowed it is a manifest error, so a
+//! credentialed answer is never reflected to an arbitrary site.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
@@ -52,8 +56,24 @@ impl Cors {
             })?,
             None => 86_400,
         };
+        let any_origin = origins.iter().any(|x| x == "*");
+        if credentials && any_origin {
+            // The browser refuses `*` with credentials, and reflecting any
+            // Origin instead would let every site read credentialed answers.
+            return Err((
+                "cors.allow.credentials".to_owned(),
+                "cannot be true while cors.allow.origins allows any origin (\"*\", the default): list the origins that may send credentials".to_owned(),
+            ));
+        }
+        if credentials && origins.iter().any(|x| x.eq_ignore_ascii_case("null")) {
+            // `null` is what sandboxed frames and file: pages send: any site can produce it.
+            return Err((
+                "cors.allow.origins".to_owned(),
+                "\"null\" cannot be allowed together with cors.allow.credentials".to_owned(),
+            ));
+        }
         Ok(Cors {
-            origins: (!origins.iter().any(|x| x == "*")).then_some(origins),
+            origins: (!any_origin).then_some(origins),
             methods: o
                 .get("cors.allow.methods")
                 .unwrap_or(DEFAULT_METHODS)
@@ -71,8 +91,7 @@ impl Cors {
     /// The value for `Access-Control-Allow-Origin`, if `origin` is allowed.
     fn allow_origin(&self, origin: &str) -> Option<String> {
         match &self.origins {
-            None if !self.credentials => Some("*".into()),
-            None => Some(origin.to_owned()),
+            None => Some("*".into()),
             Some(list) => list
                 .iter()
                 .any(|o| o.eq_ignore_ascii_case(origin))
