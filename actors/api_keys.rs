@@ -88,6 +88,22 @@ pub fn is_active(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     .query_row(params![id], |r| r.get(0))
 }
 
+/// Whether `key` was ever stored (live or revoked).
+pub fn is_known(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE key_hash = ?1)",
+        params![sha256_hex(key.as_bytes())],
+        |r| r.get(0),
+    )
+}
+
+/// Whether `text` has the form of a key (`rk_` + 40 lowercase hex characters).
+pub fn is_well_formed(text: &str) -> bool {
+    text.strip_prefix("rk_").is_some_and(|hex| {
+        hex.len() == 40 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// Whether any live key belongs to `user_id`.
 pub fn user_has_key(conn: &Connection, user_id: &str) -> rusqlite::Result<bool> {
     conn.query_row(

@@ -332,6 +332,18 @@ fn scope_of(all: &[(String, Arc<Policy>)], names: &[String]) -> Scope {
 
 fn load_or_create_key(path: &Path) -> Result<Vec<u8>, String> {
     match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => {
+            // Left by a first boot that died while writing (before writes
+            // were atomic): no token can have outlived that process, since
+            // tokens live in memory, so a new key loses nothing.
+            log::warn!(
+                "token key file is empty, generating a new key file={}",
+                path.display()
+            );
+            std::fs::remove_file(path)
+                .map_err(|e| format!("cannot replace empty token key file {}: {e}", path.display()))?;
+            create_key(path)
+        }
         Ok(text) => {
             let key = text.trim();
             unhex(key)
@@ -344,17 +356,27 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>, String> {
                     )
                 })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut key);
-            let text = hex(&key);
-            crate::util::write_private(path, text.as_bytes())
-                .map_err(|e| format!("cannot write token key file {}: {e}", path.display()))?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key(path),
+        Err(e) => Err(format!(
+            "cannot read token key file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Generates a key into `path`; if another process created it meanwhile, that one is used.
+fn create_key(path: &Path) -> Result<Vec<u8>, String> {
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    let text = hex(&key);
+    match crate::util::write_private(path, text.as_bytes()) {
+        Ok(()) => {
             log::info!("token key generated file={}", path.display());
             Ok(text.into_bytes())
         }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_key(path),
         Err(e) => Err(format!(
-            "cannot read token key file {}: {e}",
+            "cannot write token key file {}: {e}",
             path.display()
         )),
     }
