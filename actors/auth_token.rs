@@ -2,7 +2,8 @@
 //!
 //! Wire (DESIGN.md section 5): invalid JSON -> 400, missing or empty
 //! `api_key` -> 400, unknown key -> 401, ok -> 200 `{token, user_id, role,
-//! expires_in}`. The body limit (413) is the HTTP layer's.
+//! expires_in}` with `Cache-Control: no-store`. The body limit (413) is the
+//! HTTP layer's.
 //!
 //! Failed exchanges are counted per client address in a `store.memory`
 //! (`args.attempts_store`); past `args.max_failures` (default 20) within
@@ -168,12 +169,16 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
         .create(actor, scope, None, json!({ "api_key_id": owner.key_id }))
         .map_err(internal)?;
     log::info!("token issued user_id={} role={}", owner.user_id, owner.role);
-    Ok(HttpResponse::Ok().json(json!({
+    // A credential: no cache (browser, proxy) may keep it (RFC 6749 5.1).
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"))
+        .json(json!({
         "token": token,
         "user_id": owner.user_id,
         "role": owner.role,
         "expires_in": lifetime.as_secs(),
-    })))
+        })))
 }
 
 fn internal(e: impl std::fmt::Display) -> AuthError {

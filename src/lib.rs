@@ -41,7 +41,7 @@ pub mod prelude {
     pub use crate::store::MemoryStore;
     pub use crate::util::{constant_time_eq, sha256_hex, unix_ms, unix_secs, write_private};
     pub use actix_web::http::StatusCode;
-    pub use actix_web::http::header::RETRY_AFTER;
+    pub use actix_web::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER};
     pub use actix_web::{HttpRequest, HttpResponse};
     pub use bytes::Bytes;
     pub use log;

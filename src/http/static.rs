@@ -118,27 +118,30 @@ impl StaticSite {
             return HttpError::NotFound.error_response();
         };
         let is_index = file.file_name().and_then(|n| n.to_str()) == Some(self.index.as_str());
-        let path = file.clone();
-        match web::block(move || std::fs::read(path)).await {
-            Ok(Ok(bytes)) => {
-                let mut res = HttpResponse::Ok();
-                res.insert_header((header::CONTENT_TYPE, content_type(&file)))
-                    .insert_header(("X-Content-Type-Options", "nosniff"))
-                    .insert_header((
-                        header::CACHE_CONTROL,
-                        if is_index {
-                            "no-cache"
-                        } else {
-                            self.cache.as_str()
-                        },
-                    ));
-                if req.method() == Method::HEAD {
-                    res.insert_header((header::CONTENT_LENGTH, bytes.len()));
-                    res.finish()
+        let mut res = HttpResponse::Ok();
+        res.insert_header((header::CONTENT_TYPE, content_type(&file)))
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            .insert_header((
+                header::CACHE_CONTROL,
+                if is_index {
+                    "no-cache"
                 } else {
-                    res.body(bytes)
-                }
-            }
+                    self.cache.as_str()
+                },
+            ));
+        if req.method() == Method::HEAD {
+            // The length a GET would send, without reading the file; the
+            // HTTP layer sends no body for HEAD and never polls this one.
+            return match web::block(move || std::fs::metadata(file)).await {
+                Ok(Ok(meta)) => res.body(actix_web::body::SizedStream::new(
+                    meta.len(),
+                    futures_util::stream::empty::<Result<web::Bytes, actix_web::Error>>(),
+                )),
+                _ => HttpError::NotFound.error_response(),
+            };
+        }
+        match web::block(move || std::fs::read(file)).await {
+            Ok(Ok(bytes)) => res.body(bytes),
             _ => HttpError::NotFound.error_response(),
         }
     }
