@@ -14,6 +14,8 @@ pub enum GatewayError {
     InvalidPath,
     /// The request body could not be read.
     BadRequest,
+    /// The request body did not arrive within the server's body deadlines.
+    RequestTimeout,
     /// No route matches.
     NotFound,
     /// Missing, malformed, wrongly signed or not-yet-valid token; the reason
@@ -54,6 +56,7 @@ impl GatewayError {
             GatewayError::InvalidToken(_) | GatewayError::TokenExpired => StatusCode::UNAUTHORIZED,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::BadGateway => StatusCode::BAD_GATEWAY,
@@ -71,6 +74,7 @@ impl GatewayError {
             GatewayError::UserNotFound => "USER_NOT_FOUND",
             GatewayError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
             GatewayError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            GatewayError::RequestTimeout => "REQUEST_TIMEOUT",
             GatewayError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             GatewayError::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             GatewayError::BadGateway => "BAD_GATEWAY",
@@ -90,6 +94,7 @@ impl GatewayError {
                 format!("rate limit exceeded, retry in {reset_secs} s")
             }
             GatewayError::PayloadTooLarge { limit } => format!("request body over {limit} bytes"),
+            GatewayError::RequestTimeout => "request body not received in time".into(),
             GatewayError::ServiceUnavailable => "upstream service unavailable".into(),
             GatewayError::UpstreamTimeout => "upstream service timed out".into(),
             GatewayError::BadGateway => "upstream sent an invalid response".into(),
@@ -120,6 +125,9 @@ impl GatewayError {
                     .insert_header(("X-RateLimit-Limit", limit.to_string()))
                     .insert_header(("X-RateLimit-Remaining", "0"))
                     .insert_header(("X-RateLimit-Reset", reset_secs.to_string()));
+            }
+            GatewayError::RequestTimeout => {
+                res.force_close();
             }
             _ => {}
         }

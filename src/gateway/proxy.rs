@@ -405,6 +405,7 @@ impl Proxy {
             .map_err(|e| match e {
                 crate::http::BodyError::TooLarge => GatewayError::PayloadTooLarge { limit },
                 crate::http::BodyError::Unreadable => GatewayError::BadRequest,
+                crate::http::BodyError::TimedOut => GatewayError::RequestTimeout,
             })?;
         let target = req.uri().path_and_query().map_or(path, |p| p.as_str());
         let url = format!("{}{target}", route.upstream);

@@ -17,6 +17,10 @@ pub enum HttpError {
     PayloadTooLarge { limit: usize },
     /// 400: the body could not be read.
     BadBody,
+    /// 408: the body did not arrive within the server's body deadlines; the
+    /// connection is closed.
+    BodyTimeout,
+
     /// 403: a WebSocket upgrade from an origin the relay does not allow.
     OriginNotAllowed,
     /// 400: a WebSocket endpoint was asked without a valid upgrade.
@@ -34,6 +38,8 @@ impl std::fmt::Display for HttpError {
                 write!(f, "request body too large (limit {limit} bytes)")
             }
             HttpError::BadBody => f.write_str("request body could not be read"),
+            HttpError::BodyTimeout => f.write_str("request body not received in time"),
+
             HttpError::HeadersTooLarge { limit } => {
                 write!(f, "request header fields too large (limit {limit} bytes)")
             }
@@ -53,6 +59,8 @@ impl ResponseError for HttpError {
             HttpError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             HttpError::BadBody | HttpError::UpgradeRequired => StatusCode::BAD_REQUEST,
             HttpError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            HttpError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,6 +69,11 @@ impl ResponseError for HttpError {
         let mut res = HttpResponse::build(self.status_code());
         if let HttpError::MethodNotAllowed { allow } = self {
             res.insert_header(("Allow", allow.as_str()));
+        }
+        if let HttpError::BodyTimeout = self {
+            // The rest of the body may still be on its way: this connection
+            // cannot carry another request.
+            res.force_close();
         }
         res.json(serde_json::json!({ "error": self.to_string() }))
     }

@@ -17,6 +17,7 @@
 //! layer with its socket, so an open WebSocket keeps none of actix-http's
 //! per-connection state or buffers.
 
+mod admission;
 mod endpoint;
 mod error;
 pub mod middleware;
@@ -42,15 +43,39 @@ pub(crate) enum BodyError {
     TooLarge,
     /// The transfer broke off or was malformed.
     Unreadable,
+    /// Not all there by the deadline, or a pause between two parts too long.
+    TimedOut,
+}
+
+/// How long a server waits for request bodies (`http.service`
+/// `body_timeout`, `body_idle_timeout`), in every request's app data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyDeadlines {
+    /// From the end of the head to the last byte of the body.
+    pub total: std::time::Duration,
+    /// Between two parts of the body.
+    pub idle: std::time::Duration,
+}
+
+impl Default for BodyDeadlines {
+    fn default() -> Self {
+        BodyDeadlines {
+            total: service::DEFAULT_BODY_TIMEOUT,
+            idle: service::DEFAULT_BODY_IDLE_TIMEOUT,
+        }
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (at once when
-/// `Content-Length` already says so).
+/// `Content-Length` already says so) and giving up at the server's body
+/// deadlines, so a client that trickles its body cannot hold a connection.
 pub(crate) async fn read_body(
     req: &actix_web::HttpRequest,
-    payload: actix_web::web::Payload,
+    mut payload: actix_web::web::Payload,
     limit: usize,
 ) -> Result<actix_web::web::Bytes, BodyError> {
+    use futures_util::StreamExt;
+    use tokio::time::{Instant, timeout_at};
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -59,10 +84,29 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(_)) => Err(BodyError::Unreadable),
-        Err(_) => Err(BodyError::TooLarge),
+    let deadlines = req
+        .app_data::<BodyDeadlines>()
+        .copied()
+        .unwrap_or_default();
+    let end = Instant::now() + deadlines.total;
+    let mut body = actix_web::web::BytesMut::new();
+    loop {
+        let next = timeout_at(end.min(Instant::now() + deadlines.idle), payload.next());
+        match next.await {
+            Err(_) => return Err(BodyError::TimedOut),
+            Ok(None) => return Ok(body.freeze()),
+            Ok(Some(Err(_))) => return Err(BodyError::Unreadable),
+            Ok(Some(Ok(chunk))) if body.is_empty() && declared == Some(chunk.len() as u64) => {
+                // The usual case: the whole body in one part, no copy.
+                return Ok(chunk);
+            }
+            Ok(Some(Ok(chunk))) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
     }
 }
 

@@ -190,6 +190,7 @@ impl Router {
                     return HttpError::PayloadTooLarge { limit }.error_response();
                 }
                 Err(BodyError::Unreadable) => return HttpError::BadBody.error_response(),
+                Err(BodyError::TimedOut) => return HttpError::BodyTimeout.error_response(),
             }
         };
         let mut res = endpoint.func.call(node, req.clone(), body).await;

@@ -22,8 +22,9 @@ use actix_web::http::Method;
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
+use super::admission::{self, Admission};
 use super::upgrade::Upgraded;
-use super::{Endpoint, HttpError, StaticSite};
+use super::{BodyDeadlines, Endpoint, HttpError, StaticSite};
 use crate::manifest::{ByteSize, Lifecycle, ManifestDuration};
 use crate::process::{Node, Pid};
 
@@ -53,7 +54,23 @@ pub struct HttpServiceConfig {
     /// Total size of a request's header fields (default 16KiB); larger gets 431.
     #[serde(default)]
     pub max_header_size: Option<ByteSize>,
+    /// Time from the end of a request's head to the end of its body
+    /// (default 30s); later gets 408 and the connection is closed.
+    #[serde(default)]
+    pub body_timeout: Option<ManifestDuration>,
+    /// Longest pause between two parts of a request body (default 10s).
+    #[serde(default)]
+    pub body_idle_timeout: Option<ManifestDuration>,
+    /// Connections one client address may hold while they speak HTTP
+    /// (default 256, 0 = no cap); more get 429 and are closed.
+    #[serde(default)]
+    pub max_connections_per_address: Option<usize>,
 }
+
+/// Default deadline for a whole request body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default longest pause inside a request body.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default limit on a request's header fields.
 pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
@@ -220,6 +237,17 @@ impl HttpService {
                 format!("cannot listen on {}: {e}", self.config.addr),
             )
         })?;
+        let admission = Admission::new(
+            self.config
+                .max_connections_per_address
+                .unwrap_or(admission::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+            self.node.metrics().counter_vec(
+                "rippy_http_connections_refused_total",
+                "Connections closed at accept, by server and reason.",
+                &["server", "reason"],
+            ),
+            self.id.clone(),
+        );
         let mut builder = actix_server::Server::build()
             .workers(workers)
             .disable_signals()
@@ -230,6 +258,7 @@ impl HttpService {
             let addr = listener.local_addr()?;
             first.get_or_insert(addr);
             let (service, routes, stopping) = (service.clone(), routes.clone(), stopping.clone());
+            let admission = admission.clone();
             builder = builder.listen(&*self.id, listener, move || {
                 let app = {
                     let (service, routes) = (service.clone(), routes.clone());
@@ -252,7 +281,7 @@ impl HttpService {
                     })
                 };
                 let stopping = stopping.clone();
-                actix_http::HttpService::build()
+                let http = actix_http::HttpService::build()
                     .client_request_timeout(request_timeout)
                     .client_disconnect_timeout(Duration::from_secs(1))
                     .tcp_nodelay(true)
@@ -263,7 +292,8 @@ impl HttpService {
                     })
                     .upgrade(upgrades)
                     .finish(map_config(app(), |_| AppConfig::default()))
-                    .tcp()
+                    .tcp();
+                admit(admission.clone(), http)
             })?;
         }
         let addr = first.ok_or_else(|| {
@@ -318,6 +348,47 @@ impl HttpService {
     }
 }
 
+/// Wraps a server's TCP service: each connection first takes a slot for its
+/// peer address (see `admission`), held until the HTTP layer lets go of the
+/// connection; one over the cap gets the fixed 429 and is closed.
+fn admit<F>(
+    admission: Arc<Admission>,
+    http: F,
+) -> impl ServiceFactory<
+    actix_web::rt::net::TcpStream,
+    Config = (),
+    Response = (),
+    Error = F::Error,
+    InitError = F::InitError,
+>
+where
+    F: ServiceFactory<actix_web::rt::net::TcpStream, Config = (), Response = ()>,
+    F::Service: 'static,
+{
+    actix_service::apply_fn_factory(http, move |stream: actix_web::rt::net::TcpStream, http| {
+        let slot = match stream.peer_addr() {
+            Ok(peer) => admission.admit(peer.ip()),
+            Err(_) => None, // already gone
+        };
+        let served = match slot {
+            Some(_) => Some(actix_service::Service::call(http, stream)),
+            None => {
+                // Best effort, without waiting: the socket buffer is empty.
+                let _ = stream.try_write(admission::REFUSAL);
+                admission.refused();
+                None
+            }
+        };
+        async move {
+            let _slot = slot;
+            match served {
+                Some(served) => served.await,
+                None => Ok(()),
+            }
+        }
+    })
+}
+
 /// Listening sockets for every address `addr` (`host:port`) resolves to, as
 /// actix-web's `HttpServer::bind` does, with a backlog that absorbs bursts of
 /// thousands of connects. Port 0 on a name that resolves twice gets one port
@@ -363,7 +434,18 @@ fn build_app(
         .config
         .max_header_size
         .map_or(DEFAULT_MAX_HEADER_SIZE, |b| b.0);
+    let deadlines = BodyDeadlines {
+        total: service
+            .config
+            .body_timeout
+            .map_or(DEFAULT_BODY_TIMEOUT, |d| d.get()),
+        idle: service
+            .config
+            .body_idle_timeout
+            .map_or(DEFAULT_BODY_IDLE_TIMEOUT, |d| d.get()),
+    };
     let mut app = App::new()
+        .app_data(deadlines)
         .wrap(actix_web::middleware::Compress::default())
         .wrap(actix_web::middleware::from_fn(
             move |req: actix_web::dev::ServiceRequest,
