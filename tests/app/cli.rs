@@ -31,8 +31,30 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path) -> Server {
+        Self::start_with(dir, |text| text, None)
+    }
+
+    /// Starts after `edit` changed the manifest text, with at most
+    /// `max_files` open descriptors (soft and hard) if given.
+    pub fn start_with(
+        dir: &Path,
+        edit: impl FnOnce(String) -> String,
+        max_files: Option<u64>,
+    ) -> Server {
         let manifest = write_manifest(dir);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rippy"))
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, edit(text)).unwrap();
+        let mut command = match max_files {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_rippy"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_rippy")),
+        };
+        let mut child = command
             .arg("run")
             .arg(&manifest)
             .env("RUST_LOG", "info")
@@ -123,7 +145,17 @@ impl Server {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
             self.log.push(line);
         }
-        (status.code(), elapsed, self.log)
+        (status.code(), elapsed, std::mem::take(&mut self.log))
+    }
+}
+
+impl Drop for Server {
+    /// A test that fails midway leaves no server behind.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

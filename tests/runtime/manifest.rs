@@ -251,3 +251,34 @@ fn rippy_check_exits_1_and_prints_every_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 5, "{stderr}");
 }
+
+#[test]
+fn cors_credentials_with_any_origin_is_a_check_error() {
+    let e = only_error("cors_credentials_any_origin.yaml");
+    assert_has(
+        &e,
+        &[
+            "entry app:router (http.router)",
+            "field options.cors.allow.credentials",
+            "any origin",
+        ],
+    );
+}
+
+#[test]
+fn middleware_option_values_that_boot_would_refuse_fail_check() {
+    let errors = errors_of("bad_middleware_values.yaml");
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_has(
+        &errors[0],
+        &["entry app:router", "field options.cors.max_age", "\"soon\""],
+    );
+    assert_has(
+        &errors[1],
+        &[
+            "entry app:router",
+            "field post_options.wsrelay.queue_size",
+            "\"many\"",
+        ],
+    );
+}
