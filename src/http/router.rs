@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::middleware::cors::Cors;
 use super::middleware::token_auth::TokenAuth;
 use super::middleware::websocket_relay::{self, RELAY_HEADER, RelayConfig, RelayTarget};
-use super::middleware::{CORS, TOKEN_AUTH, WEBSOCKET_RELAY};
+use super::middleware::{self, CORS, TOKEN_AUTH, WEBSOCKET_RELAY};
 use super::{BodyError, Endpoint, HttpError, HttpService, Options};
 use crate::component::Components;
 use crate::security::TokenStore;
@@ -44,6 +44,40 @@ pub struct RouterConfig {
 }
 
 impl RouterConfig {
+    /// Load-time checks: `(field, message)` pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if !self.prefix.is_empty() && !self.prefix.starts_with('/') {
+            errors.push((
+                "prefix".into(),
+                format!("expected a path starting with '/', found {:?}", self.prefix),
+            ));
+        }
+        if self.middleware.iter().any(|m| m == TOKEN_AUTH)
+            && self.options.get("token_auth.store").is_none()
+        {
+            errors.push((
+                "options.token_auth.store".into(),
+                "missing, token_auth needs a security.token_store id".into(),
+            ));
+        }
+        errors.extend(middleware::validate(
+            "middleware",
+            &self.middleware,
+            middleware::PRE,
+            "options",
+            &self.options,
+        ));
+        errors.extend(middleware::validate(
+            "post_middleware",
+            &self.post_middleware,
+            middleware::POST,
+            "post_options",
+            &self.post_options,
+        ));
+        errors
+    }
+
     /// The token store `token_auth` uses, if the router lists it.
     pub fn token_store(&self) -> Option<&str> {
         self.middleware
@@ -71,15 +105,6 @@ impl Router {
         config: &RouterConfig,
         components: &Components,
     ) -> Result<Self, (String, String)> {
-        if !config.prefix.is_empty() && !config.prefix.starts_with('/') {
-            return Err((
-                "prefix".into(),
-                format!(
-                    "expected a path starting with '/', found {:?}",
-                    config.prefix
-                ),
-            ));
-        }
         let at = |field: &'static str| move |(k, m): (String, String)| (format!("{field}.{k}"), m);
         let cors = if config.middleware.iter().any(|m| m == CORS) {
             Some(Cors::from_options(&config.options).map_err(at("options"))?)
@@ -92,12 +117,6 @@ impl Router {
                     .get::<TokenStore>(store_id)
                     .map_err(|e| ("options.token_auth.store".to_owned(), e.to_string()))?;
                 Some(TokenAuth::new(&config.options, store))
-            }
-            None if config.middleware.iter().any(|m| m == TOKEN_AUTH) => {
-                return Err((
-                    "options.token_auth.store".into(),
-                    "missing, token_auth needs a security.token_store id".into(),
-                ));
             }
             None => None,
         };

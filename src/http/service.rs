@@ -35,7 +35,8 @@ pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpServiceConfig {
-    /// `host:port`; port 0 picks a free port.
+    /// `host:port` (or Go's `:port` for every interface); port 0 picks a
+    /// free port.
     pub addr: String,
     /// Worker threads (default: the number of cores).
     #[serde(default)]
@@ -65,6 +66,48 @@ pub struct HttpServiceConfig {
     /// (default 256, 0 = no cap); more get 429 and are closed.
     #[serde(default)]
     pub max_connections_per_address: Option<usize>,
+}
+
+impl HttpServiceConfig {
+    /// Load-time checks: `(field, message)` pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if self.workers == Some(0) {
+            errors.push((
+                "workers".into(),
+                "expected at least 1 worker, found 0".into(),
+            ));
+        }
+        if let Err(message) = split_addr(&self.addr) {
+            errors.push(("addr".into(), message));
+        }
+        errors
+    }
+
+    /// `addr` as the system resolver takes it: Go's `:8081` (every
+    /// interface) becomes `0.0.0.0:8081`.
+    fn bind_addr(&self) -> String {
+        match self.addr.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => self.addr.clone(),
+        }
+    }
+}
+
+/// Splits `host:port` (`[v6]:port`, or Go's `:port`), checking the port.
+fn split_addr(addr: &str) -> Result<(&str, u16), String> {
+    let expected = || {
+        format!(
+            "expected host:port (127.0.0.1:8081, [::1]:8081, localhost:8081) or :port for every interface, found {addr:?}"
+        )
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(expected)?;
+    let port: u16 = port.parse().map_err(|_| expected())?;
+    let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
+    if host.contains(':') && !bracketed || host.contains(char::is_whitespace) {
+        return Err(expected());
+    }
+    Ok((host, port))
 }
 
 /// Default deadline for a whole request body.
@@ -231,7 +274,7 @@ impl HttpService {
             .request_timeout
             .map_or(Duration::from_secs(5), |d| d.get());
         let shutdown_timeout = self.shutdown_timeout();
-        let listeners = listen(&self.config.addr).map_err(|e| {
+        let listeners = listen(&self.config.bind_addr()).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("cannot listen on {}: {e}", self.config.addr),

@@ -303,16 +303,19 @@ pub fn decode<T: DeserializeOwned>(file: &str, entry: &Entry) -> Result<T, Manif
         let path = e.path().to_string();
         let message = e.inner().to_string();
         let parent = if path == "." { String::new() } else { path };
-        // serde reports unknown and missing fields at the parent; name the field itself.
-        let named = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|prefix| message.strip_prefix(prefix))
-            .and_then(|rest| rest.split('`').next());
-        let field = match named {
-            Some(name) if parent.is_empty() => name.to_owned(),
-            Some(name) => format!("{parent}.{name}"),
-            None if parent.is_empty() => String::new(),
-            None => parent,
+        // serde_path_to_error's path already ends with an unknown field, but
+        // stops at the parent of a missing one: name that field here.
+        let name_in = |prefix: &str| {
+            message
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_owned)
+        };
+        let field = match (name_in("unknown field `"), name_in("missing field `")) {
+            (Some(name), _) if parent.is_empty() => name,
+            (None, Some(name)) if parent.is_empty() => name,
+            (None, Some(name)) => format!("{parent}.{name}"),
+            _ => parent,
         };
         entry.error(file, (!field.is_empty()).then_some(field.as_str()), message)
     })

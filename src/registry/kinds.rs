@@ -13,7 +13,6 @@ use crate::catalog::{Catalog, CatalogItem};
 use crate::fs::{Directory, DirectoryConfig};
 use crate::function::FunctionSpec;
 use crate::gateway::{Proxy, ProxyConfig};
-use crate::http::middleware::{self, POST, PRE};
 use crate::http::{
     Endpoint, EndpointConfig, HttpService, HttpServiceConfig, Router, RouterConfig, StaticConfig,
     StaticSite,
@@ -327,13 +326,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         kind::<HttpServiceConfig>(
             "http.service",
             |c| depends_on(&c.lifecycle),
-            |c, _| match c.workers {
-                Some(0) => vec![(
-                    "workers".into(),
-                    "expected at least 1 worker, found 0".into(),
-                )],
-                _ => Vec::new(),
-            },
+            |c, _| c.check(),
             |b, e, c| {
                 let service = Arc::new(HttpService::new(&e.id, c, b.node.clone()));
                 b.http.push(service.clone());
@@ -354,18 +347,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 }
                 refs
             },
-            |c, _| {
-                let mut errors =
-                    middleware::validate("middleware", &c.middleware, PRE, "options", &c.options);
-                errors.extend(middleware::validate(
-                    "post_middleware",
-                    &c.post_middleware,
-                    POST,
-                    "post_options",
-                    &c.post_options,
-                ));
-                errors
-            },
+            |c, _| c.check(),
             |b, e, c| {
                 let router = Router::new(&e.id, c, b.components).map_err(fail_at)?;
                 b.insert(e, Arc::new(router));

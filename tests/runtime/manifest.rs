@@ -74,8 +74,7 @@ fn an_unknown_field_is_named() {
         &e,
         &[
             "entry app:tokens (security.token_store)",
-            "field token_lenght",
-            "unknown field",
+            "field token_lenght: unknown field",
             "token_length",
         ],
     );
@@ -281,4 +280,39 @@ fn middleware_option_values_that_boot_would_refuse_fail_check() {
             "\"many\"",
         ],
     );
+}
+
+#[test]
+fn an_address_without_a_port_and_a_relative_prefix_fail_check() {
+    let errors = errors_of("bad_address_and_prefix.yaml");
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_has(
+        &errors[0],
+        &["entry app:server (http.service)", "field addr", "host:port"],
+    );
+    assert_has(
+        &errors[1],
+        &["entry app:router (http.router)", "field prefix", "\"api\""],
+    );
+}
+
+#[actix_web::test]
+async fn a_go_style_address_listens_on_every_interface() {
+    let manifest = super::support::parse(
+        "version: \"1.0\"\nnamespace: t\nentries:\n  - name: server\n    kind: http.service\n    addr: \":0\"\n",
+    );
+    let registry = Registry::boot(manifest, &actors::catalog()).unwrap();
+    let addr = registry.http_addr("t:server").unwrap();
+    assert!(addr.ip().is_unspecified(), "{addr}");
+    let res = awc::Client::new()
+        .get(format!("http://127.0.0.1:{}/healthz", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    super::support::within(
+        "shutdown",
+        registry.shutdown(std::time::Duration::from_secs(1)),
+    )
+    .await;
 }
