@@ -5,10 +5,11 @@
 //! `demo.key` (mode 0600) beside the database so it can be found again; later
 //! starts only say that it exists and where.
 //!
-//! The key reaches `demo.key` (written atomically) before its digest is
-//! committed, so a crash can leave a key file with no row, which the next boot
-//! adopts, but never a row whose key was lost. A key file whose key is already
-//! in the database (revoked, say) is replaced, never adopted again.
+//! A new key is written (atomically) to `demo.key.pending` before its digest
+//! is committed, and renamed to `demo.key` after: whoever finds `demo.key`
+//! can use it, and a crash never leaves a row whose key was lost. The next
+//! boot finishes what a crash interrupted: a pending key with no row is
+//! inserted, one with a live row is published; a revoked one is dropped.
 
 use std::path::PathBuf;
 
@@ -47,6 +48,15 @@ enum DemoKey {
     Recovered(String),
 }
 
+/// Renames the committed key's file into place, durably.
+fn publish(pending: &std::path::Path, path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::rename(pending, path)?;
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
 fn file_error(e: std::io::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
@@ -57,43 +67,57 @@ impl Process for Migrate {
         let db = modules.sql(&self.db)?;
         let random = modules.random_bytes(20)?;
         let path = demo_key_path(&db);
+        let pending = path.with_file_name("demo.key.pending");
         let fresh = api_keys::format_key(&random);
         let outcome = db
             .call(|conn| {
                 let tx = conn.transaction()?;
                 api_keys::ensure_schema(&tx)?;
-                if api_keys::user_has_key(&tx, DEMO_USER)? {
-                    return Ok(DemoKey::Exists);
-                }
-                let left = std::fs::read_to_string(&path).ok();
-                let adopt = match left.as_deref().map(str::trim) {
-                    Some(key) if api_keys::is_well_formed(key) => !api_keys::is_known(&tx, key)?,
-                    _ => false,
-                };
+                let left = std::fs::read_to_string(&pending)
+                    .ok()
+                    .map(|k| k.trim().to_owned());
                 let outcome = match left {
-                    Some(key) if adopt => DemoKey::Recovered(key.trim().to_owned()),
+                    Some(key)
+                        if api_keys::is_well_formed(&key) && !api_keys::is_known(&tx, &key)? =>
+                    {
+                        api_keys::insert(&tx, &key, DEMO_USER, "user")?;
+                        DemoKey::Recovered(key)
+                    }
+                    Some(key)
+                        if api_keys::is_well_formed(&key)
+                            && api_keys::lookup(&tx, &key)?.is_some() =>
+                    {
+                        DemoKey::Recovered(key)
+                    }
                     left => {
                         if left.is_some() {
-                            std::fs::remove_file(&path).map_err(file_error)?;
+                            // Malformed, or a key revoked since: never published.
+                            std::fs::remove_file(&pending).map_err(file_error)?;
                         }
-                        write_private(&path, format!("{fresh}\n").as_bytes())
-                            .map_err(file_error)?;
-                        DemoKey::Created(fresh)
+                        if api_keys::user_has_key(&tx, DEMO_USER)? {
+                            DemoKey::Exists
+                        } else {
+                            write_private(&pending, format!("{fresh}\n").as_bytes())
+                                .map_err(file_error)?;
+                            api_keys::insert(&tx, &fresh, DEMO_USER, "user")?;
+                            DemoKey::Created(fresh)
+                        }
                     }
                 };
-                if let DemoKey::Created(key) | DemoKey::Recovered(key) = &outcome {
-                    api_keys::insert(&tx, key, DEMO_USER, "user")?;
-                }
                 tx.commit()?;
                 Ok(outcome)
             })
             .map_err(|e| e.to_string())?;
+        if let DemoKey::Created(_) | DemoKey::Recovered(_) = outcome {
+            publish(&pending, &path)
+                .map_err(|e| format!("cannot publish the demo key file {}: {e}", path.display()))?;
+        }
         match outcome {
             // The one place a key is ever logged: at its creation, as the tutorial does.
             DemoKey::Created(key) => log::info!("demo API key created api_key={key}"),
             DemoKey::Recovered(key) => {
                 log::warn!(
-                    "demo API key file had no database row (an interrupted first boot); key adopted file={}",
+                    "demo API key from an interrupted first boot completed file={}",
                     path.display()
                 );
                 log::info!("demo API key created api_key={key}");

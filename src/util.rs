@@ -87,7 +87,11 @@ pub fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()>
         .ok_or_else(|| std::io::Error::other("the path names no file"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}-{}", std::process::id(), rand::random::<u32>()));
+    tmp_name.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let tmp = dir.join(tmp_name);
     let written = (|| {
         let mut f = std::fs::OpenOptions::new()

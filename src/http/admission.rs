@@ -115,7 +115,10 @@ mod tests {
         let first = admission.admit(a).unwrap();
         let _second = admission.admit(a).unwrap();
         assert!(admission.admit(a).is_none());
-        assert!(admission.admit(b).is_some(), "other addresses are not affected");
+        assert!(
+            admission.admit(b).is_some(),
+            "other addresses are not affected"
+        );
         drop(first);
         assert_eq!(admission.held(a), 1);
         assert!(admission.admit(a).is_some());

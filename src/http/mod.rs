@@ -84,10 +84,7 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }
-    let deadlines = req
-        .app_data::<BodyDeadlines>()
-        .copied()
-        .unwrap_or_default();
+    let deadlines = req.app_data::<BodyDeadlines>().copied().unwrap_or_default();
     let end = Instant::now() + deadlines.total;
     let mut body = actix_web::web::BytesMut::new();
     loop {

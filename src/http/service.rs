@@ -416,13 +416,13 @@ where
         let served = match slot {
             Some(_) => Some(actix_service::Service::call(http, stream)),
             None => {
+                admission.refused();
                 // Best effort, without waiting: the socket's buffer is empty.
                 // A direct write (tokio's try_write would wait for a
                 // readiness event that a new socket has not had yet).
                 if let Ok(mut stream) = stream.into_std() {
                     let _ = std::io::Write::write(&mut stream, admission::REFUSAL);
                 }
-                admission.refused();
                 None
             }
         };

@@ -340,8 +340,12 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>, String> {
                 "token key file is empty, generating a new key file={}",
                 path.display()
             );
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot replace empty token key file {}: {e}", path.display()))?;
+            std::fs::remove_file(path).map_err(|e| {
+                format!(
+                    "cannot replace empty token key file {}: {e}",
+                    path.display()
+                )
+            })?;
             create_key(path)
         }
         Ok(text) => {

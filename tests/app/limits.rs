@@ -17,9 +17,7 @@ use super::token_for;
 /// A connection to `addr` from the loopback address `from` (127.0.0.x).
 async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(format!("{from}:0").parse().unwrap())
-        .unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
     socket.connect(addr).await.unwrap()
 }
 
@@ -207,7 +205,8 @@ async fn head_on_a_static_file_declares_the_length_get_sends() {
     let addr = socket_addr(&app.base);
     let response = |method: &'static str| async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        let request = format!("{method} /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("{method} /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         s.write_all(request.as_bytes()).await.unwrap();
         read_all(&mut s).await
     };
@@ -257,19 +256,39 @@ async fn an_empty_token_key_file_left_by_a_crash_is_replaced_at_boot() {
 }
 
 #[actix_web::test]
-async fn a_demo_key_file_whose_row_was_never_committed_is_adopted() {
+async fn a_pending_demo_key_whose_row_was_never_committed_is_adopted() {
     let dir = tempfile::tempdir().unwrap();
-    // What a crash between writing the file and the commit leaves.
+    // What a crash between writing the key and the commit leaves.
     let key = "rk_00112233445566778899aabbccddeeff00112233";
-    std::fs::write(dir.path().join("demo.key"), format!("{key}\n")).unwrap();
+    std::fs::write(dir.path().join("demo.key.pending"), format!("{key}\n")).unwrap();
     let app = App::boot_in(dir.path()).await;
     assert_eq!(app.demo_key(), key);
+    assert!(!dir.path().join("demo.key.pending").exists());
     token_for(&app.base, key).await;
     app.shutdown().await;
 }
 
 #[actix_web::test]
-async fn a_revoked_demo_key_left_in_its_file_is_replaced_not_adopted() {
+async fn a_committed_demo_key_that_was_never_published_is_published_at_the_next_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::boot_in(dir.path()).await;
+    let key = app.demo_key();
+    app.shutdown().await;
+    // A crash between the commit and the rename leaves this.
+    std::fs::rename(
+        dir.path().join("demo.key"),
+        dir.path().join("demo.key.pending"),
+    )
+    .unwrap();
+    let app = App::boot_in(dir.path()).await;
+    assert_eq!(app.demo_key(), key);
+    assert!(!dir.path().join("demo.key.pending").exists());
+    token_for(&app.base, &key).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_pending_demo_key_that_was_revoked_is_dropped_not_adopted() {
     let dir = tempfile::tempdir().unwrap();
     let app = App::boot_in(dir.path()).await;
     let old = app.demo_key();
@@ -284,6 +303,8 @@ async fn a_revoked_demo_key_left_in_its_file_is_replaced_not_adopted() {
             .unwrap();
         assert_eq!(revoked, 1);
     }
+    // As if a crash had left the revoked key pending.
+    std::fs::write(dir.path().join("demo.key.pending"), format!("{old}\n")).unwrap();
     let app = App::boot_in(dir.path()).await;
     let new = app.demo_key();
     assert_ne!(new, old);
@@ -312,5 +333,9 @@ fn secret_files_are_written_whole_once_and_private() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("secret.key")], "no temp files left");
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("secret.key")],
+        "no temp files left"
+    );
 }

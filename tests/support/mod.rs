@@ -96,12 +96,13 @@ impl App {
 
     async fn wait_for_demo_key(&self) {
         let node = self.registry.node().clone();
-        // The migration is a service that exits once it has written the key.
+        // The migration is a service that exits once it has written the key,
+        // and its supervisor stops after that normal exit.
         let service = self
             .registry
             .get::<rippy::process::ServiceHandle>("app:migrate-service")
             .expect("migrate service");
-        if let Some(pid) = service.pid() {
+        if let Some(pid) = service.supervisor() {
             within("the migration", node.wait_exit(&pid)).await;
         }
         let path = self.dir.join("demo.key");

@@ -75,7 +75,8 @@ pub fn validate(
     }
     // The values too, with the same parsers boot uses, so `check` sees what
     // boot would refuse (`cors.max_age: soon`, credentials with any origin).
-    let value_error = |(key, message): (String, String)| (format!("{options_field}.{key}"), message);
+    let value_error =
+        |(key, message): (String, String)| (format!("{options_field}.{key}"), message);
     for name in names {
         let parsed = match name.as_str() {
             CORS => cors::Cors::from_options(options).map(drop),
