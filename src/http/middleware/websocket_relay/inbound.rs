@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::outbound::{Connection, Outgoing};
 use super::{RelayConfig, TOPIC_MESSAGE};
 use crate::http::Socket;
+use crate::metrics::ClosedBy;
 
 /// How much one read takes at most.
 const READ_CHUNK: usize = 4096;
@@ -51,7 +52,7 @@ pub(super) async fn drive(conn: Arc<Connection>, socket: Socket, config: RelayCo
             // keeps this task's waker only, not the HTTP layer's.
             ready = poll_fn(|cx| socket.poll_write_ready(cx)), if blocked => {
                 if ready.is_err() {
-                    conn.finish("connection lost", 1006);
+                    conn.finish("connection lost", 1006, ClosedBy::Client);
                     break;
                 }
                 conn.flush(&mut BytesMut::new());
@@ -59,13 +60,13 @@ pub(super) async fn drive(conn: Arc<Connection>, socket: Socket, config: RelayCo
             _ = conn.blocked.notified() => {}
             ready = poll_fn(|cx| socket.poll_read_ready(cx)), if reading => {
                 if ready.is_err() {
-                    conn.finish("connection lost", 1006);
+                    conn.finish("connection lost", 1006, ClosedBy::Client);
                     break;
                 }
                 buf.reserve(READ_CHUNK);
                 match socket.try_read_buf(&mut buf) {
                     Ok(0) => {
-                        conn.finish("connection lost", 1006);
+                        conn.finish("connection lost", 1006, ClosedBy::Client);
                         break;
                     }
                     Ok(_) => {
@@ -77,7 +78,7 @@ pub(super) async fn drive(conn: Arc<Connection>, socket: Socket, config: RelayCo
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => {
-                        conn.finish("connection lost", 1006);
+                        conn.finish("connection lost", 1006, ClosedBy::Client);
                         break;
                     }
                 }
@@ -147,7 +148,7 @@ impl Reader<'_> {
             Frame::Pong(_) => true,
             Frame::Close(reason) => {
                 let code = reason.map_or(1000, |r| u16::from(r.code));
-                self.conn.close(code, "", "client closed");
+                self.conn.echo_close(code);
                 false
             }
             Frame::Continuation(item) => {
