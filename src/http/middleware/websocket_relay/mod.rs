@@ -16,6 +16,14 @@
 //!   closes; any other topic goes out as a text frame `{"topic", "data"}`.
 //! - the relay monitors the handler: if it dies, the socket closes with 1011.
 //!
+//! ## Limits on what the client sends
+//! - a message (one frame, or fragments with their running total) over
+//!   `max_message_size` closes 1009, decided at the frame's header before
+//!   any payload is buffered;
+//! - more than `max_messages_per_second` messages in a second closes 1008;
+//! - a protocol error closes 1002;
+//! - a client's close frame is answered with its own code.
+//!
 //! ## Back-pressure
 //! Once the `101` is written the relay owns the socket (`http::upgrade`).
 //! Outbound frames wait in the connection's queue; the worker's hub writes
