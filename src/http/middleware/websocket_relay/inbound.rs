@@ -8,7 +8,10 @@
 //! Each frame's header is read here before the codec sees it: a declared
 //! length over the limit (for a fragment: with the fragments before it)
 //! closes 1009 before any of its payload is read, and a read takes no more
-//! than the room left. An idle connection keeps no read buffer.
+//! than the room left. Every frame (control frames and fragments too)
+//! counts toward `max_frames_per_second`, every whole message toward
+//! `max_messages_per_second`; past either, 1008. An idle connection keeps
+//! no read buffer.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -49,8 +52,10 @@ pub(super) async fn drive(conn: Arc<Connection>, socket: Socket, config: RelayCo
         codec: Codec::new().max_size(config.max_message_size),
         max_size: config.max_message_size,
         max_rate: config.max_messages_per_second,
+        max_frame_rate: config.max_frames_per_second,
         window: Instant::now(),
         in_window: 0,
+        frames_in_window: 0,
         partial: None,
     };
     let mut reading = reader.drain(&mut buf);
@@ -164,8 +169,12 @@ struct Reader<'a> {
     codec: Codec,
     max_size: usize,
     max_rate: usize,
+    max_frame_rate: usize,
     window: Instant,
+    /// Messages in the current one-second window.
     in_window: usize,
+    /// Frames (of any kind) in the current one-second window.
+    frames_in_window: usize,
     /// A fragmented message being reassembled: (is_text, bytes so far).
     partial: Option<(bool, BytesMut)>,
 }
@@ -239,7 +248,22 @@ impl Reader<'_> {
         }
     }
 
+    /// Counts one frame against the frame rate; false past it.
+    fn count_frame(&mut self) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.in_window = 0;
+            self.frames_in_window = 0;
+        }
+        self.frames_in_window += 1;
+        self.frames_in_window <= self.max_frame_rate
+    }
+
     fn frame(&mut self, frame: Frame) -> bool {
+        if !matches!(frame, Frame::Close(_)) && !self.count_frame() {
+            self.conn.close(1008, "too many frames", "flooding");
+            return false;
+        }
         match frame {
             Frame::Text(b) => self.message(true, b),
             Frame::Binary(b) => self.message(false, b),
@@ -288,10 +312,6 @@ impl Reader<'_> {
     }
 
     fn message(&mut self, is_text: bool, data: Bytes) -> bool {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
-            self.in_window = 0;
-        }
         self.in_window += 1;
         if self.in_window > self.max_rate {
             self.conn.close(1008, "too many messages", "flooding");

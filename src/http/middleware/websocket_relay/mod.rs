@@ -20,7 +20,9 @@
 //! - a message (one frame, or fragments with their running total) over
 //!   `max_message_size` closes 1009, decided at the frame's header before
 //!   any payload is buffered;
-//! - more than `max_messages_per_second` messages in a second closes 1008;
+//! - more than `max_messages_per_second` messages, or more than
+//!   `max_frames_per_second` frames of any kind (pings, pongs and every
+//!   fragment count), in a second closes 1008;
 //! - a protocol error closes 1002;
 //! - a client's close frame is answered with its own code.
 //!
@@ -70,6 +72,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "wsrelay.queue_size",
     "wsrelay.max_lag",
     "wsrelay.max_messages_per_second",
+    "wsrelay.max_frames_per_second",
 ];
 
 /// Default limit for one inbound message (frame or reassembled fragments).
@@ -80,6 +83,9 @@ pub const DEFAULT_QUEUE_SIZE: usize = 256;
 pub const DEFAULT_MAX_LAG: usize = 1000;
 /// Default inbound message rate before a client is closed (1008).
 pub const DEFAULT_MAX_MESSAGES_PER_SECOND: usize = 100;
+/// Unless set, the inbound frame rate (any frame: data, control,
+/// fragment) is this many times the message rate.
+pub const DEFAULT_FRAMES_PER_MESSAGE: usize = 10;
 
 /// The relay's options.
 #[derive(Debug, Clone)]
@@ -91,6 +97,8 @@ pub struct RelayConfig {
     pub queue_size: usize,
     pub max_lag: usize,
     pub max_messages_per_second: usize,
+    /// Frames of any kind per second; default ten times the message rate.
+    pub max_frames_per_second: usize,
 }
 
 impl RelayConfig {
@@ -103,6 +111,14 @@ impl RelayConfig {
             Some(v) => parse_bool("wsrelay.allow_missing_origin", v)?,
             None => true,
         };
+        let max_messages_per_second = size(
+            "wsrelay.max_messages_per_second",
+            DEFAULT_MAX_MESSAGES_PER_SECOND,
+        )?;
+        let max_frames_per_second = size(
+            "wsrelay.max_frames_per_second",
+            max_messages_per_second.saturating_mul(DEFAULT_FRAMES_PER_MESSAGE),
+        )?;
         Ok(RelayConfig {
             allowed_origins: o
                 .list("wsrelay.allowed.origins")
@@ -111,10 +127,8 @@ impl RelayConfig {
             max_message_size: size("wsrelay.max_message_size", DEFAULT_MAX_MESSAGE_SIZE)?,
             queue_size: size("wsrelay.queue_size", DEFAULT_QUEUE_SIZE)?,
             max_lag: size("wsrelay.max_lag", DEFAULT_MAX_LAG)?,
-            max_messages_per_second: size(
-                "wsrelay.max_messages_per_second",
-                DEFAULT_MAX_MESSAGES_PER_SECOND,
-            )?,
+            max_messages_per_second,
+            max_frames_per_second,
         })
     }
 
