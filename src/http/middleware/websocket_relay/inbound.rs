@@ -1,7 +1,8 @@
 //! The connection's task: reads and decodes the client's frames and relays
 //! messages to the handler, and writes for the hub while the socket is full.
 //! Reading ends when the client goes, when a limit is broken (size: 1009,
-//! rate: 1008, protocol: 1002), or when the connection is over.
+//! rate: 1008, text that is not UTF-8: 1007, protocol: 1002), or when the
+//! connection is over.
 //!
 //! Invariants: the read buffer never holds more than one unfinished frame,
 //! so never more than `max_message_size` + 14 (the longest header) bytes.
@@ -318,10 +319,13 @@ impl Reader<'_> {
             return false;
         }
         let (kind, data) = if is_text {
-            (
-                "text",
-                Value::String(String::from_utf8_lossy(&data).into_owned()),
-            )
+            match std::str::from_utf8(&data) {
+                Ok(text) => ("text", Value::String(text.to_owned())),
+                Err(_) => {
+                    self.conn.close(1007, "invalid UTF-8", "invalid text");
+                    return false;
+                }
+            }
         } else {
             ("binary", Value::String(crate::util::base64_encode(&data)))
         };

@@ -23,7 +23,8 @@
 //! - more than `max_messages_per_second` messages, or more than
 //!   `max_frames_per_second` frames of any kind (pings, pongs and every
 //!   fragment count), in a second closes 1008;
-//! - a protocol error closes 1002;
+//! - a text message that is not UTF-8 closes 1007 and never reaches the
+//!   handler; a protocol error closes 1002;
 //! - a client's close frame is answered with its own code.
 //!
 //! ## Back-pressure
