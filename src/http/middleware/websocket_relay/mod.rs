@@ -27,6 +27,16 @@
 //!   handler; a protocol error closes 1002;
 //! - a client's close frame is answered with its own code.
 //!
+//! ## Origins
+//! `wsrelay.allowed.origins`, when set, refuses other origins (403). A token
+//! that came in a cookie, which a browser attaches whatever page opens the
+//! socket, only counts from an allowed origin: one in that list if set,
+//! else the server's own (the `Origin`'s host and port equal the `Host`
+//! header); without any `Origin` only if `wsrelay.allow_missing_origin`.
+//! Otherwise the router takes the identity back before the endpoint runs,
+//! so the endpoint answers 401 as for no token (counted as
+//! `rippy_auth_failures_total{reason="cross_origin_cookie"}`).
+//!
 //! ## Back-pressure
 //! Once the `101` is written the relay owns the socket (`http::upgrade`).
 //! Outbound frames wait in the connection's queue; the worker's hub writes
@@ -148,6 +158,45 @@ impl RelayConfig {
             None => self.allow_missing_origin,
         }
     }
+
+    /// Whether a token from a cookie may open a socket for this request: a
+    /// browser sends the cookie whatever page opens the socket, so only an
+    /// allowed origin counts (the list if set, else the server's own).
+    pub fn cookie_origin_allowed(&self, req: &HttpRequest) -> bool {
+        let Some(origin) = req.headers().get(header::ORIGIN) else {
+            return self.allow_missing_origin;
+        };
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        match &self.allowed_origins {
+            Some(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+            None => {
+                let host = req
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok());
+                host.is_some_and(|host| same_origin(origin, host))
+            }
+        }
+    }
+}
+
+/// Whether `origin` (`http[s]://host[:port]`) names the server the request
+/// reached as `host` (the `Host` header). Default ports compare equal to
+/// none.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let origin = origin.to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    let (authority, default_port) = if let Some(a) = origin.strip_prefix("http://") {
+        (a, ":80")
+    } else if let Some(a) = origin.strip_prefix("https://") {
+        (a, ":443")
+    } else {
+        return false;
+    };
+    let bare = |s: &str| s.strip_suffix(default_port).unwrap_or(s).to_owned();
+    !authority.is_empty() && !authority.contains('/') && bare(authority) == bare(&host)
 }
 
 /// The parsed `X-WS-Relay` header.
@@ -214,4 +263,26 @@ pub(crate) fn leave_without_connection(node: &Node, target: &RelayTarget, reason
         TOPIC_LEAVE,
         json!({ "client_pid": Value::Null, "metadata": target.metadata, "reason": reason }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn an_origin_is_the_same_only_with_the_same_host_and_port() {
+        assert!(same_origin("http://127.0.0.1:8081", "127.0.0.1:8081"));
+        assert!(same_origin("HTTPS://Ticker.Example", "ticker.example"));
+        assert!(same_origin("https://ticker.example:443", "ticker.example"));
+        assert!(same_origin("http://ticker.example", "ticker.example:80"));
+        assert!(!same_origin("http://127.0.0.1:9999", "127.0.0.1:8081"));
+        assert!(!same_origin("https://evil.example", "ticker.example"));
+        assert!(!same_origin(
+            "https://ticker.example.evil",
+            "ticker.example"
+        ));
+        assert!(!same_origin("null", "ticker.example"));
+        assert!(!same_origin("ws://ticker.example", "ticker.example"));
+        assert!(!same_origin("http://", ""));
+    }
 }
