@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod hardening;
 mod http_api;
+mod relay_security;
 mod websocket;
 
 use awc::ws::{Codec, Frame, Message};
