@@ -1,7 +1,9 @@
 //! Runtime counters and their Prometheus text rendering (format 0.0.4).
 //!
 //! Every label value comes from a bounded set: entry ids, exit reason
-//! labels, status codes, close codes, fixed reason words. Never user input.
+//! labels, status codes, close code classes (`close_code_label`: a peer
+//! picks its close code, so only the standard ones are kept as such) and
+//! the side that closed, fixed reason words. Never user input.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -10,12 +12,46 @@ use std::sync::{Arc, Mutex};
 
 use crate::process::{Node, ProcessSpec, ServiceHandle};
 
+/// Which side ended a WebSocket connection (`by` on `rippy_ws_closed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClosedBy {
+    /// A close frame from the client, or the client's connection was lost.
+    Client,
+    /// The server or the handler closed it (limits, shutdown, `ws.close`).
+    Server,
+}
+
+impl ClosedBy {
+    fn label(self) -> &'static str {
+        match self {
+            ClosedBy::Client => "client",
+            ClosedBy::Server => "server",
+        }
+    }
+}
+
+/// The metric label of a close code: the standard codes (1000-1011, 1015)
+/// as themselves, 3000-4999 as `application`, anything else as `other`.
+pub(crate) fn close_code_label(code: u16) -> &'static str {
+    const STANDARD: [&str; 12] = [
+        "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008", "1009", "1010",
+        "1011",
+    ];
+    match code {
+        1000..=1011 => STANDARD[usize::from(code - 1000)],
+        1015 => "1015",
+        3000..=4999 => "application",
+        _ => "other",
+    }
+}
+
 /// Counters the HTTP and WebSocket layers update.
 #[derive(Default)]
 pub struct Metrics {
     http: Mutex<BTreeMap<(String, u16), u64>>,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
-    ws_closed: Mutex<BTreeMap<u16, u64>>,
+    /// Keyed by (who closed, close code label), both from fixed sets.
+    ws_closed: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     pub(crate) ws_connections: AtomicI64,
     pub(crate) ws_frames_sent: AtomicU64,
     gauges: Mutex<BTreeMap<&'static str, (&'static str, Arc<AtomicI64>)>>,
@@ -172,8 +208,11 @@ impl Metrics {
         bump(&self.auth_failures, reason);
     }
 
-    pub(crate) fn ws_closed(&self, code: u16) {
-        bump(&self.ws_closed, code);
+    /// Counts a closed WebSocket. The peer chooses its close code, so the
+    /// label is one of a fixed set ([`close_code_label`]), never the number
+    /// it sent.
+    pub(crate) fn ws_closed(&self, by: ClosedBy, code: u16) {
+        bump(&self.ws_closed, (by.label(), close_code_label(code)));
     }
 
     /// Auth failures so far for `reason`.
@@ -345,15 +384,18 @@ impl Metrics {
             &mut out,
             "rippy_ws_closed_total",
             "counter",
-            "WebSocket connections closed, by close code.",
+            "WebSocket connections closed, by side and close code.",
         );
-        for (code, n) in self
+        for ((by, code), n) in self
             .ws_closed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            let _ = writeln!(out, "rippy_ws_closed_total{{code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "rippy_ws_closed_total{{by=\"{by}\",code=\"{code}\"}} {n}"
+            );
         }
         header(
             &mut out,
@@ -403,4 +445,22 @@ impl Metrics {
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_code_label;
+
+    #[test]
+    fn close_codes_map_to_a_bounded_set_of_labels() {
+        assert_eq!(close_code_label(1000), "1000");
+        assert_eq!(close_code_label(1011), "1011");
+        assert_eq!(close_code_label(1015), "1015");
+        assert_eq!(close_code_label(3000), "application");
+        assert_eq!(close_code_label(4321), "application");
+        assert_eq!(close_code_label(1012), "other");
+        assert_eq!(close_code_label(2999), "other");
+        assert_eq!(close_code_label(0), "other");
+        assert_eq!(close_code_label(u16::MAX), "other");
+    }
 }

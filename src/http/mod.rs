@@ -5,7 +5,10 @@
 //! ```text
 //! request -> http.service -> router resource (prefix + path, method)
 //!         -> cors (preflight answered here; headers added on the way out)
-//!         -> token_auth (enriches: puts the Identity in request extensions)
+//!         -> token_auth (enriches: puts the Identity in request extensions,
+//!            with where the token came from)
+//!         -> relay origin rules, WebSocket upgrades only (a foreign origin
+//!            -> 403; a cookie token from a foreign origin is taken back)
 //!         -> body read (limit -> 413)
 //!         -> endpoint function
 //!         -> websocket_relay (X-WS-Relay -> upgrade, header stripped)

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 
 use super::middleware::cors::Cors;
-use super::middleware::token_auth::TokenAuth;
+use super::middleware::token_auth::{self, TokenAuth, TokenSource};
 use super::middleware::websocket_relay::{self, RELAY_HEADER, RelayConfig, RelayTarget};
 use super::middleware::{self, CORS, TOKEN_AUTH, WEBSOCKET_RELAY};
 use super::{BodyError, Endpoint, HttpError, HttpService, Options};
@@ -194,10 +194,22 @@ impl Router {
             .relay
             .as_ref()
             .filter(|_| super::is_websocket_upgrade(req));
-        if let Some(relay) = upgrade
-            && !relay.origin_allowed(req)
-        {
-            return HttpError::OriginNotAllowed.error_response();
+        if let Some(relay) = upgrade {
+            if !relay.origin_allowed(req) {
+                return HttpError::OriginNotAllowed.error_response();
+            }
+            // A cookie comes with any page's request: from a foreign origin
+            // it is no credential (cross-site WebSocket hijacking).
+            if token_auth::token_source(req) == Some(TokenSource::Cookie)
+                && !relay.cookie_origin_allowed(req)
+            {
+                token_auth::forget_identity(req);
+                node.metrics().auth_failure(token_auth::CROSS_ORIGIN_COOKIE);
+                log::debug!(
+                    "cookie token refused on a cross-origin upgrade router={}",
+                    self.id
+                );
+            }
         }
         let body = if upgrade.is_some() {
             Bytes::new()

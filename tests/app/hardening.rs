@@ -20,11 +20,11 @@ async fn raw_http(addr: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-fn addr(app: &App) -> String {
+pub(crate) fn addr(app: &App) -> String {
     app.base.trim_start_matches("http://").to_owned()
 }
 
-fn metric(app: &App, line_prefix: &str) -> f64 {
+pub(crate) fn metric(app: &App, line_prefix: &str) -> f64 {
     let text = app.node().metrics().render(app.node());
     text.lines()
         .find(|l| l.starts_with(line_prefix))

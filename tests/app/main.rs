@@ -9,6 +9,7 @@ mod cli;
 mod hardening;
 mod http_api;
 mod limits;
+mod relay_security;
 mod websocket;
 
 use awc::ws::{Codec, Frame, Message};

@@ -5,7 +5,10 @@
 //!
 //! Lookup order: the `Authorization: Bearer <token>` header, then the
 //! `x-auth-token` query parameter, then the `x-auth-token` cookie (all three
-//! names and the prefix configurable).
+//! names and the prefix configurable). Where the token was found goes into
+//! the extensions too ([`TokenSource`]), next to the identity: a browser
+//! sends a cookie along whatever page makes the request, so later checks
+//! (the relay's origin rule) must know.
 
 use std::sync::Arc;
 
@@ -13,7 +16,7 @@ use actix_web::{HttpMessage, HttpRequest};
 
 use super::super::Options;
 use crate::metrics::Metrics;
-use crate::security::TokenStore;
+use crate::security::{Identity, TokenStore};
 
 pub const OPTION_KEYS: &[&str] = &[
     "token_auth.store",
@@ -22,6 +25,32 @@ pub const OPTION_KEYS: &[&str] = &[
     "token_auth.query.param",
     "token_auth.cookie.name",
 ];
+
+/// Where a request's token was found; in the request's extensions whenever
+/// an identity is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Header,
+    Query,
+    Cookie,
+}
+
+/// The `rippy_auth_failures_total` reason for a cookie token refused on a
+/// cross-origin WebSocket upgrade.
+pub const CROSS_ORIGIN_COOKIE: &str = "cross_origin_cookie";
+
+/// Takes the identity (and its source) off the request: the endpoint then
+/// sees an unauthenticated request.
+pub(crate) fn forget_identity(req: &HttpRequest) {
+    let mut ext = req.extensions_mut();
+    ext.remove::<Arc<Identity>>();
+    ext.remove::<TokenSource>();
+}
+
+/// The source of the request's identity, if it has one.
+pub(crate) fn token_source(req: &HttpRequest) -> Option<TokenSource> {
+    req.extensions().get::<TokenSource>().copied()
+}
 
 /// A router's token authentication.
 pub struct TokenAuth {
@@ -55,7 +84,7 @@ impl TokenAuth {
         }
     }
 
-    fn find_token(&self, req: &HttpRequest) -> Option<String> {
+    fn find_token(&self, req: &HttpRequest) -> Option<(String, TokenSource)> {
         if let Some(value) = req
             .headers()
             .get(self.header.as_str())
@@ -73,7 +102,7 @@ impl TokenAuth {
                 None
             };
             if let Some(t) = token.filter(|t| !t.is_empty()) {
-                return Some(t.to_owned());
+                return Some((t.to_owned(), TokenSource::Header));
             }
         }
         if let Ok(query) =
@@ -82,21 +111,24 @@ impl TokenAuth {
                 .iter()
                 .find(|(k, v)| k == &self.query_param && !v.is_empty())
         {
-            return Some(v.clone());
+            return Some((v.clone(), TokenSource::Query));
         }
         req.cookie(&self.cookie)
             .map(|c| c.value().to_owned())
             .filter(|v| !v.is_empty())
+            .map(|v| (v, TokenSource::Cookie))
     }
 
     /// Validates the request's token, if any, and stores the identity.
     pub fn enrich(&self, req: &HttpRequest, metrics: &Metrics) {
-        let Some(token) = self.find_token(req) else {
+        let Some((token, source)) = self.find_token(req) else {
             return;
         };
         match self.store.identify(&token) {
             Ok(identity) => {
-                req.extensions_mut().insert(Arc::new(identity));
+                let mut ext = req.extensions_mut();
+                ext.insert(Arc::new(identity));
+                ext.insert(source);
             }
             Err(reason) => {
                 metrics.auth_failure(reason.label());

@@ -16,6 +16,27 @@
 //!   closes; any other topic goes out as a text frame `{"topic", "data"}`.
 //! - the relay monitors the handler: if it dies, the socket closes with 1011.
 //!
+//! ## Limits on what the client sends
+//! - a message (one frame, or fragments with their running total) over
+//!   `max_message_size` closes 1009, decided at the frame's header before
+//!   any payload is buffered;
+//! - more than `max_messages_per_second` messages, or more than
+//!   `max_frames_per_second` frames of any kind (pings, pongs and every
+//!   fragment count), in a second closes 1008;
+//! - a text message that is not UTF-8 closes 1007 and never reaches the
+//!   handler; a protocol error closes 1002;
+//! - a client's close frame is answered with its own code.
+//!
+//! ## Origins
+//! `wsrelay.allowed.origins`, when set, refuses other origins (403). A token
+//! that came in a cookie, which a browser attaches whatever page opens the
+//! socket, only counts from an allowed origin: one in that list if set,
+//! else the server's own (the `Origin`'s host and port equal the `Host`
+//! header); without any `Origin` only if `wsrelay.allow_missing_origin`.
+//! Otherwise the router takes the identity back before the endpoint runs,
+//! so the endpoint answers 401 as for no token (counted as
+//! `rippy_auth_failures_total{reason="cross_origin_cookie"}`).
+//!
 //! ## Back-pressure
 //! Once the `101` is written the relay owns the socket (`http::upgrade`).
 //! Outbound frames wait in the connection's queue; the worker's hub writes
@@ -62,6 +83,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "wsrelay.queue_size",
     "wsrelay.max_lag",
     "wsrelay.max_messages_per_second",
+    "wsrelay.max_frames_per_second",
 ];
 
 /// Default limit for one inbound message (frame or reassembled fragments).
@@ -72,6 +94,9 @@ pub const DEFAULT_QUEUE_SIZE: usize = 256;
 pub const DEFAULT_MAX_LAG: usize = 1000;
 /// Default inbound message rate before a client is closed (1008).
 pub const DEFAULT_MAX_MESSAGES_PER_SECOND: usize = 100;
+/// Unless set, the inbound frame rate (any frame: data, control,
+/// fragment) is this many times the message rate.
+pub const DEFAULT_FRAMES_PER_MESSAGE: usize = 10;
 
 /// The relay's options.
 #[derive(Debug, Clone)]
@@ -83,6 +108,8 @@ pub struct RelayConfig {
     pub queue_size: usize,
     pub max_lag: usize,
     pub max_messages_per_second: usize,
+    /// Frames of any kind per second; default ten times the message rate.
+    pub max_frames_per_second: usize,
 }
 
 impl RelayConfig {
@@ -95,6 +122,14 @@ impl RelayConfig {
             Some(v) => parse_bool("wsrelay.allow_missing_origin", v)?,
             None => true,
         };
+        let max_messages_per_second = size(
+            "wsrelay.max_messages_per_second",
+            DEFAULT_MAX_MESSAGES_PER_SECOND,
+        )?;
+        let max_frames_per_second = size(
+            "wsrelay.max_frames_per_second",
+            max_messages_per_second.saturating_mul(DEFAULT_FRAMES_PER_MESSAGE),
+        )?;
         Ok(RelayConfig {
             allowed_origins: o
                 .list("wsrelay.allowed.origins")
@@ -103,10 +138,8 @@ impl RelayConfig {
             max_message_size: size("wsrelay.max_message_size", DEFAULT_MAX_MESSAGE_SIZE)?,
             queue_size: size("wsrelay.queue_size", DEFAULT_QUEUE_SIZE)?,
             max_lag: size("wsrelay.max_lag", DEFAULT_MAX_LAG)?,
-            max_messages_per_second: size(
-                "wsrelay.max_messages_per_second",
-                DEFAULT_MAX_MESSAGES_PER_SECOND,
-            )?,
+            max_messages_per_second,
+            max_frames_per_second,
         })
     }
 
@@ -125,6 +158,45 @@ impl RelayConfig {
             None => self.allow_missing_origin,
         }
     }
+
+    /// Whether a token from a cookie may open a socket for this request: a
+    /// browser sends the cookie whatever page opens the socket, so only an
+    /// allowed origin counts (the list if set, else the server's own).
+    pub fn cookie_origin_allowed(&self, req: &HttpRequest) -> bool {
+        let Some(origin) = req.headers().get(header::ORIGIN) else {
+            return self.allow_missing_origin;
+        };
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        match &self.allowed_origins {
+            Some(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+            None => {
+                let host = req
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok());
+                host.is_some_and(|host| same_origin(origin, host))
+            }
+        }
+    }
+}
+
+/// Whether `origin` (`http[s]://host[:port]`) names the server the request
+/// reached as `host` (the `Host` header). Default ports compare equal to
+/// none.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let origin = origin.to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    let (authority, default_port) = if let Some(a) = origin.strip_prefix("http://") {
+        (a, ":80")
+    } else if let Some(a) = origin.strip_prefix("https://") {
+        (a, ":443")
+    } else {
+        return false;
+    };
+    let bare = |s: &str| s.strip_suffix(default_port).unwrap_or(s).to_owned();
+    !authority.is_empty() && !authority.contains('/') && bare(authority) == bare(&host)
 }
 
 /// The parsed `X-WS-Relay` header.
@@ -191,4 +263,26 @@ pub(crate) fn leave_without_connection(node: &Node, target: &RelayTarget, reason
         TOPIC_LEAVE,
         json!({ "client_pid": Value::Null, "metadata": target.metadata, "reason": reason }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn an_origin_is_the_same_only_with_the_same_host_and_port() {
+        assert!(same_origin("http://127.0.0.1:8081", "127.0.0.1:8081"));
+        assert!(same_origin("HTTPS://Ticker.Example", "ticker.example"));
+        assert!(same_origin("https://ticker.example:443", "ticker.example"));
+        assert!(same_origin("http://ticker.example", "ticker.example:80"));
+        assert!(!same_origin("http://127.0.0.1:9999", "127.0.0.1:8081"));
+        assert!(!same_origin("https://evil.example", "ticker.example"));
+        assert!(!same_origin(
+            "https://ticker.example.evil",
+            "ticker.example"
+        ));
+        assert!(!same_origin("null", "ticker.example"));
+        assert!(!same_origin("ws://ticker.example", "ticker.example"));
+        assert!(!same_origin("http://", ""));
+    }
 }

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::{RelayConfig, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_SEND};
+use crate::metrics::ClosedBy;
 use crate::process::{Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused};
 
 /// Flushes the connections of one HTTP worker. A broadcast to N connections
@@ -124,15 +125,19 @@ pub(super) enum Outgoing {
         code: u16,
         text: String,
         leave: &'static str,
+        /// Who ended the connection, for the metrics.
+        by: ClosedBy,
     },
 }
 
 impl Outgoing {
+    /// A close the server (or the handler) starts.
     pub(super) fn close(code: u16, text: &str, leave: &'static str) -> Self {
         Outgoing::Close {
             code,
             text: text.to_owned(),
             leave,
+            by: ClosedBy::Server,
         }
     }
 }
@@ -279,7 +284,7 @@ impl Connection {
         drop(st);
         if too_slow {
             // Stop the traffic now; the close frame goes out if the client reads again.
-            self.finish("too slow", 1008);
+            self.finish("too slow", 1008, ClosedBy::Server);
         }
         if schedule {
             self.hub.defer(self.clone());
@@ -290,6 +295,16 @@ impl Connection {
     /// Queues a close frame (at most one is ever queued).
     pub(super) fn close(self: &Arc<Self>, code: u16, text: &str, leave: &'static str) {
         let _ = self.push(Outgoing::close(code, text, leave));
+    }
+
+    /// Answers the client's close frame with the same code.
+    pub(super) fn echo_close(self: &Arc<Self>, code: u16) {
+        let _ = self.push(Outgoing::Close {
+            code,
+            text: String::new(),
+            leave: "client closed",
+            by: ClosedBy::Client,
+        });
     }
 
     /// Writes everything queued (see `write_queued`) and counts it.
@@ -340,12 +355,17 @@ impl Connection {
                 Outgoing::Text(b) | Outgoing::Shared(b) => (b, OpCode::Text),
                 Outgoing::Binary(b) => (b, OpCode::Binary),
                 Outgoing::Pong(b) => (b, OpCode::Pong),
-                Outgoing::Close { code, text, leave } => {
+                Outgoing::Close {
+                    code,
+                    text,
+                    leave,
+                    by,
+                } => {
                     let mut payload = Vec::with_capacity(2 + text.len());
                     payload.extend_from_slice(&code.to_be_bytes());
                     payload.extend_from_slice(text.as_bytes());
                     Parser::write_message(&mut out, payload, OpCode::Close, true, false);
-                    closed = Some((leave, code));
+                    closed = Some((leave, code, by));
                     break;
                 }
             };
@@ -369,20 +389,20 @@ impl Connection {
                 drop(st);
                 self.blocked.notify_one();
             }
-            Err(_) => self.finish("connection lost", 1006),
+            Err(_) => self.finish("connection lost", 1006, ClosedBy::Client),
         }
         // The buffer is kept for the next write.
         out.clear();
         *scratch = out;
-        if let Some((leave, code)) = closed {
-            self.finish(leave, code);
+        if let Some((leave, code, by)) = closed {
+            self.finish(leave, code, by);
         }
         sent
     }
 
     /// The connection's process life ends: `ws.leave` to the handler, the
     /// client pid leaves the table, the counters move. Runs once.
-    pub(super) fn finish(&self, reason: &'static str, code: u16) {
+    pub(super) fn finish(&self, reason: &'static str, code: u16, by: ClosedBy) {
         if self.finished.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -394,14 +414,14 @@ impl Connection {
         self.node.exit(&self.client, &ExitReason::Normal);
         let metrics = self.node.metrics();
         metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
-        metrics.ws_closed(code);
+        metrics.ws_closed(by, code);
         self.over.notify_one();
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.finish("connection lost", 1006);
+        self.finish("connection lost", 1006, ClosedBy::Client);
     }
 }
 
