@@ -15,19 +15,27 @@
 //! peer, `X-Forwarded-Proto` the listener's real scheme, `X-Forwarded-Host`
 //! the `Host` header; only a peer in `trusted_proxies` may pass on its own
 //! `X-Forwarded-For` (the peer is appended), `-Proto` and `-Host`.
+//!
+//! The response is streamed, never held whole: the upstream is read only as
+//! fast as the client takes the body. The route timeout bounds the wait for
+//! the response head; after it, the same duration bounds the wait for each
+//! body chunk. A body that fails or stalls mid-way closes the client's
+//! connection (the status has already gone out; it cannot become a 502).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
+use futures_util::Stream;
 
 use super::GatewayError;
 use super::trusted::TrustedProxies;
-
-/// Largest upstream response body passed through.
-const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
 pub const X_USER_ID: &str = "x-user-id";
 pub const X_USERNAME: &str = "x-username";
@@ -177,7 +185,7 @@ pub fn upstream_headers(
     out
 }
 
-/// Sends the request upstream and turns the answer into our response.
+/// Sends the request upstream and streams the answer back.
 pub async fn forward(
     req: &HttpRequest,
     url: String,
@@ -186,34 +194,104 @@ pub async fn forward(
     timeout: Duration,
 ) -> Result<HttpResponse, GatewayError> {
     let mut upstream = CLIENT.with(|c| c.request(req.method().clone(), url));
+    // awc's timeout covers connecting, sending and the response head only;
+    // the body's pace is `IdleTimeout`'s business.
     upstream = upstream.timeout(timeout);
     for (name, value) in headers {
         upstream = upstream.append_header((name, value));
     }
-    let exchange = async {
-        let mut res = upstream.send_body(body).await.map_err(|e| match e {
+    let res = tokio::time::timeout(timeout, upstream.send_body(body))
+        .await
+        .map_err(|_| GatewayError::UpstreamTimeout)?
+        .map_err(|e| match e {
             awc::error::SendRequestError::Timeout => GatewayError::UpstreamTimeout,
             awc::error::SendRequestError::Connect(_) => GatewayError::ServiceUnavailable,
             _ => GatewayError::BadGateway,
         })?;
-        let body = res.body().limit(MAX_RESPONSE).await.map_err(|e| match e {
-            awc::error::PayloadError::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                GatewayError::UpstreamTimeout
-            }
-            _ => GatewayError::BadGateway,
-        })?;
-        Ok::<_, GatewayError>((res.status(), res.headers().clone(), body))
-    };
-    let (status, headers, body) = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| GatewayError::UpstreamTimeout)??;
-    let status = StatusCode::from_u16(status.as_u16()).map_err(|_| GatewayError::BadGateway)?;
-    let connection = with_connection(&headers);
-    let mut res = HttpResponse::build(status);
-    for (name, value) in headers.iter() {
+    let status =
+        StatusCode::from_u16(res.status().as_u16()).map_err(|_| GatewayError::BadGateway)?;
+    let mut out = HttpResponse::build(status);
+    let upstream_headers = res.headers();
+    let connection = with_connection(upstream_headers);
+    for (name, value) in upstream_headers.iter() {
         if name != header::CONTENT_LENGTH && !is_hop_by_hop(name, connection) {
-            res.append_header((name.clone(), value.clone()));
+            out.append_header((name.clone(), value.clone()));
         }
     }
-    Ok(res.body(body))
+    let length = upstream_headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = IdleTimeout::new(res, timeout);
+    Ok(match length {
+        // Known length: actix writes Content-Length (Compress, when it
+        // encodes, switches to chunked itself).
+        Some(length) => out.body(SizedStream::new(length, body)),
+        None => out.streaming(body),
+    })
+}
+
+/// An upstream body that fails when no chunk arrives within `idle` of being
+/// asked for. The clock runs only while the client is waiting for data, not
+/// while the client is slow to take it.
+struct IdleTimeout<S> {
+    inner: S,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Whether `deadline` is set for the chunk being waited for.
+    armed: bool,
+}
+
+impl<S> IdleTimeout<S> {
+    fn new(inner: S, idle: Duration) -> Self {
+        IdleTimeout {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            armed: false,
+        }
+    }
+}
+
+impl<S, E> Stream for IdleTimeout<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.armed = false;
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                log::warn!("gateway upstream body failed mid-way error={e}");
+                Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if !this.armed {
+                    let at = tokio::time::Instant::now() + this.idle;
+                    this.deadline.as_mut().reset(at);
+                    this.armed = true;
+                }
+                match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        log::warn!(
+                            "gateway upstream body stalled idle_ms={}",
+                            this.idle.as_millis()
+                        );
+                        Poll::Ready(Some(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "upstream body stalled",
+                        ))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
 }

@@ -12,8 +12,10 @@
 //!   -> request headers: protected names (any spelling) and `_` names
 //!      dropped, X-Forwarded-* from the real connection
 //!   -> body limit (413)
-//!   -> upstream with the normalised path (503 refused, 504 slow,
-//!      502 garbage) or WebSocket tunnel
+//!   -> upstream with the normalised path (503 refused, 504 no head in
+//!      time, 502 garbage) -> response body streamed with backpressure
+//!      (stall or failure mid-body closes the connection)
+//!      or WebSocket tunnel
 //!   -> metrics + one JSON access-log line (target `access`)
 //! ```
 

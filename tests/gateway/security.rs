@@ -1,7 +1,16 @@
 //! Security fixes, one class per group: the path the gateway routes on and
-//! forwards, and spoofed identity and forwarding headers. (Unreadable JWT
-//! time claims: `auth.rs`.)
+//! forwards, spoofed identity and forwarding headers, and response
+//! streaming with backpressure. (Unreadable JWT time claims: `auth.rs`.)
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use awc::http::header;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::support::{TIMEOUT, within};
 use super::{ALICE_ID, Gw, Seen, jwt_for, raw};
 
 /// A raw GET for `target` with `headers` (each line ending in `\r\n`).
@@ -276,4 +285,176 @@ entries:
     assert!(err.contains("app:api"), "{err}");
     assert!(err.contains("trusted_proxies[1]"), "{err}");
     assert!(err.contains("10.0.0.0/33"), "{err}");
+}
+
+// ---- 4. Responses are streamed with backpressure ----
+
+const CHUNK: usize = 64 * 1024;
+
+/// An upstream whose `/big/<n>` produces `n` bytes on demand (with a
+/// Content-Length), counting what it has produced, and whose `/stall/<n>`
+/// announces `n` bytes, sends one chunk and then nothing.
+fn stream_upstream(produced: Arc<AtomicU64>) -> SocketAddr {
+    let server = HttpServer::new(move || {
+        let produced = produced.clone();
+        App::new()
+            .route(
+                "/api/stream/big/{n}",
+                web::get().to(move |n: web::Path<u64>| {
+                    let produced = produced.clone();
+                    let total = n.into_inner();
+                    let chunk = web::Bytes::from(vec![b'x'; CHUNK]);
+                    let body = futures_util::stream::unfold(0u64, move |sent| {
+                        let produced = produced.clone();
+                        let chunk = chunk.clone();
+                        async move {
+                            if sent >= total {
+                                return None;
+                            }
+                            let len = (total - sent).min(CHUNK as u64);
+                            produced.fetch_add(len, Ordering::SeqCst);
+                            let piece = chunk.slice(..len as usize);
+                            Some((Ok::<_, std::io::Error>(piece), sent + len))
+                        }
+                    });
+                    async move { HttpResponse::Ok().no_chunking(total).streaming(body) }
+                }),
+            )
+            .route(
+                "/api/stream/stall/{n}",
+                web::get().to(|n: web::Path<u64>| async move {
+                    use futures_util::StreamExt;
+                    let first = futures_util::stream::once(async {
+                        Ok::<_, std::io::Error>(web::Bytes::from(vec![b'y'; CHUNK]))
+                    });
+                    HttpResponse::Ok()
+                        .no_chunking(n.into_inner())
+                        .streaming(first.chain(futures_util::stream::pending()))
+                }),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    actix_web::rt::spawn(server.run());
+    addr
+}
+
+async fn stream_gateway(produced: Arc<AtomicU64>) -> Gw {
+    let up = stream_upstream(produced);
+    Gw::boot_with(
+        1000,
+        "",
+        &format!(
+            "      - {{ path: /api/stream, upstream: \"http://{up}\", auth_required: false, timeout: \"300ms\" }}\n"
+        ),
+    )
+    .await
+}
+
+/// Reads from `s` until the response head has arrived; returns what was read.
+async fn read_head(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before the head: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_stops_the_upstream_instead_of_filling_memory() {
+    const TOTAL: u64 = 256 * 1024 * 1024;
+    let produced = Arc::new(AtomicU64::new(0));
+    let gw = stream_gateway(produced.clone()).await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(format!("GET /api/stream/big/{TOTAL} HTTP/1.1\r\nHost: gw\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = within("the response head", read_head(&mut s)).await;
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-length: {TOTAL}")), "{head}");
+    // The client now reads nothing more. Production must stall at what the
+    // socket buffers hold; the old gateway buffered up to 64 MiB and more.
+    // Watching a counter settle is time passing, not synchronisation.
+    within("the upstream to stall", async {
+        let mut last = u64::MAX;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let now = produced.load(Ordering::SeqCst);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+    })
+    .await;
+    let stalled_at = produced.load(Ordering::SeqCst);
+    assert!(
+        stalled_at < 48 * 1024 * 1024,
+        "the upstream produced {stalled_at} bytes for a client that read none"
+    );
+    // Reading again resumes the flow.
+    let mut sink = vec![0u8; 1 << 20];
+    within("more body", async {
+        let mut read = 0usize;
+        while read < 4 * (1 << 20) {
+            let n = s.read(&mut sink).await.unwrap();
+            assert!(n > 0);
+            read += n;
+        }
+    })
+    .await;
+    super::support::eventually("production to resume", || {
+        produced.load(Ordering::SeqCst) > stalled_at
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_streamed_response_keeps_the_upstreams_content_length() {
+    let gw = stream_gateway(Arc::new(AtomicU64::new(0))).await;
+    let mut res = awc::Client::new()
+        .get(gw.url("/api/stream/big/1000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers().get(header::CONTENT_LENGTH).unwrap(),
+        "1000000"
+    );
+    let body = res.body().limit(2 << 20).await.unwrap();
+    assert_eq!(body.len(), 1_000_000);
+    // HEAD: the upstream's length, no body.
+    let (status, text) = raw(
+        gw.addr,
+        "HEAD /api/auth/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.to_lowercase().contains("content-length: "), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "no body after the head: {text}");
+}
+
+#[actix_web::test]
+async fn a_body_that_stalls_past_the_route_timeout_closes_the_client_connection() {
+    let gw = stream_gateway(Arc::new(AtomicU64::new(0))).await;
+    let started = std::time::Instant::now();
+    let (status, text) = raw_get(&gw, "/api/stream/stall/10000000", "").await;
+    assert_eq!(status, 200, "the head went out before the stall");
+    assert!(
+        text.len() < 10_000_000,
+        "closed before the announced length"
+    );
+    assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
 }
