@@ -445,11 +445,9 @@ impl Proxy {
         };
         let headers = forward::upstream_headers(req, &fwd, &self.headers);
         // Exactly the path that was matched, and the query as received.
-        let target = match req.uri().query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path.into_owned(),
-        };
+        let (sep, query) = req.uri().query().map_or(("", ""), |q| ("?", q));
         if crate::http::is_websocket_upgrade(req) {
+            let target = format!("{path}{sep}{query}");
             return tunnel::open(&target, &route.authority, headers, route.timeout).await;
         }
         let limit = self.max_body;
@@ -459,7 +457,7 @@ impl Proxy {
                 crate::http::BodyError::TooLarge => GatewayError::PayloadTooLarge { limit },
                 crate::http::BodyError::Unreadable => GatewayError::BadRequest,
             })?;
-        let url = format!("{}{target}", route.upstream);
+        let url = format!("{}{path}{sep}{query}", route.upstream);
         forward::forward(req, url, headers, body, route.timeout).await
     }
 
