@@ -10,7 +10,9 @@ use serde_json::json;
 /// A request the gateway answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
-    /// `..`, `.`, `//`, encoded slashes or dots, NUL or backslash in the path.
+    /// The path has no unambiguous normal form: `..`, `.`, `//`, `;`, encoded
+    /// separators, dots or control characters, double encoding, NUL or
+    /// backslash; or it is a case variant of a protected route.
     InvalidPath,
     /// The request body could not be read.
     BadRequest,

@@ -3,26 +3,55 @@
 //! Bodies travel as the exact bytes received, never parsed or re-encoded.
 //! Hop-by-hop headers (Connection and every header it names, Keep-Alive, TE,
 //! Trailer, Transfer-Encoding, Upgrade, Proxy-*) are dropped both ways.
-//! Client-sent `X-User-Id` / `X-Username` are always removed; the gateway
-//! sets them on authenticated routes. `X-Forwarded-For` gets the peer
-//! appended; `X-Forwarded-Proto` and `X-Forwarded-Host` are set.
+//!
+//! Request headers the gateway owns are always removed from what the client
+//! sent, in any spelling that normalises to them (lower case, `_` -> `-`):
+//! `X-User-Id`, `X-Username` (set by the gateway on authenticated routes),
+//! `X-Request-Id` (set to the request's id), `X-Real-IP`, `Forwarded` (never
+//! sent: the gateway speaks `X-Forwarded-*` only) and every `X-Forwarded-*`.
+//! Any other header whose name holds `_` is dropped unless the proxy sets
+//! `underscores_in_headers: true` (CGI-style upstreams read `X_User_Id` and
+//! `X-User-Id` as the same `HTTP_X_USER_ID`). `X-Forwarded-For` is the real
+//! peer, `X-Forwarded-Proto` the listener's real scheme, `X-Forwarded-Host`
+//! the `Host` header; only a peer in `trusted_proxies` may pass on its own
+//! `X-Forwarded-For` (the peer is appended), `-Proto` and `-Host`.
+//!
+//! The response is streamed, never held whole: the upstream is read only as
+//! fast as the client takes the body. The route timeout bounds the wait for
+//! the response head; after it, the same duration bounds the wait for each
+//! body chunk. A body that fails or stalls mid-way closes the client's
+//! connection (the status has already gone out; it cannot become a 502).
 
-use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
+use futures_util::Stream;
 
 use super::GatewayError;
-
-/// Largest upstream response body passed through.
-const MAX_RESPONSE: usize = 64 * 1024 * 1024;
+use super::trusted::TrustedProxies;
 
 pub const X_USER_ID: &str = "x-user-id";
 pub const X_USERNAME: &str = "x-username";
 pub const X_REQUEST_ID: &str = "x-request-id";
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Names only the gateway may send upstream (plus every `x-forwarded-*`).
+const PROTECTED: &[&str] = &[
+    X_USER_ID,
+    X_USERNAME,
+    X_REQUEST_ID,
+    "forwarded",
+    "x-real-ip",
+];
 
 thread_local! {
     // One pooled client per worker thread: connections to upstreams are reused.
@@ -41,78 +70,112 @@ pub struct Forwarded<'a> {
     pub request_id: &'a str,
 }
 
-/// Headers that describe one connection, not the message.
-pub fn hop_by_hop(headers: &HeaderMap) -> HashSet<HeaderName> {
-    let mut set: HashSet<HeaderName> = [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("keep-alive"),
-    ]
-    .into_iter()
-    .collect();
-    for value in headers.get_all(header::CONNECTION) {
-        if let Ok(v) = value.to_str() {
-            for token in v.split(',') {
-                if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
-                    set.insert(name);
-                }
-            }
-        }
-    }
-    set
+/// How one proxy treats incoming headers, fixed at boot.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderPolicy {
+    /// `underscores_in_headers`: forward names holding `_` (protected names
+    /// are still removed in any spelling).
+    pub underscores: bool,
+    pub trusted: TrustedProxies,
 }
 
-fn is_dropped(name: &HeaderName, hop: &HashSet<HeaderName>) -> bool {
-    hop.contains(name) || name.as_str().starts_with("proxy-")
+/// `a` equals `b` once `_` in `a` is read as `-` (both lower case).
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || (x == b'_' && y == b'-'))
+}
+
+/// Whether `name` (lower case) normalises to a header the gateway owns.
+pub fn is_protected(name: &str) -> bool {
+    const PREFIX: &str = "x-forwarded-";
+    PROTECTED.iter().any(|p| same_name(name, p))
+        || (name.len() > PREFIX.len()
+            && name.is_char_boundary(PREFIX.len())
+            && same_name(&name[..PREFIX.len()], PREFIX))
+}
+
+/// Whether `name` describes one connection, not the message: a fixed list
+/// plus what `Connection` names (`connection`: the message's headers when it
+/// has a `Connection` header, which is rare). Allocation-free.
+fn is_hop_by_hop(name: &HeaderName, connection: Option<&HeaderMap>) -> bool {
+    let n = name.as_str();
+    matches!(
+        n,
+        "connection" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "keep-alive"
+    ) || n.starts_with("proxy-")
+        || connection.is_some_and(|headers| {
+            headers
+                .get_all(header::CONNECTION)
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|token| token.trim().eq_ignore_ascii_case(n))
+        })
+}
+
+/// `headers` when it has a `Connection` header (see `is_hop_by_hop`).
+fn with_connection(headers: &HeaderMap) -> Option<&HeaderMap> {
+    Some(headers).filter(|h| h.contains_key(header::CONNECTION))
 }
 
 /// The headers to send upstream for `req`.
-pub fn upstream_headers(req: &HttpRequest, fwd: &Forwarded<'_>) -> Vec<(HeaderName, HeaderValue)> {
+pub fn upstream_headers(
+    req: &HttpRequest,
+    fwd: &Forwarded<'_>,
+    policy: &HeaderPolicy,
+) -> Vec<(HeaderName, HeaderValue)> {
     let headers = req.headers();
-    let hop = hop_by_hop(headers);
+    let connection = with_connection(headers);
     let mut out = Vec::with_capacity(headers.len() + 6);
     for (name, value) in headers.iter() {
-        let own = matches!(
-            name.as_str(),
-            "host"
-                | "content-length"
-                | "expect"
-                | X_USER_ID
-                | X_USERNAME
-                | X_REQUEST_ID
-                | "x-forwarded-for"
-                | "x-forwarded-proto"
-                | "x-forwarded-host"
-        );
-        if !own && !is_dropped(name, &hop) {
+        let n = name.as_str();
+        let dropped = matches!(n, "host" | "content-length" | "expect")
+            || (!policy.underscores && n.contains('_'))
+            || is_protected(n)
+            || is_hop_by_hop(name, connection);
+        if !dropped {
             out.push((name.clone(), value.clone()));
         }
     }
-    let peer = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let prior: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let xff = if prior.is_empty() {
-        peer
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+    let trusted = policy.trusted.trusts(peer);
+    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+    let mut xff = String::new();
+    if trusted {
+        for prior in headers
+            .get_all(X_FORWARDED_FOR)
+            .filter_map(|v| v.to_str().ok())
+        {
+            xff.push_str(prior);
+            xff.push_str(", ");
+        }
+    }
+    xff.push_str(&peer);
+    // The listener's own scheme: never the request target's or a header's.
+    let scheme = if req.app_config().secure() {
+        "https"
     } else {
-        format!("{}, {peer}", prior.join(", "))
+        "http"
     };
+    let passed_on = |name: &str| {
+        headers
+            .get(name)
+            .filter(|_| trusted)
+            .and_then(|v| v.to_str().ok())
+    };
+    let proto = passed_on(X_FORWARDED_PROTO).unwrap_or(scheme);
+    let host = passed_on(X_FORWARDED_HOST)
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
     let mut push = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             out.push((HeaderName::from_static(name), v));
         }
     };
-    push("x-forwarded-for", &xff);
-    push("x-forwarded-proto", req.connection_info().scheme());
-    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-        push("x-forwarded-host", host);
+    push(X_FORWARDED_FOR, &xff);
+    push(X_FORWARDED_PROTO, proto);
+    if let Some(host) = host {
+        push(X_FORWARDED_HOST, host);
     }
     push(X_REQUEST_ID, fwd.request_id);
     if let (Some(id), Some(name)) = (fwd.user_id, fwd.username) {
@@ -122,7 +185,7 @@ pub fn upstream_headers(req: &HttpRequest, fwd: &Forwarded<'_>) -> Vec<(HeaderNa
     out
 }
 
-/// Sends the request upstream and turns the answer into our response.
+/// Sends the request upstream and streams the answer back.
 pub async fn forward(
     req: &HttpRequest,
     url: String,
@@ -131,34 +194,104 @@ pub async fn forward(
     timeout: Duration,
 ) -> Result<HttpResponse, GatewayError> {
     let mut upstream = CLIENT.with(|c| c.request(req.method().clone(), url));
+    // awc's timeout covers connecting, sending and the response head only;
+    // the body's pace is `IdleTimeout`'s business.
     upstream = upstream.timeout(timeout);
     for (name, value) in headers {
         upstream = upstream.append_header((name, value));
     }
-    let exchange = async {
-        let mut res = upstream.send_body(body).await.map_err(|e| match e {
+    let res = tokio::time::timeout(timeout, upstream.send_body(body))
+        .await
+        .map_err(|_| GatewayError::UpstreamTimeout)?
+        .map_err(|e| match e {
             awc::error::SendRequestError::Timeout => GatewayError::UpstreamTimeout,
             awc::error::SendRequestError::Connect(_) => GatewayError::ServiceUnavailable,
             _ => GatewayError::BadGateway,
         })?;
-        let body = res.body().limit(MAX_RESPONSE).await.map_err(|e| match e {
-            awc::error::PayloadError::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                GatewayError::UpstreamTimeout
-            }
-            _ => GatewayError::BadGateway,
-        })?;
-        Ok::<_, GatewayError>((res.status(), res.headers().clone(), body))
-    };
-    let (status, headers, body) = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| GatewayError::UpstreamTimeout)??;
-    let status = StatusCode::from_u16(status.as_u16()).map_err(|_| GatewayError::BadGateway)?;
-    let hop = hop_by_hop(&headers);
-    let mut res = HttpResponse::build(status);
-    for (name, value) in headers.iter() {
-        if name != header::CONTENT_LENGTH && !is_dropped(name, &hop) {
-            res.append_header((name.clone(), value.clone()));
+    let status =
+        StatusCode::from_u16(res.status().as_u16()).map_err(|_| GatewayError::BadGateway)?;
+    let mut out = HttpResponse::build(status);
+    let upstream_headers = res.headers();
+    let connection = with_connection(upstream_headers);
+    for (name, value) in upstream_headers.iter() {
+        if name != header::CONTENT_LENGTH && !is_hop_by_hop(name, connection) {
+            out.append_header((name.clone(), value.clone()));
         }
     }
-    Ok(res.body(body))
+    let length = upstream_headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = IdleTimeout::new(res, timeout);
+    Ok(match length {
+        // Known length: actix writes Content-Length (Compress, when it
+        // encodes, switches to chunked itself).
+        Some(length) => out.body(SizedStream::new(length, body)),
+        None => out.streaming(body),
+    })
+}
+
+/// An upstream body that fails when no chunk arrives within `idle` of being
+/// asked for. The clock runs only while the client is waiting for data, not
+/// while the client is slow to take it.
+struct IdleTimeout<S> {
+    inner: S,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Whether `deadline` is set for the chunk being waited for.
+    armed: bool,
+}
+
+impl<S> IdleTimeout<S> {
+    fn new(inner: S, idle: Duration) -> Self {
+        IdleTimeout {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            armed: false,
+        }
+    }
+}
+
+impl<S, E> Stream for IdleTimeout<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.armed = false;
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                log::warn!("gateway upstream body failed mid-way error={e}");
+                Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if !this.armed {
+                    let at = tokio::time::Instant::now() + this.idle;
+                    this.deadline.as_mut().reset(at);
+                    this.armed = true;
+                }
+                match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        log::warn!(
+                            "gateway upstream body stalled idle_ms={}",
+                            this.idle.as_millis()
+                        );
+                        Poll::Ready(Some(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "upstream body stalled",
+                        ))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
 }

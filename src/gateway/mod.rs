@@ -4,17 +4,27 @@
 //! One request, drawn once:
 //!
 //! ```text
-//! request id -> path check (400) -> route, longest prefix by segment (404)
+//! request id -> path normal form (400) -> route on it, longest prefix by
+//!   segment, case-folded lookalike of a protected route refused (400, 404)
 //!   -> cors preflight -> bearer JWT (401) -> username -> user id (404)
-//!   -> rate limit (429) -> body limit (413)
-//!   -> upstream (503 refused, 504 slow, 502 garbage) or WebSocket tunnel
+//!   -> rate limit (429; per user, or per client IP: the real peer, or the
+//!      rightmost untrusted X-Forwarded-For hop behind `trusted_proxies`)
+//!   -> request headers: protected names (any spelling) and `_` names
+//!      dropped, X-Forwarded-* from the real connection
+//!   -> body limit (413)
+//!   -> upstream with the normalised path (503 refused, 504 no head in
+//!      time, 502 garbage) -> response body streamed with backpressure
+//!      (stall or failure mid-body closes the connection)
+//!      or WebSocket tunnel
 //!   -> metrics + one JSON access-log line (target `access`)
 //! ```
 
 mod error;
 mod forward;
+mod path;
 mod proxy;
 mod rate_limit;
+mod trusted;
 mod tunnel;
 
 pub use error::{Fault, GatewayError};

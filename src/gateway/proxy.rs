@@ -2,9 +2,14 @@
 //!
 //! A route matches its path and everything below it by whole segments
 //! (`/api/auth` matches `/api/auth` and `/api/auth/x`, never `/api/authx`);
-//! the longest matching route wins. Paths are refused, never normalised, when
-//! they hold `.` or `..` segments, `//`, encoded slashes or dots, a
-//! backslash or NUL. The path and query are forwarded unchanged.
+//! the longest matching route wins. Routes match the path's normal form
+//! (`path.rs`: unreserved escapes decoded once; `;`, dot segments, `//`,
+//! encoded separators, dots or control characters refused as
+//! `INVALID_PATH`), case-sensitively; a path whose ASCII-case-folded form
+//! would land on a different route that requires auth is refused too, so an
+//! upstream that matches case-insensitively cannot be reached around it.
+//! Exactly the normal form that was matched is forwarded, with the query
+//! unchanged. Route paths must themselves be in normal form (checked at load).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +20,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::forward::{self, Forwarded};
+use super::forward::{self, Forwarded, HeaderPolicy};
 use super::rate_limit::{Decision, RateLimitConfig, RateLimiter};
-use super::{GatewayError, tunnel};
+use super::trusted::{Cidr, TrustedProxies};
+use super::{GatewayError, path, tunnel};
 use crate::http::middleware::cors::Cors;
 use crate::http::{Options, ServerMeta};
 use crate::manifest::{ByteSize, ManifestDuration};
@@ -78,6 +84,15 @@ pub struct ProxyConfig {
     /// The `service` field of access-log lines (default: the entry id).
     #[serde(default)]
     pub service_name: Option<String>,
+    /// Networks (`10.0.0.0/8`, `::1/128`) of proxies in front of the
+    /// gateway whose `X-Forwarded-For/Proto/Host` are believed (default:
+    /// none).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Forward request headers whose names hold `_` (default: dropped, as
+    /// nginx's `underscores_in_headers off`).
+    #[serde(default)]
+    pub underscores_in_headers: bool,
 }
 
 /// `http://host:port` -> `host:port`.
@@ -109,14 +124,12 @@ impl ProxyConfig {
         }
         for (i, r) in self.routes.iter().enumerate() {
             let at = |f: &str| format!("routes[{i}].{f}");
-            if !r.path.starts_with('/')
-                || (r.path.len() > 1 && r.path.ends_with('/'))
-                || r.path.contains("//")
-            {
+            let normal = path::normalise(&r.path).is_ok_and(|p| p == r.path.as_str());
+            if !normal || r.path.contains('%') || (r.path.len() > 1 && r.path.ends_with('/')) {
                 errors.push((
                     at("path"),
                     format!(
-                        "expected a path like /api/items (no trailing '/'), found {:?}",
+                        "expected a path like /api/items (no trailing '/', no '%', ';', '.' or '..' segments), found {:?}",
                         r.path
                     ),
                 ));
@@ -132,6 +145,11 @@ impl ProxyConfig {
                     at("auth_required"),
                     "needs the proxy's jwt and identity fields".into(),
                 ));
+            }
+        }
+        for (i, net) in self.trusted_proxies.iter().enumerate() {
+            if let Err(e) = Cidr::parse(net) {
+                errors.push((format!("trusted_proxies[{i}]"), e));
             }
         }
         if let Some(rl) = &self.rate_limit
@@ -176,6 +194,7 @@ pub struct Proxy {
     limiter: Option<RateLimiter>,
     max_body: usize,
     cors: Option<Cors>,
+    headers: HeaderPolicy,
     metrics: GatewayMetrics,
 }
 
@@ -222,6 +241,10 @@ impl Proxy {
         } else {
             None
         };
+        let mut trusted = Vec::new();
+        for (i, net) in config.trusted_proxies.iter().enumerate() {
+            trusted.push(Cidr::parse(net).map_err(|e| (format!("trusted_proxies[{i}]"), e))?);
+        }
         let m = node.metrics();
         Ok(Proxy {
             id: id.to_owned(),
@@ -232,6 +255,10 @@ impl Proxy {
             limiter: config.rate_limit.as_ref().map(RateLimiter::new),
             max_body: config.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0),
             cors,
+            headers: HeaderPolicy {
+                underscores: config.underscores_in_headers,
+                trusted: TrustedProxies::new(trusted),
+            },
             metrics: GatewayMetrics {
                 requests: m.counter_vec(
                     "gateway_requests_total",
@@ -258,19 +285,44 @@ impl Proxy {
         })
     }
 
-    /// Whether a route matches `path` (by whole segments).
-    pub fn matches(&self, path: &str) -> bool {
-        self.route_index(path).is_some()
+    /// Whether a route matches `path` (raw, as received). A path that is
+    /// refused but lies under a route is ours too: we answer its 400.
+    pub fn matches(&self, raw: &str) -> bool {
+        match path::normalise(raw) {
+            Ok(normal) => self.route_index(&normal, false).is_some(),
+            Err(_) => self.route_index(raw, false).is_some(),
+        }
     }
 
-    fn route_index(&self, path: &str) -> Option<usize> {
+    /// The longest route matching `path` by whole segments; with
+    /// `fold_case`, ASCII case is ignored.
+    fn route_index(&self, path: &str, fold_case: bool) -> Option<usize> {
         self.routes.iter().position(|r| {
-            r.path == "/"
-                || path == r.path
-                || path
-                    .strip_prefix(r.path.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
+            let route = r.path.as_str();
+            let Some(head) = path.get(..route.len()) else {
+                return route == "/";
+            };
+            let same = if fold_case {
+                head.eq_ignore_ascii_case(route)
+            } else {
+                head == route
+            };
+            route == "/" || (same && matches!(path.as_bytes().get(route.len()), None | Some(b'/')))
         })
+    }
+
+    /// The route for a normalised path. Refused when the case-folded path
+    /// would pick a different route that needs auth: an upstream matching
+    /// case-insensitively would serve `/API/Admin` as `/api/admin`.
+    fn route_for(&self, path: &str) -> Result<usize, GatewayError> {
+        let index = self.route_index(path, false);
+        if let Some(folded) = self.route_index(path, true)
+            && Some(folded) != index
+            && self.routes[folded].auth_required
+        {
+            return Err(GatewayError::InvalidPath);
+        }
+        index.ok_or(GatewayError::NotFound)
     }
 
     /// The rate limiter, if configured.
@@ -346,11 +398,8 @@ impl Proxy {
         request_id: &str,
         outcome: &mut Outcome,
     ) -> Result<HttpResponse, GatewayError> {
-        let path = req.uri().path();
-        if !path_is_clean(path) {
-            return Err(GatewayError::InvalidPath);
-        }
-        let index = self.route_index(path).ok_or(GatewayError::NotFound)?;
+        let path = path::normalise(req.uri().path())?;
+        let index = self.route_for(&path)?;
         outcome.route = Some(index);
         let route = &self.routes[index];
         if let Some(cors) = &self.cors
@@ -374,12 +423,11 @@ impl Proxy {
         if let Some(limiter) = &self.limiter {
             let key = match &outcome.user_id {
                 Some(id) => format!("user:{id}"),
-                None => format!(
-                    "ip:{}",
-                    req.peer_addr()
-                        .map(|a| a.ip().to_string())
-                        .unwrap_or_default()
-                ),
+                None => {
+                    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+                    let client = self.headers.trusted.client(peer, req.headers());
+                    format!("ip:{}", client.map(|a| a.to_string()).unwrap_or_default())
+                }
             };
             let decision = limiter.check(&key);
             outcome.limit = Some(decision);
@@ -395,9 +443,12 @@ impl Proxy {
             username: outcome.username.as_deref(),
             request_id,
         };
-        let headers = forward::upstream_headers(req, &fwd);
+        let headers = forward::upstream_headers(req, &fwd, &self.headers);
+        // Exactly the path that was matched, and the query as received.
+        let (sep, query) = req.uri().query().map_or(("", ""), |q| ("?", q));
         if crate::http::is_websocket_upgrade(req) {
-            return tunnel::open(req, &route.authority, headers, route.timeout).await;
+            let target = format!("{path}{sep}{query}");
+            return tunnel::open(&target, &route.authority, headers, route.timeout).await;
         }
         let limit = self.max_body;
         let body = crate::http::read_body(req, payload, limit)
@@ -407,8 +458,7 @@ impl Proxy {
                 crate::http::BodyError::Unreadable => GatewayError::BadRequest,
                 crate::http::BodyError::TimedOut => GatewayError::RequestTimeout,
             })?;
-        let target = req.uri().path_and_query().map_or(path, |p| p.as_str());
-        let url = format!("{}{target}", route.upstream);
+        let url = format!("{}{path}{sep}{query}", route.upstream);
         forward::forward(req, url, headers, body, route.timeout).await
     }
 
@@ -513,46 +563,9 @@ fn request_id(req: &HttpRequest) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
-/// Refuses `.`/`..` segments, `//`, encoded `/`, `\` or `.`, backslash and NUL.
-fn path_is_clean(path: &str) -> bool {
-    if !path.starts_with('/') || path.contains("//") || path.contains('\\') || path.contains('\0') {
-        return false;
-    }
-    let lower = path.to_ascii_lowercase();
-    if ["%2f", "%2e", "%5c", "%00"]
-        .iter()
-        .any(|e| lower.contains(e))
-    {
-        return false;
-    }
-    !path.split('/').any(|seg| seg == "." || seg == "..")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unclean_paths_are_refused() {
-        for bad in [
-            "/a/../b",
-            "/a/./b",
-            "/..",
-            "//a",
-            "/a//b",
-            "/a%2fb",
-            "/%2e%2e/x",
-            "/a%2Eb",
-            "/a\\b",
-            "/a%00",
-            "/a%5cb",
-        ] {
-            assert!(!path_is_clean(bad), "{bad}");
-        }
-        for ok in ["/", "/api/auth", "/api/auth/x", "/a.b/c..d", "/a%20b"] {
-            assert!(path_is_clean(ok), "{ok}");
-        }
-    }
 
     #[test]
     fn upstreams_need_host_and_port() {

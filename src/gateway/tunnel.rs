@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use actix_web::HttpRequest;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -21,9 +20,10 @@ use crate::http::Takeover;
 
 const MAX_HEAD: usize = 16 * 1024;
 
-/// Opens the tunnel to `authority` (`host:port`).
+/// Opens the tunnel to `authority` (`host:port`) for `target` (the
+/// normalised path and the query).
 pub async fn open(
-    req: &HttpRequest,
+    target: &str,
     authority: &str,
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
@@ -32,7 +32,6 @@ pub async fn open(
         .await
         .map_err(|_| GatewayError::UpstreamTimeout)?;
     let mut stream = connect.map_err(|_| GatewayError::ServiceUnavailable)?;
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let mut head = format!(
         "GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
     );

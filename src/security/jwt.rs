@@ -5,6 +5,14 @@
 //! is refused. The signature is checked before any claim is trusted. `exp`
 //! is required, `nbf` is honoured when present, both with `leeway`; the
 //! `username` claim is required and non-empty.
+//!
+//! The time claims are read here, not by the library: `jsonwebtoken` skips an
+//! `nbf` (and ignores an `iat`) it cannot parse, which would let
+//! `"nbf": "99999999999"` or `1e30` through. Every registered time claim that
+//! is present (`exp`, `nbf`, `iat`) must be an integer NumericDate in
+//! `0..=MAX_NUMERIC_DATE` (the end of year 9999), else the token is refused
+//! as `bad_claim`; a missing `nbf` or `iat` is fine, a missing `exp` is
+//! `missing_claim`.
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
@@ -14,6 +22,9 @@ use crate::manifest::ManifestDuration;
 
 /// The only algorithm accepted.
 pub const HS256: &str = "HS256";
+
+/// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
+pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
 /// The `security.jwt` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +73,31 @@ pub struct Claims {
     pub exp: u64,
 }
 
+/// The claims as signed, time claims still raw, so that a present but
+/// unreadable one is refused rather than skipped.
+#[derive(Deserialize)]
+struct RawClaims {
+    username: String,
+    #[serde(default)]
+    exp: Option<serde_json::Value>,
+    #[serde(default)]
+    nbf: Option<serde_json::Value>,
+    #[serde(default)]
+    iat: Option<serde_json::Value>,
+}
+
+/// A present time claim: an integer in range, else `bad_claim`.
+fn numeric_date(value: Option<&serde_json::Value>) -> Result<Option<u64>, JwtError> {
+    match value {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|t| *t <= MAX_NUMERIC_DATE)
+            .map(Some)
+            .ok_or(JwtError::Invalid("bad_claim")),
+    }
+}
+
 /// Why a token was refused; the label goes to metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtError {
@@ -82,6 +118,8 @@ impl JwtError {
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    leeway: u64,
 }
 
 impl JwtVerifier {
@@ -109,13 +147,14 @@ impl JwtVerifier {
             ));
         }
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = config.leeway.map_or(0, |d| d.get().as_secs());
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
+        // Time claims are checked in `verify` (see the module doc).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.required_spec_claims.clear();
         Ok(JwtVerifier {
             key: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            leeway: config.leeway.map_or(0, |d| d.get().as_secs()),
         })
     }
 
@@ -130,22 +169,38 @@ impl JwtVerifier {
         if alg.get("alg").and_then(|a| a.as_str()) != Some(HS256) {
             return Err(JwtError::Invalid("wrong_alg"));
         }
-        let data =
-            decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => JwtError::Expired,
-                ErrorKind::InvalidSignature => JwtError::Invalid("bad_signature"),
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                    JwtError::Invalid("wrong_alg")
-                }
-                ErrorKind::ImmatureSignature => JwtError::Invalid("not_yet_valid"),
-                ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => {
-                    JwtError::Invalid("missing_claim")
-                }
-                _ => JwtError::Invalid("malformed"),
-            })?;
-        if data.claims.username.is_empty() {
+        let data = decode::<RawClaims>(token, &self.key, &self.validation).map_err(|e| match e
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => JwtError::Expired,
+            ErrorKind::InvalidSignature => JwtError::Invalid("bad_signature"),
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                JwtError::Invalid("wrong_alg")
+            }
+            ErrorKind::ImmatureSignature => JwtError::Invalid("not_yet_valid"),
+            ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => {
+                JwtError::Invalid("missing_claim")
+            }
+            _ => JwtError::Invalid("malformed"),
+        })?;
+        let raw = data.claims;
+        let exp = numeric_date(raw.exp.as_ref())?;
+        let nbf = numeric_date(raw.nbf.as_ref())?;
+        numeric_date(raw.iat.as_ref())?;
+        let exp = exp.ok_or(JwtError::Invalid("missing_claim"))?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if exp < now.saturating_sub(self.leeway) {
+            return Err(JwtError::Expired);
+        }
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
+            return Err(JwtError::Invalid("not_yet_valid"));
+        }
+        if raw.username.is_empty() {
             return Err(JwtError::Invalid("missing_claim"));
         }
-        Ok(data.claims)
+        Ok(Claims {
+            username: raw.username,
+            exp,
+        })
     }
 }

@@ -266,3 +266,58 @@ async fn a_websocket_is_tunnelled_to_the_upstream_after_auth() {
         other => panic!("{other:?}"),
     }
 }
+
+#[actix_web::test]
+async fn unreadable_or_out_of_range_time_claims_are_refused_as_bad_claims() {
+    let gw = Gw::boot(1000).await;
+    let exp = now() + 600;
+    let bad = [
+        json!({ "username": "alice", "exp": exp, "nbf": "99999999999" }),
+        json!({ "username": "alice", "exp": exp, "nbf": 1e30 }),
+        json!({ "username": "alice", "exp": exp, "nbf": -1 }),
+        json!({ "username": "alice", "exp": exp, "iat": "yesterday" }),
+        json!({ "username": "alice", "exp": exp, "iat": 1.5 }),
+        json!({ "username": "alice", "exp": exp.to_string() }),
+        json!({ "username": "alice", "exp": 1e30 }),
+        json!({ "username": "alice", "exp": u64::MAX }),
+    ];
+    for claims in &bad {
+        let token = jwt_with(Algorithm::HS256, SECRET, claims.clone());
+        let mut res = awc::Client::new()
+            .get(gw.url("/api/items/gmail/x"))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{claims}");
+        let rid = res
+            .headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(error_code(&body, &rid), "INVALID_TOKEN", "{claims}");
+    }
+    let failures =
+        gw.registry
+            .node()
+            .metrics()
+            .counter_vec("gateway_auth_failures_total", "", &["reason"]);
+    assert_eq!(failures.get(&["bad_claim"]), bad.len() as u64);
+    // Readable claims in range still pass, with or without nbf and iat.
+    for claims in [
+        json!({ "username": "alice", "exp": exp }),
+        json!({ "username": "alice", "exp": exp, "nbf": now() - 10, "iat": now() - 10 }),
+    ] {
+        let token = jwt_with(Algorithm::HS256, SECRET, claims.clone());
+        let res = awc::Client::new()
+            .get(gw.url("/api/items/gmail/x"))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{claims}");
+    }
+}

@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod forwarding;
 mod limits;
+mod security;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -179,6 +180,12 @@ pub struct Gw {
 
 impl Gw {
     pub async fn boot(requests_per_minute: u32) -> Gw {
+        Gw::boot_with(requests_per_minute, "", "").await
+    }
+
+    /// Boots with `proxy_fields` (YAML lines at the proxy entry's level,
+    /// e.g. `    trusted_proxies: [...]\n`) and `routes` (more route lines).
+    pub async fn boot_with(requests_per_minute: u32, proxy_fields: &str, routes: &str) -> Gw {
         capture_logs();
         let a = upstream("a");
         let b = upstream("b");
@@ -219,7 +226,7 @@ entries:
     middleware: [cors]
     options:
       cors.allow.origins: "https://app.example"
-    routes:
+{proxy_fields}    routes:
       - {{ path: /api/auth, upstream: "http://{a}", auth_required: false }}
       - {{ path: /api/items, upstream: "http://{b}", auth_required: false }}
       - {{ path: /api/items/gmail, upstream: "http://{a}", auth_required: true }}
@@ -228,7 +235,7 @@ entries:
       - {{ path: /api/slow, upstream: "http://{a}", auth_required: false, timeout: "300ms" }}
       - {{ path: /gateway/slack, upstream: "http://{a}", auth_required: false }}
       - {{ path: /api/hop, upstream: "http://{hop}", auth_required: false }}
-"#,
+{routes}"#,
             db = dir.path().join("gw.db").display()
         );
         let manifest = support::parse(&text);

@@ -1,0 +1,156 @@
+//! The request path the gateway routes on and forwards: one normal form, so
+//! that the gateway and the upstream always agree on which path was asked for.
+//!
+//! Rules, applied to the path as received (query excluded):
+//! - Percent-encoded *unreserved* characters (`ALPHA DIGIT - . _ ~`) are
+//!   decoded, exactly once: `/api/%61dmin` is routed, checked and forwarded
+//!   as `/api/admin`. Other escapes stay encoded, hex digits upper-cased
+//!   (`%3a` -> `%3A`), and are never decoded by the gateway.
+//! - Refused (400 `INVALID_PATH`), never repaired: `%` not followed by two
+//!   hex digits; an encoded `/`, `\`, `;`, `.` or control character
+//!   (`%2f`, `%5c`, `%3b`, `%2e`, `%00`-`%1f`, `%7f`); an encoded `%` that
+//!   introduces another escape (`%2561`: a second decode would turn it into a
+//!   different path); any `;` (path parameters: `/api;x/admin`,
+//!   `/admin;jsessionid=1`, which Java servers strip before routing); `\`,
+//!   NUL or other control bytes; `.` or `..` segments and empty segments
+//!   (`//`).
+//! - Matching is case-sensitive; the proxy additionally refuses a path whose
+//!   ASCII-case-folded form would land on a different, protected route (see
+//!   `Proxy::route_for`), for upstreams that match case-insensitively.
+//!
+//! Invariants: the normal form is a fixed point (normalising it again gives
+//! it back unchanged); it allocates only when the path holds a `%`.
+
+use std::borrow::Cow;
+
+use super::GatewayError;
+
+/// The normal form of `raw`, or `InvalidPath`.
+pub fn normalise(raw: &str) -> Result<Cow<'_, str>, GatewayError> {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(GatewayError::InvalidPath);
+    }
+    if bytes
+        .iter()
+        .any(|&b| b == b';' || b == b'\\' || b.is_ascii_control())
+    {
+        return Err(GatewayError::InvalidPath);
+    }
+    let path = if bytes.contains(&b'%') {
+        Cow::Owned(decode_unreserved(bytes)?)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    // An empty segment is allowed only last (a trailing `/`).
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(seg) = segments.next() {
+        if seg == "." || seg == ".." || (seg.is_empty() && segments.peek().is_some()) {
+            return Err(GatewayError::InvalidPath);
+        }
+    }
+    Ok(path)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` for unreserved characters; keeps the rest encoded.
+fn decode_unreserved(bytes: &[u8]) -> Result<String, GatewayError> {
+    let escape =
+        |i: usize| -> Option<u8> { Some(hex(*bytes.get(i + 1)?)? << 4 | hex(*bytes.get(i + 2)?)?) };
+    // Bytes, not chars: the input may hold UTF-8; everything decoded is ASCII.
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let b = escape(i).ok_or(GatewayError::InvalidPath)?;
+        match b {
+            b'.' | b'/' | b'\\' | b';' => return Err(GatewayError::InvalidPath),
+            _ if b.is_ascii_control() => return Err(GatewayError::InvalidPath),
+            b'%' if escape(i + 2).is_some() => return Err(GatewayError::InvalidPath),
+            _ if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') => {
+                out.push(b);
+            }
+            _ => out.extend_from_slice(&[
+                b'%',
+                bytes[i + 1].to_ascii_uppercase(),
+                bytes[i + 2].to_ascii_uppercase(),
+            ]),
+        }
+        i += 3;
+    }
+    String::from_utf8(out).map_err(|_| GatewayError::InvalidPath)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreserved_escapes_are_decoded_once_and_others_kept_upper_cased() {
+        for (raw, normal) in [
+            ("/api/%61dmin/secret", "/api/admin/secret"),
+            ("/api/%7E%2d%5F%41", "/api/~-_A"),
+            ("/a%20b/%3a%40", "/a%20b/%3A%40"),
+            ("/a%25", "/a%25"),
+            ("/a%25zz", "/a%25zz"),
+            ("/", "/"),
+            ("/a.b/c..d", "/a.b/c..d"),
+            ("/api/items/", "/api/items/"),
+            ("/caf\u{e9}/%41", "/caf\u{e9}/A"),
+        ] {
+            let got = normalise(raw).unwrap();
+            assert_eq!(got, normal, "{raw}");
+            assert_eq!(normalise(&got).unwrap(), got, "a fixed point: {raw}");
+        }
+    }
+
+    #[test]
+    fn a_path_without_escapes_is_borrowed() {
+        assert!(matches!(normalise("/api/x"), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for bad in [
+            "",
+            "api",
+            "/a/../b",
+            "/a/./b",
+            "/..",
+            "//a",
+            "/a//b",
+            "/a%2fb",
+            "/%2e%2e/x",
+            "/a%2Eb",
+            "/a\\b",
+            "/a%00",
+            "/a%1f",
+            "/a%7f",
+            "/a%5cb",
+            "/a%3bb",
+            "/a;b",
+            "/api;x/admin",
+            "/api/admin;jsessionid=1",
+            "/a%2561",
+            "/a%252F",
+            "/a%",
+            "/a%6",
+            "/a%zz",
+            "/a\u{7f}",
+        ] {
+            assert_eq!(normalise(bad), Err(GatewayError::InvalidPath), "{bad}");
+        }
+    }
+}
