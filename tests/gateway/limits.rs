@@ -3,7 +3,7 @@
 use awc::http::header;
 use serde_json::Value;
 
-use super::{Gw, error_code, jwt_for, logs};
+use super::{Gw, error_code, jwt_for, logs, raw};
 
 #[actix_web::test]
 async fn the_61st_request_in_a_minute_is_429_while_another_user_still_passes() {
@@ -253,4 +253,23 @@ async fn each_proxied_request_writes_one_json_access_line_without_secrets() {
         );
         assert!(!l.contains(super::SECRET), "the secret was logged: {l}");
     }
+}
+
+#[actix_web::test]
+async fn a_body_that_stalls_is_408_request_timeout_and_the_connection_closes() {
+    let gw = Gw::boot_full(1000, "    body_idle_timeout: \"200ms\"\n", "", "").await;
+    let (status, text) = raw(
+        gw.addr,
+        "POST /api/auth/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-a-part",
+    )
+    .await;
+    assert_eq!(status, 408, "{text}");
+    let rid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(error_code(&body, &rid), "REQUEST_TIMEOUT");
 }

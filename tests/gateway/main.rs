@@ -186,6 +186,16 @@ impl Gw {
     /// Boots with `proxy_fields` (YAML lines at the proxy entry's level,
     /// e.g. `    trusted_proxies: [...]\n`) and `routes` (more route lines).
     pub async fn boot_with(requests_per_minute: u32, proxy_fields: &str, routes: &str) -> Gw {
+        Gw::boot_full(requests_per_minute, "", proxy_fields, routes).await
+    }
+
+    /// As [`Gw::boot_with`], plus `server_fields` on the `http.service`.
+    pub async fn boot_full(
+        requests_per_minute: u32,
+        server_fields: &str,
+        proxy_fields: &str,
+        routes: &str,
+    ) -> Gw {
         capture_logs();
         let a = upstream("a");
         let b = upstream("b");
@@ -215,7 +225,7 @@ entries:
   - name: gateway
     kind: http.service
     addr: "127.0.0.1:0"
-  - name: api
+{server_fields}  - name: api
     kind: http.proxy
     meta: {{ server: app:gateway }}
     jwt: app:jwt
