@@ -107,7 +107,7 @@ fn attempts(call: &FunctionCall) -> Result<Attempts<'_>, AuthError> {
     let ctx = &call.ctx;
     let store = ctx
         .modules()
-        .store(ctx.arg_str("attempts_store").unwrap_or("app:token_data"))
+        .store(ctx.arg_str("attempts_store").unwrap_or_default())
         .map_err(internal)?;
     let window = ctx
         .arg_str("failure_window")
@@ -143,10 +143,10 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
     let ctx = &call.ctx;
     let modules = ctx.modules();
     let db = modules
-        .sql(ctx.arg_str("db").unwrap_or("app:db"))
+        .sql(ctx.arg_str("db").unwrap_or_default())
         .map_err(internal)?;
     let tokens = modules
-        .tokens(ctx.arg_str("tokens").unwrap_or("app:tokens"))
+        .tokens(ctx.arg_str("tokens").unwrap_or_default())
         .map_err(internal)?;
     let owner = db
         .read(move |conn| api_keys::lookup(conn, &api_key))
@@ -159,7 +159,7 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        _ => vec!["app:user_policy".to_owned()],
+        _ => Vec::new(),
     };
     let actor = Actor::new(format!("user:{}", owner.user_id))
         .with_meta("user_id", owner.user_id.clone())

@@ -30,7 +30,7 @@ impl Migrate {
             db: args
                 .get("db")
                 .and_then(Value::as_str)
-                .unwrap_or("app:db")
+                .unwrap_or_default()
                 .to_owned(),
         }
     }

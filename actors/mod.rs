@@ -13,12 +13,13 @@ pub mod ticker;
 pub mod ws_handler;
 pub mod ws_ticker;
 
-use rippy::prelude::Catalog;
+use rippy::prelude::{ArgSpec, Catalog};
 
 /// Every process and function of the application.
 pub fn catalog() -> Catalog {
     Catalog::new()
         .process("file://actors/migrate.rs", "run", migrate::Migrate::new)
+        .with_args(ArgSpec::new().entry("db", &["db.sql.sqlite"]))
         .process("file://actors/ticker.rs", "run", ticker::Ticker::new)
         .process(
             "file://actors/ws_handler.rs",
@@ -30,5 +31,18 @@ pub fn catalog() -> Catalog {
             "handler",
             auth_token::handler,
         )
+        .with_args(
+            ArgSpec::new()
+                .entry("db", &["db.sql.sqlite"])
+                .entry("tokens", &["security.token_store"])
+                .entry("attempts_store", &["store.memory"])
+                .entries("scope", &["security.policy"]),
+        )
         .function("file://actors/ws_ticker.rs", "handler", ws_ticker::handler)
+        .with_args(
+            ArgSpec::new()
+                .entry("db", &["db.sql.sqlite"])
+                .entry("handler", &["process.rust"])
+                .entry("host", &["process.host"]),
+        )
 }

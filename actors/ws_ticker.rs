@@ -18,7 +18,7 @@ pub async fn handler(call: FunctionCall) -> HttpResponse {
     };
     // A token outlives nothing: its API key must still be active.
     if let Some(key_id) = identity.meta.get("api_key_id").and_then(Value::as_i64) {
-        let db = match ctx.modules().sql(ctx.arg_str("db").unwrap_or("app:db")) {
+        let db = match ctx.modules().sql(ctx.arg_str("db").unwrap_or_default()) {
             Ok(db) => db,
             Err(e) => {
                 log::error!("ws_ticker cannot reach the database error={e}");
@@ -37,8 +37,8 @@ pub async fn handler(call: FunctionCall) -> HttpResponse {
             }
         }
     }
-    let entry = ctx.arg_str("handler").unwrap_or("app:ws_handler");
-    let host = ctx.arg_str("host").unwrap_or("app:processes");
+    let entry = ctx.arg_str("handler").unwrap_or_default();
+    let host = ctx.arg_str("host").unwrap_or_default();
     let pid = match ctx.spawn(entry, host, Value::Null) {
         Ok(pid) => pid,
         Err(e @ SpawnError::Denied(_)) => {

@@ -25,7 +25,7 @@ pub mod util;
 
 /// What application code (actors and functions) needs.
 pub mod prelude {
-    pub use crate::catalog::Catalog;
+    pub use crate::catalog::{ArgSpec, Catalog};
     pub use crate::function::{FunctionCall, FunctionContext};
     pub use crate::http::json_error;
     pub use crate::http::middleware::websocket_relay::{

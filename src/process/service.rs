@@ -34,6 +34,19 @@ pub struct ServiceConfig {
     pub args: Option<serde_yaml::Value>,
 }
 
+impl ServiceConfig {
+    /// Load-time checks: `(field, message)` pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        match self.lifecycle.as_ref().and_then(|l| l.restart.as_ref()) {
+            Some(r) if r.backoff < 1.0 || !r.backoff.is_finite() => vec![(
+                "lifecycle.restart.backoff".into(),
+                format!("expected a factor of at least 1.0, found {}", r.backoff),
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct ServiceState {
     child: Option<Pid>,

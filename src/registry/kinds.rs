@@ -9,7 +9,9 @@ use std::sync::{Arc, LazyLock};
 use serde::de::DeserializeOwned;
 
 use super::Boot;
-use crate::catalog::{Catalog, CatalogItem};
+use std::collections::HashMap;
+
+use crate::catalog::{ArgSpec, Catalog, CatalogItem};
 use crate::fs::{Directory, DirectoryConfig};
 use crate::function::FunctionSpec;
 use crate::gateway::{Proxy, ProxyConfig};
@@ -64,16 +66,34 @@ pub(crate) trait Kind: Send + Sync {
         file: &str,
         entry: &Entry,
     ) -> Result<Box<dyn Any + Send + Sync>, ManifestError>;
-    fn references(&self, config: &dyn Any) -> Vec<Reference>;
-    fn check(&self, config: &dyn Any, catalog: &Catalog) -> Vec<(String, String)>;
+    fn references(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<Reference>;
+    fn check(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<(String, String)>;
+    /// The native code an entry of this kind names, with its own `args`.
+    fn code(&self, config: &dyn Any) -> Option<Code>;
     fn boot(&self, boot: &mut Boot<'_>, entry: &Entry, config: &dyn Any) -> Result<(), Fail>;
+}
+
+/// What a kind's checks see beyond the entry's own config.
+pub(crate) struct CheckContext<'a> {
+    pub catalog: &'a Catalog,
+    /// The code each `process.rust` / `function.rust` entry names, by id.
+    pub code: HashMap<String, Code>,
+}
+
+/// The native code an entry names, and the `args` the entry gives it.
+#[derive(Debug, Clone)]
+pub(crate) struct Code {
+    pub source: String,
+    pub method: String,
+    pub args: Option<serde_yaml::Value>,
 }
 
 struct KindOf<T> {
     name: &'static str,
-    references: fn(&T) -> Vec<Reference>,
-    check: fn(&T, &Catalog) -> Vec<(String, String)>,
+    references: fn(&T, &CheckContext<'_>) -> Vec<Reference>,
+    check: fn(&T, &CheckContext<'_>) -> Vec<(String, String)>,
     boot: fn(&mut Boot<'_>, &Entry, &T) -> Result<(), Fail>,
+    code: fn(&T) -> Option<Code>,
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> Kind for KindOf<T> {
@@ -89,18 +109,22 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Kind for KindOf<T> {
         decode::<T>(file, entry).map(|c| Box::new(c) as Box<dyn Any + Send + Sync>)
     }
 
-    fn references(&self, config: &dyn Any) -> Vec<Reference> {
+    fn references(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<Reference> {
         config
             .downcast_ref::<T>()
-            .map(self.references)
+            .map(|c| (self.references)(c, cx))
             .unwrap_or_default()
     }
 
-    fn check(&self, config: &dyn Any, catalog: &Catalog) -> Vec<(String, String)> {
+    fn check(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<(String, String)> {
         config
             .downcast_ref::<T>()
-            .map(|c| (self.check)(c, catalog))
+            .map(|c| (self.check)(c, cx))
             .unwrap_or_default()
+    }
+
+    fn code(&self, config: &dyn Any) -> Option<Code> {
+        config.downcast_ref::<T>().and_then(self.code)
     }
 
     fn boot(&self, boot: &mut Boot<'_>, entry: &Entry, config: &dyn Any) -> Result<(), Fail> {
@@ -113,8 +137,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Kind for KindOf<T> {
 
 fn kind<T: DeserializeOwned + Send + Sync + 'static>(
     name: &'static str,
-    references: fn(&T) -> Vec<Reference>,
-    check: fn(&T, &Catalog) -> Vec<(String, String)>,
+    references: fn(&T, &CheckContext<'_>) -> Vec<Reference>,
+    check: fn(&T, &CheckContext<'_>) -> Vec<(String, String)>,
     boot: fn(&mut Boot<'_>, &Entry, &T) -> Result<(), Fail>,
 ) -> Box<dyn Kind> {
     Box::new(KindOf {
@@ -122,10 +146,105 @@ fn kind<T: DeserializeOwned + Send + Sync + 'static>(
         references,
         check,
         boot,
+        code: |_| None,
     })
 }
 
-fn no_check<T>(_: &T, _: &Catalog) -> Vec<(String, String)> {
+/// A kind whose entries name native code (`source` + `method`).
+fn code_kind(
+    name: &'static str,
+    want: &'static str,
+    boot: fn(&mut Boot<'_>, &Entry, &RustEntryConfig) -> Result<(), Fail>,
+) -> Box<dyn Kind> {
+    Box::new(KindOf::<RustEntryConfig> {
+        name,
+        references: |c, cx| arg_references(cx.catalog.args(&c.source, &c.method), &[&c.args]),
+        check: match want {
+            "process" => |c, cx| catalog_check(c, cx.catalog, "process"),
+            _ => |c, cx| {
+                let mut errors = catalog_check(c, cx.catalog, "function");
+                errors.extend(missing_args(
+                    cx.catalog.args(&c.source, &c.method),
+                    &[&c.args],
+                ));
+                errors
+            },
+        },
+        boot,
+        code: |c| {
+            Some(Code {
+                source: c.source.clone(),
+                method: c.method.clone(),
+                args: c.args.clone(),
+            })
+        },
+    })
+}
+
+/// The entry ids in `args` (the first of `layers` that has a field wins)
+/// that `spec` declares, as references `args.<field>` / `args.<field>[i]`.
+fn arg_references(spec: Option<&ArgSpec>, layers: &[&Option<serde_yaml::Value>]) -> Vec<Reference> {
+    let Some(spec) = spec else {
+        return Vec::new();
+    };
+    let mut refs = Vec::new();
+    for field in spec.fields() {
+        let Some(value) = layers
+            .iter()
+            .find_map(|args| args.as_ref().and_then(|a| a.get(field.name)))
+        else {
+            continue;
+        };
+        match value {
+            serde_yaml::Value::Sequence(items) if field.list => {
+                for (i, item) in items.iter().enumerate() {
+                    let id = item.as_str().unwrap_or("");
+                    refs.push(reference(
+                        format!("args.{}[{i}]", field.name),
+                        id,
+                        field.kinds,
+                    ));
+                }
+            }
+            other => refs.push(reference(
+                format!("args.{}", field.name),
+                other.as_str().unwrap_or(""),
+                field.kinds,
+            )),
+        }
+    }
+    refs
+}
+
+/// Required `args` fields of `spec` that none of `layers` gives.
+fn missing_args(
+    spec: Option<&ArgSpec>,
+    layers: &[&Option<serde_yaml::Value>],
+) -> Vec<(String, String)> {
+    let Some(spec) = spec else {
+        return Vec::new();
+    };
+    spec.fields()
+        .iter()
+        .filter(|f| f.required)
+        .filter(|f| {
+            !layers
+                .iter()
+                .any(|args| args.as_ref().is_some_and(|a| a.get(f.name).is_some()))
+        })
+        .map(|f| {
+            (
+                format!("args.{}", f.name),
+                format!(
+                    "missing, expected the id of a {} entry",
+                    f.kinds.join(" or ")
+                ),
+            )
+        })
+        .collect()
+}
+
+fn no_check<T>(_: &T, _: &CheckContext<'_>) -> Vec<(String, String)> {
     Vec::new()
 }
 
@@ -178,7 +297,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
     vec![
         kind::<SqliteConfig>(
             "db.sql.sqlite",
-            |c| depends_on(&c.lifecycle),
+            |c, _| depends_on(&c.lifecycle),
             no_check,
             |b, e, c| {
                 let db = SqliteDb::open(&e.id, &resolve_path(b.base_dir, &c.file), c)
@@ -189,7 +308,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<MemoryStoreConfig>(
             "store.memory",
-            |c| depends_on(&c.lifecycle),
+            |c, _| depends_on(&c.lifecycle),
             no_check,
             |b, e, c| {
                 b.insert(e, MemoryStore::start(c));
@@ -198,7 +317,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<TokenStoreConfig>(
             "security.token_store",
-            |c| {
+            |c, _| {
                 let mut refs = vec![reference("store", &c.store, &["store.memory"])];
                 refs.extend(depends_on(&c.lifecycle));
                 refs
@@ -225,7 +344,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<PolicyConfig>(
             "security.policy",
-            |_| Vec::new(),
+            |_, _| Vec::new(),
             no_check,
             |b, e, c| {
                 b.insert(e, Arc::new(Policy::new(&e.id, c)));
@@ -234,7 +353,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<HostConfig>(
             "process.host",
-            |c| depends_on(&c.lifecycle),
+            |c, _| depends_on(&c.lifecycle),
             |c, _| match c.workers {
                 Some(0) => vec![(
                     "workers".into(),
@@ -249,44 +368,45 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 Ok(())
             },
         ),
-        kind::<RustEntryConfig>(
-            "process.rust",
-            |_| Vec::new(),
-            |c, catalog| catalog_check(c, catalog, "process"),
-            |b, e, c| {
-                let Some(CatalogItem::Process(factory)) = b.catalog.get(&c.source, &c.method)
-                else {
-                    return Err((
-                        Some("source".into()),
-                        format!("the catalog has no process {}#{}", c.source, c.method),
-                    ));
-                };
-                let spec = ProcessSpec::new(
-                    &e.id,
-                    c.modules.clone(),
-                    factory.clone(),
-                    args_json(&c.args)?,
-                );
-                b.insert(e, Arc::new(spec));
-                Ok(())
-            },
-        ),
+        code_kind("process.rust", "process", |b, e, c| {
+            let Some(CatalogItem::Process(factory)) = b.catalog.get(&c.source, &c.method) else {
+                return Err((
+                    Some("source".into()),
+                    format!("the catalog has no process {}#{}", c.source, c.method),
+                ));
+            };
+            let spec = ProcessSpec::new(
+                &e.id,
+                c.modules.clone(),
+                factory.clone(),
+                args_json(&c.args)?,
+            );
+            b.insert(e, Arc::new(spec));
+            Ok(())
+        }),
         kind::<ServiceConfig>(
             "process.service",
-            |c| {
+            |c, cx| {
                 let mut refs = vec![
                     reference("process", &c.process, &["process.rust"]),
                     reference("host", &c.host, &["process.host"]),
                 ];
                 refs.extend(depends_on(&c.lifecycle));
+                // The process's declared args, as this service passes them
+                // (its own args first, then the process entry's).
+                if let Some(code) = cx.code.get(&c.process) {
+                    let spec = cx.catalog.args(&code.source, &code.method);
+                    refs.extend(arg_references(spec, &[&c.args, &code.args]));
+                }
                 refs
             },
-            |c, _| match c.lifecycle.as_ref().and_then(|l| l.restart.as_ref()) {
-                Some(r) if r.backoff < 1.0 || !r.backoff.is_finite() => vec![(
-                    "lifecycle.restart.backoff".into(),
-                    format!("expected a factor of at least 1.0, found {}", r.backoff),
-                )],
-                _ => Vec::new(),
+            |c, cx| {
+                let mut errors = c.check();
+                if let Some(code) = cx.code.get(&c.process) {
+                    let spec = cx.catalog.args(&code.source, &code.method);
+                    errors.extend(missing_args(spec, &[&c.args, &code.args]));
+                }
+                errors
             },
             |b, e, c| {
                 let service = ServiceHandle::new(&e.id, c, args_json(&c.args)?);
@@ -299,33 +419,27 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 Ok(())
             },
         ),
-        kind::<RustEntryConfig>(
-            "function.rust",
-            |_| Vec::new(),
-            |c, catalog| catalog_check(c, catalog, "function"),
-            |b, e, c| {
-                let Some(CatalogItem::Function(handler)) = b.catalog.get(&c.source, &c.method)
-                else {
-                    return Err((
-                        Some("source".into()),
-                        format!("the catalog has no function {}#{}", c.source, c.method),
-                    ));
-                };
-                b.insert(
-                    e,
-                    Arc::new(FunctionSpec::new(
-                        &e.id,
-                        c.modules.clone(),
-                        args_json(&c.args)?,
-                        handler.clone(),
-                    )),
-                );
-                Ok(())
-            },
-        ),
+        code_kind("function.rust", "function", |b, e, c| {
+            let Some(CatalogItem::Function(handler)) = b.catalog.get(&c.source, &c.method) else {
+                return Err((
+                    Some("source".into()),
+                    format!("the catalog has no function {}#{}", c.source, c.method),
+                ));
+            };
+            b.insert(
+                e,
+                Arc::new(FunctionSpec::new(
+                    &e.id,
+                    c.modules.clone(),
+                    args_json(&c.args)?,
+                    handler.clone(),
+                )),
+            );
+            Ok(())
+        }),
         kind::<HttpServiceConfig>(
             "http.service",
-            |c| depends_on(&c.lifecycle),
+            |c, _| depends_on(&c.lifecycle),
             |c, _| c.check(),
             |b, e, c| {
                 let service = Arc::new(HttpService::new(&e.id, c, b.node.clone()));
@@ -336,7 +450,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<RouterConfig>(
             "http.router",
-            |c| {
+            |c, _| {
                 let mut refs = vec![reference("meta.server", &c.meta.server, &["http.service"])];
                 if let Some(store) = c.token_store() {
                     refs.push(reference(
@@ -356,7 +470,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<EndpointConfig>(
             "http.endpoint",
-            |c| {
+            |c, _| {
                 vec![
                     reference("meta.router", &c.meta.router, &["http.router"]),
                     reference("func", &c.func, &["function.rust"]),
@@ -406,7 +520,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<DirectoryConfig>(
             "fs.directory",
-            |_| Vec::new(),
+            |_, _| Vec::new(),
             no_check,
             |b, e, c| {
                 let dir = Directory::open(&resolve_path(b.base_dir, &c.directory), c)
@@ -417,7 +531,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<StaticConfig>(
             "http.static",
-            |c| {
+            |c, _| {
                 vec![
                     reference("meta.server", &c.meta.server, &["http.service"]),
                     reference("fs", &c.fs, &["fs.directory"]),
@@ -450,7 +564,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<JwtConfig>(
             "security.jwt",
-            |_| Vec::new(),
+            |_, _| Vec::new(),
             |c, _| c.check(),
             |b, e, c| {
                 let verifier =
@@ -461,7 +575,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<IdentityConfig>(
             "security.identity",
-            |c| vec![reference("db", &c.db, &["db.sql.sqlite"])],
+            |c, _| vec![reference("db", &c.db, &["db.sql.sqlite"])],
             |c, _| c.check(),
             |b, e, c| {
                 let db = b
@@ -474,7 +588,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<ProxyConfig>(
             "http.proxy",
-            |c| {
+            |c, _| {
                 let mut refs = vec![reference("meta.server", &c.meta.server, &["http.service"])];
                 if let Some(jwt) = &c.jwt {
                     refs.push(reference("jwt", jwt, &["security.jwt"]));

@@ -124,17 +124,24 @@ impl Registry {
                 continue;
             };
             match kind.decode(&file, entry) {
-                Ok(config) => {
-                    for (field, message) in kind.check(config.as_ref(), catalog) {
-                        errors.push(entry.error(&file, Some(&field), message));
-                    }
-                    decoded.push(Step {
-                        entry: entry.clone(),
-                        kind,
-                        config,
-                    });
-                }
+                Ok(config) => decoded.push(Step {
+                    entry: entry.clone(),
+                    kind,
+                    config,
+                }),
                 Err(e) => errors.push(e),
+            }
+        }
+        let cx = kinds::CheckContext {
+            catalog,
+            code: decoded
+                .iter()
+                .filter_map(|s| Some((s.entry.id.clone(), s.kind.code(s.config.as_ref())?)))
+                .collect(),
+        };
+        for step in &decoded {
+            for (field, message) in step.kind.check(step.config.as_ref(), &cx) {
+                errors.push(step.entry.error(&file, Some(&field), message));
             }
         }
         let kinds_by_id: HashMap<&str, &str> = manifest
@@ -155,7 +162,7 @@ impl Registry {
         } in &decoded
         {
             let mut deps = Vec::new();
-            for r in kind.references(config.as_ref()) {
+            for r in kind.references(config.as_ref(), &cx) {
                 let expected = if r.kinds.is_empty() {
                     "an entry id".to_owned()
                 } else {

@@ -316,3 +316,18 @@ async fn a_go_style_address_listens_on_every_interface() {
     )
     .await;
 }
+
+#[test]
+fn entry_ids_in_args_that_the_code_declares_are_checked_like_any_reference() {
+    let errors = errors_of("bad_args_references.yaml");
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    let all = errors.join("\n");
+    assert_has(
+        &all,
+        &[
+            "entry app:ws (function.rust) field args.host: missing, expected the id of a process.host entry",
+            "entry app:migrate-service (process.service) field args.db: dangling reference: app:store is a store.memory",
+            "entry app:ws (function.rust) field args.handler: dangling reference: no entry app:nowhere",
+        ],
+    );
+}
