@@ -41,40 +41,47 @@ pub struct Endpoint {
     pub(crate) router: Arc<Router>,
 }
 
+impl EndpointConfig {
+    /// Load-time checks: `(field, message)` pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if !METHODS.contains(&self.method.to_ascii_uppercase().as_str()) {
+            errors.push((
+                "method".into(),
+                format!(
+                    "expected one of {}, found {:?}",
+                    METHODS.join(", "),
+                    self.method
+                ),
+            ));
+        }
+        if !self.path.starts_with('/') {
+            errors.push((
+                "path".into(),
+                format!("expected a path starting with '/', found {:?}", self.path),
+            ));
+        }
+        errors
+    }
+}
+
 impl Endpoint {
-    /// Checks method and path; the error is `(field, message)`.
+    /// The endpoint of a checked config under `router`.
     pub fn new(
         id: &str,
         config: &EndpointConfig,
         router: Arc<Router>,
         func: Arc<FunctionSpec>,
-    ) -> Result<Self, (String, String)> {
-        let upper = config.method.to_ascii_uppercase();
-        if !METHODS.contains(&upper.as_str()) {
-            return Err((
-                "method".into(),
-                format!(
-                    "expected one of {}, found {:?}",
-                    METHODS.join(", "),
-                    config.method
-                ),
-            ));
-        }
-        if !config.path.starts_with('/') {
-            return Err((
-                "path".into(),
-                format!("expected a path starting with '/', found {:?}", config.path),
-            ));
-        }
-        let method = Method::from_bytes(upper.as_bytes())
-            .map_err(|e| ("method".to_owned(), e.to_string()))?;
-        Ok(Endpoint {
+    ) -> Self {
+        let method = Method::from_bytes(config.method.to_ascii_uppercase().as_bytes())
+            .unwrap_or(Method::GET); // unreachable: check allows only METHODS
+        Endpoint {
             id: id.to_owned(),
             method,
             path: join_path(router.prefix(), &config.path),
             func,
             router,
-        })
+        }
     }
 }
 

@@ -50,19 +50,24 @@ pub struct StaticSite {
     cache: String,
 }
 
-impl StaticSite {
-    pub fn new(
-        id: &str,
-        config: &StaticConfig,
-        dir: Arc<Directory>,
-    ) -> Result<Self, (String, String)> {
-        if !config.path.starts_with('/') {
-            return Err((
+impl StaticConfig {
+    /// Load-time checks: `(field, message)` pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        if self.path.starts_with('/') {
+            Vec::new()
+        } else {
+            vec![(
                 "path".into(),
-                format!("expected a path starting with '/', found {:?}", config.path),
-            ));
+                format!("expected a path starting with '/', found {:?}", self.path),
+            )]
         }
-        Ok(StaticSite {
+    }
+}
+
+impl StaticSite {
+    /// The site of a checked config, serving `dir`.
+    pub fn new(id: &str, config: &StaticConfig, dir: Arc<Directory>) -> Self {
+        StaticSite {
             id: id.to_owned(),
             mount: config.path.trim_end_matches('/').to_owned(),
             dir,
@@ -77,7 +82,7 @@ impl StaticSite {
                 .cache
                 .clone()
                 .unwrap_or_else(|| "no-cache".into()),
-        })
+        }
     }
 
     /// The path inside this site for a request path, if it is under the mount.

@@ -33,6 +33,19 @@ pub struct HostConfig {
     pub placement: Placement,
 }
 
+impl HostConfig {
+    /// Load-time checks: `(field, message)` pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        match self.workers {
+            Some(0) => vec![(
+                "workers".into(),
+                "expected at least 1 worker, found 0".into(),
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Where a host runs the processes it spawns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -322,15 +322,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 refs.extend(depends_on(&c.lifecycle));
                 refs
             },
-            |c, _| match c.token_length {
-                Some(n) if !(16..=256).contains(&n) => {
-                    vec![(
-                        "token_length".into(),
-                        format!("expected an integer from 16 to 256, found {n}"),
-                    )]
-                }
-                _ => Vec::new(),
-            },
+            |c, _| c.check(),
             |b, e, c| {
                 let store = b
                     .components
@@ -354,13 +346,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         kind::<HostConfig>(
             "process.host",
             |c, _| depends_on(&c.lifecycle),
-            |c, _| match c.workers {
-                Some(0) => vec![(
-                    "workers".into(),
-                    "expected at least 1 worker, found 0".into(),
-                )],
-                _ => Vec::new(),
-            },
+            |c, _| c.check(),
             |b, e, c| {
                 let host = Arc::new(ProcessHost::start(&e.id, c));
                 b.hosts.push(host.clone());
@@ -476,27 +462,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                     reference("func", &c.func, &["function.rust"]),
                 ]
             },
-            |c, _| {
-                let upper = c.method.to_ascii_uppercase();
-                let mut errors = Vec::new();
-                if !crate::http::ENDPOINT_METHODS.contains(&upper.as_str()) {
-                    errors.push((
-                        "method".into(),
-                        format!(
-                            "expected one of {}, found {:?}",
-                            crate::http::ENDPOINT_METHODS.join(", "),
-                            c.method
-                        ),
-                    ));
-                }
-                if !c.path.starts_with('/') {
-                    errors.push((
-                        "path".into(),
-                        format!("expected a path starting with '/', found {:?}", c.path),
-                    ));
-                }
-                errors
-            },
+            |c, _| c.check(),
             |b, e, c| {
                 let router = b
                     .components
@@ -510,7 +476,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                     .components
                     .get::<HttpService>(router.server())
                     .map_err(|err| (Some("meta.router".into()), err.to_string()))?;
-                let endpoint = Arc::new(Endpoint::new(&e.id, c, router, func).map_err(fail_at)?);
+                let endpoint = Arc::new(Endpoint::new(&e.id, c, router, func));
                 service
                     .add_endpoint(endpoint.clone())
                     .map_err(|m| (Some("path".to_owned()), m))?;
@@ -537,16 +503,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                     reference("fs", &c.fs, &["fs.directory"]),
                 ]
             },
-            |c, _| {
-                if c.path.starts_with('/') {
-                    Vec::new()
-                } else {
-                    vec![(
-                        "path".into(),
-                        format!("expected a path starting with '/', found {:?}", c.path),
-                    )]
-                }
-            },
+            |c, _| c.check(),
             |b, e, c| {
                 let dir = b
                     .components
@@ -556,7 +513,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                     .components
                     .get::<HttpService>(&c.meta.server)
                     .map_err(|err| (Some("meta.server".into()), err.to_string()))?;
-                let site = Arc::new(StaticSite::new(&e.id, c, dir).map_err(fail_at)?);
+                let site = Arc::new(StaticSite::new(&e.id, c, dir));
                 service.add_static(site.clone());
                 b.insert(e, site);
                 Ok(())

@@ -62,6 +62,19 @@ pub struct TokenStoreConfig {
     pub lifecycle: Option<crate::manifest::Lifecycle>,
 }
 
+impl TokenStoreConfig {
+    /// Load-time checks: `(field, message)` pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        match self.token_length {
+            Some(n) if !(16..=256).contains(&n) => vec![(
+                "token_length".into(),
+                format!("expected an integer from 16 to 256, found {n}"),
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// What a token stands for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
