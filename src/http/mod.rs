@@ -31,7 +31,7 @@ mod service;
 mod static_files;
 mod upgrade;
 
-pub use endpoint::{Endpoint, EndpointConfig, METHODS as ENDPOINT_METHODS};
+pub use endpoint::{Endpoint, EndpointConfig, METHODS as ENDPOINT_METHODS, join_path};
 pub use error::HttpError;
 pub use options::Options;
 pub use router::{Router, RouterConfig, ServerMeta};

@@ -586,6 +586,43 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
     ]
 });
 
+/// Rules that span entries: two endpoints may not serve the same method and
+/// full path (router prefix + path) on one server. Returns `(index, field,
+/// message)` for the entry at `index` of `steps`.
+pub(crate) fn cross_check(steps: &[(&Entry, &dyn Any)]) -> Vec<(usize, String, String)> {
+    let routers: HashMap<&str, &RouterConfig> = steps
+        .iter()
+        .filter_map(|(e, c)| Some((e.id.as_str(), c.downcast_ref::<RouterConfig>()?)))
+        .collect();
+    let mut served: HashMap<(String, String, String), &str> = HashMap::new();
+    let mut errors = Vec::new();
+    for (i, (entry, config)) in steps.iter().enumerate() {
+        let Some(endpoint) = config.downcast_ref::<EndpointConfig>() else {
+            continue;
+        };
+        let Some(router) = routers.get(endpoint.meta.router.as_str()) else {
+            continue; // a dangling reference, reported on its own
+        };
+        let method = endpoint.method.to_ascii_uppercase();
+        let path = crate::http::join_path(&router.prefix, &endpoint.path);
+        let key = (router.meta.server.clone(), method.clone(), path.clone());
+        match served.get(&key) {
+            Some(other) => errors.push((
+                i,
+                "path".to_owned(),
+                format!(
+                    "{method} {path} on {} is already served by {other}",
+                    router.meta.server
+                ),
+            )),
+            None => {
+                served.insert(key, &entry.id);
+            }
+        }
+    }
+    errors
+}
+
 /// The kind named `name`.
 pub(crate) fn find(name: &str) -> Option<&'static dyn Kind> {
     KINDS.iter().find(|k| k.name() == name).map(|k| k.as_ref())

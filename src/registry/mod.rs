@@ -144,6 +144,13 @@ impl Registry {
                 errors.push(step.entry.error(&file, Some(&field), message));
             }
         }
+        let all: Vec<(&Entry, &dyn Any)> = decoded
+            .iter()
+            .map(|s| (&s.entry, s.config.as_ref() as &dyn Any))
+            .collect();
+        for (i, field, message) in kinds::cross_check(&all) {
+            errors.push(decoded[i].entry.error(&file, Some(&field), message));
+        }
         let kinds_by_id: HashMap<&str, &str> = manifest
             .entries
             .iter()

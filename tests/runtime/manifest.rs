@@ -331,3 +331,16 @@ fn entry_ids_in_args_that_the_code_declares_are_checked_like_any_reference() {
         ],
     );
 }
+
+#[test]
+fn two_endpoints_on_one_method_and_full_path_fail_check() {
+    let e = only_error("duplicate_route.yaml");
+    assert_has(
+        &e,
+        &[
+            "entry app:two (http.endpoint)",
+            "field path",
+            "GET /api/x on app:server is already served by app:one",
+        ],
+    );
+}
