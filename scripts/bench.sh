@@ -20,7 +20,8 @@ DURATION=${DURATION:-10}
 FLOOR_ROUNDS=${FLOOR_ROUNDS:-500}
 shared=${SHARED:-../shared}
 
-cargo build --release --bin rippy --bin rippy-load
+cargo build --release --bin rippy
+cargo build --release -p rippy-load
 cargo build --release --manifest-path "$shared/bench/wsfloor/Cargo.toml"
 floor_bin="$shared/bench/wsfloor/target/release/wsfloor"
 ulimit -n "$(ulimit -Hn)"
