@@ -2,9 +2,13 @@
 //!
 //! The router owns the per-request pipeline for its endpoints (see the
 //! diagram in `http/mod.rs`). Middleware options are validated at load time;
-//! here they are already typed.
+//! here they are already typed. Everything the pipeline needs is resolved at
+//! boot into handles the router holds (its server's node, body limit and
+//! client pid counter; its token store): nothing on the request path looks
+//! an entry up or calls back into the server.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -14,8 +18,8 @@ use super::middleware::cors::Cors;
 use super::middleware::token_auth::{self, TokenAuth, TokenSource};
 use super::middleware::websocket_relay::{self, RELAY_HEADER, RelayConfig, RelayTarget};
 use super::middleware::{self, CORS, TOKEN_AUTH, WEBSOCKET_RELAY};
+use super::service::RouteWiring;
 use super::{BodyError, Endpoint, HttpError, HttpService, Options};
-use crate::component::Components;
 use crate::security::TokenStore;
 
 /// `meta: { server: <id> }`, other meta keys free.
@@ -91,6 +95,7 @@ impl RouterConfig {
 /// A booted `http.router`.
 pub struct Router {
     pub id: String,
+    wiring: RouteWiring,
     server: String,
     prefix: String,
     cors: Option<Cors>,
@@ -99,11 +104,14 @@ pub struct Router {
 }
 
 impl Router {
-    /// Builds the middleware; the error is `(field, message)`.
+    /// Builds the middleware from a checked config and the handles boot
+    /// resolved: its server and, with `token_auth`, its token store. The
+    /// error is `(field, message)`.
     pub fn new(
         id: &str,
         config: &RouterConfig,
-        components: &Components,
+        server: &HttpService,
+        tokens: Option<Arc<TokenStore>>,
     ) -> Result<Self, (String, String)> {
         let at = |field: &'static str| move |(k, m): (String, String)| (format!("{field}.{k}"), m);
         let cors = if config.middleware.iter().any(|m| m == CORS) {
@@ -111,15 +119,7 @@ impl Router {
         } else {
             None
         };
-        let token_auth = match config.token_store() {
-            Some(store_id) => {
-                let store = components
-                    .get::<TokenStore>(store_id)
-                    .map_err(|e| ("options.token_auth.store".to_owned(), e.to_string()))?;
-                Some(TokenAuth::new(&config.options, store))
-            }
-            None => None,
-        };
+        let token_auth = tokens.map(|store| TokenAuth::new(&config.options, store));
         let relay = if config.post_middleware.iter().any(|m| m == WEBSOCKET_RELAY) {
             Some(RelayConfig::from_options(&config.post_options).map_err(at("post_options"))?)
         } else {
@@ -127,6 +127,7 @@ impl Router {
         };
         Ok(Router {
             id: id.to_owned(),
+            wiring: server.wiring(),
             server: config.meta.server.clone(),
             prefix: config.prefix.clone(),
             cors,
@@ -164,16 +165,15 @@ impl Router {
     pub(crate) async fn dispatch(
         &self,
         endpoint: &Endpoint,
-        service: &HttpService,
         req: HttpRequest,
         payload: web::Payload,
     ) -> HttpResponse {
-        let mut res = self.run(endpoint, service, &req, payload).await;
+        let mut res = self.run(endpoint, &req, payload).await;
         if let Some(cors) = &self.cors {
             cors.apply(&req, &mut res);
         }
-        service
-            .node()
+        self.wiring
+            .node
             .metrics()
             .http_request(&self.id, res.status().as_u16());
         res
@@ -182,11 +182,10 @@ impl Router {
     async fn run(
         &self,
         endpoint: &Endpoint,
-        service: &HttpService,
         req: &HttpRequest,
         payload: web::Payload,
     ) -> HttpResponse {
-        let node = service.node();
+        let node = &self.wiring.node;
         if let Some(auth) = &self.token_auth {
             auth.enrich(req, node.metrics());
         }
@@ -214,7 +213,7 @@ impl Router {
         let body = if upgrade.is_some() {
             Bytes::new()
         } else {
-            let limit = service.max_body();
+            let limit = self.wiring.max_body;
             match super::read_body(req, payload, limit).await {
                 Ok(body) => body,
                 Err(BodyError::TooLarge) => {
@@ -245,7 +244,7 @@ impl Router {
             websocket_relay::leave_without_connection(node, &target, "upgrade required");
             return HttpError::UpgradeRequired.error_response();
         }
-        let client = service.next_client_pid();
+        let client = self.wiring.clients.next();
         match websocket_relay::upgrade(req, target.clone(), relay, node, client) {
             Ok(res) => res,
             Err(e) => {

@@ -140,8 +140,33 @@ pub struct HttpService {
     statics: Mutex<Vec<Arc<StaticSite>>>,
     mounts: Mutex<Vec<Arc<dyn Mount>>>,
     running: Mutex<Option<(ServerHandle, SocketAddr)>>,
-    next_client: AtomicU64,
+    clients: Arc<ClientPids>,
     upgraded: Arc<Upgraded>,
+}
+
+/// The pids of a server's WebSocket clients: `{<server id>|<n>}`.
+#[derive(Debug)]
+pub(crate) struct ClientPids {
+    server: Arc<str>,
+    next: AtomicU64,
+}
+
+impl ClientPids {
+    /// A new client pid.
+    pub fn next(&self) -> Pid {
+        Pid::new(
+            self.server.clone(),
+            self.next.fetch_add(1, Ordering::Relaxed) + 1,
+        )
+    }
+}
+
+/// A router's handles on its server, resolved at boot.
+#[derive(Clone)]
+pub(crate) struct RouteWiring {
+    pub node: Arc<Node>,
+    pub max_body: usize,
+    pub clients: Arc<ClientPids>,
 }
 
 struct Routes {
@@ -162,7 +187,10 @@ impl HttpService {
             statics: Mutex::default(),
             mounts: Mutex::default(),
             running: Mutex::default(),
-            next_client: AtomicU64::new(0),
+            clients: Arc::new(ClientPids {
+                server: id.into(),
+                next: AtomicU64::new(0),
+            }),
             upgraded: Arc::default(),
         }
     }
@@ -172,19 +200,14 @@ impl HttpService {
         &self.id
     }
 
-    pub(crate) fn node(&self) -> &Arc<Node> {
-        &self.node
-    }
-
-    pub(crate) fn max_body(&self) -> usize {
-        self.config.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0)
-    }
-
-    pub(crate) fn next_client_pid(&self) -> Pid {
-        Pid::new(
-            self.id.clone(),
-            self.next_client.fetch_add(1, Ordering::Relaxed) + 1,
-        )
+    /// What a router on this server is wired with at boot, so that nothing
+    /// on the request path calls back into the server.
+    pub(crate) fn wiring(&self) -> RouteWiring {
+        RouteWiring {
+            node: self.node.clone(),
+            max_body: self.config.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0),
+            clients: self.clients.clone(),
+        }
     }
 
     /// Adds an endpoint (during boot). A method+path taken twice is an error.
@@ -538,17 +561,10 @@ fn build_app(
         let mut resource = web::resource(path.as_str());
         for endpoint in endpoints {
             let endpoint = endpoint.clone();
-            let service = service.clone();
             resource = resource.route(web::method(endpoint.method.clone()).to(
                 move |req: HttpRequest, payload: web::Payload| {
                     let endpoint = endpoint.clone();
-                    let service = service.clone();
-                    async move {
-                        endpoint
-                            .router
-                            .dispatch(&endpoint, &service, req, payload)
-                            .await
-                    }
+                    async move { endpoint.router.dispatch(&endpoint, req, payload).await }
                 },
             ));
         }

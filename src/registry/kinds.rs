@@ -449,7 +449,17 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             },
             |c, _| c.check(),
             |b, e, c| {
-                let router = Router::new(&e.id, c, b.components).map_err(fail_at)?;
+                let server = b
+                    .components
+                    .get::<HttpService>(&c.meta.server)
+                    .map_err(|err| (Some("meta.server".into()), err.to_string()))?;
+                let tokens = match c.token_store() {
+                    Some(id) => Some(b.components.get::<TokenStore>(id).map_err(|err| {
+                        (Some("options.token_auth.store".into()), err.to_string())
+                    })?),
+                    None => None,
+                };
+                let router = Router::new(&e.id, c, &server, tokens).map_err(fail_at)?;
                 b.insert(e, Arc::new(router));
                 Ok(())
             },
