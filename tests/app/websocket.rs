@@ -22,7 +22,7 @@ fn handlers(app: &App) -> i64 {
 }
 
 fn subscribers(app: &App) -> i64 {
-    actors::ticker::subscribers(app.node())
+    actors::ticker::subscribers(app.node().metrics())
 }
 
 async fn expect_refused(url: String) {
