@@ -31,4 +31,13 @@ pub fn catalog() -> Catalog {
             auth_token::handler,
         )
         .function("file://actors/ws_ticker.rs", "handler", ws_ticker::handler)
+        // What each uses, so `rippy check` catches a manifest that lacks it.
+        .needs("file://actors/migrate.rs", "run", &["sql", "crypto"])
+        .needs("file://actors/ticker.rs", "run", &["time"])
+        .needs(
+            "file://actors/auth_token.rs",
+            "handler",
+            &["sql", "security", "store"],
+        )
+        .needs("file://actors/ws_ticker.rs", "handler", &["sql"])
 }

@@ -3,6 +3,10 @@
 //! The binary (and the tests) build one from `actors/mod.rs`. Boot fails with
 //! a clear error when a `process.rust` or `function.rust` entry names code the
 //! catalog lacks, listing what it has.
+//!
+//! Code may also declare the modules it needs ([`Catalog::needs`]); `rippy
+//! check` then reports an entry whose `modules` lacks one, instead of the
+//! code failing at run time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +34,7 @@ impl CatalogItem {
 #[derive(Clone, Default)]
 pub struct Catalog {
     items: BTreeMap<(String, String), CatalogItem>,
+    needs: BTreeMap<(String, String), Vec<&'static str>>,
 }
 
 impl Catalog {
@@ -64,6 +69,24 @@ impl Catalog {
             CatalogItem::Function(handler),
         );
         self
+    }
+
+    /// Declares the modules the code at `source` + `method` uses (names from
+    /// [`crate::process::MODULES`]): an entry running it without one of them
+    /// is a `check` error.
+    pub fn needs(mut self, source: &str, method: &str, modules: &[&'static str]) -> Self {
+        self.needs
+            .entry((source.to_owned(), method.to_owned()))
+            .or_default()
+            .extend_from_slice(modules);
+        self
+    }
+
+    /// The modules the code at `source` + `method` declared it needs.
+    pub fn needs_of(&self, source: &str, method: &str) -> &[&'static str] {
+        self.needs
+            .get(&(source.to_owned(), method.to_owned()))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The item for `source` + `method`.

@@ -94,9 +94,30 @@ fn modules_check(config: &RustEntryConfig) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Modules the catalog says the code needs and the entry does not list.
+fn needs_check(config: &RustEntryConfig, catalog: &Catalog) -> Vec<(String, String)> {
+    catalog
+        .needs_of(&config.source, &config.method)
+        .iter()
+        .filter(|need| !config.modules.iter().any(|m| m == *need))
+        .map(|need| {
+            (
+                "modules".to_owned(),
+                format!(
+                    "{}#{} uses module `{need}`, which `modules` does not list (listed: [{}])",
+                    config.source,
+                    config.method,
+                    config.modules.join(", ")
+                ),
+            )
+        })
+        .collect()
+}
+
 fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<(String, String)> {
     let mut errors = catalog_check(config, catalog, want);
     errors.extend(modules_check(config));
+    errors.extend(needs_check(config, catalog));
     errors
 }
 

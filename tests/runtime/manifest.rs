@@ -91,6 +91,20 @@ fn an_unknown_module_name_is_a_check_error_naming_the_field_and_the_known_ones()
 }
 
 #[test]
+fn a_module_the_catalog_says_the_code_uses_but_the_entry_lacks_is_a_check_error() {
+    let e = only_error("missing_module.yaml");
+    assert_has(
+        &e,
+        &[
+            "entry app:ticker (process.rust)",
+            "field modules",
+            "file://actors/ticker.rs#run uses module `time`",
+            "listed: [json]",
+        ],
+    );
+}
+
+#[test]
 fn an_unknown_field_is_named() {
     let e = only_error("unknown_field.yaml");
     assert_has(
