@@ -77,7 +77,7 @@ impl Attempts<'_> {
 
     fn failed(&self) {
         self.store.incr(&self.key, self.window);
-        self.ctx.node().metrics().auth_failure("invalid_api_key");
+        self.ctx.metrics().auth_failure("invalid_api_key");
     }
 }
 

@@ -45,4 +45,13 @@ pub fn catalog() -> Catalog {
                 .entry("handler", &["process.rust"])
                 .entry("host", &["process.host"]),
         )
+        // What each uses, so `rippy check` catches a manifest that lacks it.
+        .needs("file://actors/migrate.rs", "run", &["sql", "crypto"])
+        .needs("file://actors/ticker.rs", "run", &["time"])
+        .needs(
+            "file://actors/auth_token.rs",
+            "handler",
+            &["sql", "security", "store"],
+        )
+        .needs("file://actors/ws_ticker.rs", "handler", &["sql"])
 }

@@ -171,7 +171,7 @@ impl Process for Ticker {
         ctx.register(NAME)?;
         let tick_ms = self.interval.as_millis().max(1) as u64;
         self.seq = ctx.modules().now_ms()? / tick_ms;
-        self.gauge = Some(ctx.node().metrics().gauge(
+        self.gauge = Some(ctx.metrics().gauge(
             "rippy_ticker_subscribers",
             "Clients subscribed to the ticker.",
         ));
@@ -215,8 +215,8 @@ impl Process for Ticker {
 }
 
 /// The subscriber count, for tests.
-pub fn subscribers(node: &Node) -> i64 {
-    node.metrics()
+pub fn subscribers(metrics: &Metrics) -> i64 {
+    metrics
         .gauge(
             "rippy_ticker_subscribers",
             "Clients subscribed to the ticker.",

@@ -5,6 +5,11 @@
 //! again as soon as the restarted ticker has registered its name, so clients
 //! keep receiving ticks without reconnecting. It answers `{"type":"ping"}`
 //! with `{"type":"pong"}`, ignores anything else, and ends on `ws.leave`.
+//!
+//! It runs as the connecting user's identity (its spawner's), so looking up
+//! the ticker needs `process.send` on `ticker` in the user's scope; a denial
+//! ends the handler with an error naming it (the socket closes), never a
+//! silent retry loop.
 
 use std::time::Duration;
 
@@ -47,9 +52,9 @@ impl WsHandler {
     }
 
     /// Subscribes to the registered ticker; returns whether one was found.
-    fn subscribe(&mut self, ctx: &mut ProcessContext<'_>) -> bool {
-        let (Some(client), Some(ticker)) = (&self.client, ctx.node().whereis(ticker::NAME)) else {
-            return false;
+    fn subscribe(&mut self, ctx: &mut ProcessContext<'_>) -> Result<bool, ProcessError> {
+        let (Some(client), Some(ticker)) = (&self.client, ctx.whereis(ticker::NAME)?) else {
+            return Ok(false);
         };
         ctx.monitor(&ticker);
         let _ = ctx.send(
@@ -58,7 +63,7 @@ impl WsHandler {
             json!({ "client_pid": client.to_string() }),
         );
         self.ticker = Some(ticker);
-        true
+        Ok(true)
     }
 
     fn on_join(&mut self, ctx: &mut ProcessContext<'_>, payload: &Value) -> ProcessResult {
@@ -77,7 +82,7 @@ impl WsHandler {
             .to_owned();
         self.client = Some(client);
         self.send_text(ctx, json!({ "type": "welcome", "user_id": self.user_id }));
-        if !self.subscribe(ctx) {
+        if !self.subscribe(ctx)? {
             self.retry_timer = Some(ctx.interval(RESUBSCRIBE_EVERY));
         }
         Ok(Flow::Continue)
@@ -124,7 +129,7 @@ impl Process for WsHandler {
             }
             Event::Timer(t) if Some(t) == self.join_timer => Ok(Flow::Stop),
             Event::Timer(t) if Some(t) == self.retry_timer => {
-                if self.subscribe(ctx)
+                if self.subscribe(ctx)?
                     && let Some(timer) = self.retry_timer.take()
                 {
                     ctx.cancel_timer(timer);

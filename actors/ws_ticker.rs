@@ -28,7 +28,7 @@ pub async fn handler(call: FunctionCall) -> HttpResponse {
         match db.read(move |conn| api_keys::is_active(conn, key_id)).await {
             Ok(true) => {}
             Ok(false) => {
-                ctx.node().metrics().auth_failure("key_revoked");
+                ctx.metrics().auth_failure("key_revoked");
                 return unauthorized();
             }
             Err(e) => {

@@ -8,6 +8,10 @@
 //! `rippy check` then checks them like any reference (the entry exists and
 //! has the right kind, a required one is present), in the entry's own `args`
 //! and in the `args` of a `process.service` that starts it.
+//!
+//! Code may also declare the modules it needs ([`Catalog::needs`]); `rippy
+//! check` then reports an entry whose `modules` lacks one, instead of the
+//! code failing at run time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,6 +103,7 @@ pub struct Catalog {
     items: BTreeMap<(String, String), CatalogItem>,
     args: BTreeMap<(String, String), ArgSpec>,
     last: Option<(String, String)>,
+    needs: BTreeMap<(String, String), Vec<&'static str>>,
 }
 
 impl Catalog {
@@ -154,6 +159,24 @@ impl Catalog {
     /// What `source` + `method` declared about its `args`.
     pub fn args(&self, source: &str, method: &str) -> Option<&ArgSpec> {
         self.args.get(&(source.to_owned(), method.to_owned()))
+    }
+
+    /// Declares the modules the code at `source` + `method` uses (names from
+    /// [`crate::process::MODULES`]): an entry running it without one of them
+    /// is a `check` error.
+    pub fn needs(mut self, source: &str, method: &str, modules: &[&'static str]) -> Self {
+        self.needs
+            .entry((source.to_owned(), method.to_owned()))
+            .or_default()
+            .extend_from_slice(modules);
+        self
+    }
+
+    /// The modules the code at `source` + `method` declared it needs.
+    pub fn needs_of(&self, source: &str, method: &str) -> &[&'static str] {
+        self.needs
+            .get(&(source.to_owned(), method.to_owned()))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The item for `source` + `method`.

@@ -32,11 +32,13 @@ pub mod prelude {
         RELAY_HEADER, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_MESSAGE, TOPIC_SEND,
     };
     pub use crate::manifest::parse_duration;
+    pub use crate::metrics::Metrics;
     pub use crate::process::{
-        Event, ExitReason, Flow, Message, Node, Payload, Pid, Process, ProcessContext,
-        ProcessError, ProcessRef, ProcessResult, SendError, SpawnError, TimerId,
+        Event, ExitReason, Flow, Logger, Message, ModuleError, Modules, Payload, Pid, Process,
+        ProcessContext, ProcessError, ProcessRef, ProcessResult, SendError, SpawnError, TimerId,
+        Tokens,
     };
-    pub use crate::security::{Actor, Identity};
+    pub use crate::security::{Actor, Denied, Identity};
     pub use crate::sql::SqliteDb;
     pub use crate::store::MemoryStore;
     pub use crate::util::{constant_time_eq, sha256_hex, unix_ms, unix_secs, write_private};

@@ -215,6 +215,26 @@ impl Metrics {
         bump(&self.ws_closed, (by.label(), close_code_label(code)));
     }
 
+    /// Counts a refused action (`rippy_denials_total{action,entry}`):
+    /// `action` is one of [`crate::security::actions::ALL`], `entry` an entry
+    /// id from the manifest (or `external` for the embedding program).
+    pub(crate) fn denial(&self, action: &'static str, entry: &str) {
+        self.denials().inc(&[action, entry]);
+    }
+
+    /// Refusals so far of `action` for code of `entry`.
+    pub fn denials_of(&self, action: &str, entry: &str) -> u64 {
+        self.denials().get(&[action, entry])
+    }
+
+    fn denials(&self) -> Arc<CounterVec> {
+        self.counter_vec(
+            "rippy_denials_total",
+            "Actions refused by a policy, by action and entry.",
+            &["action", "entry"],
+        )
+    }
+
     /// Auth failures so far for `reason`.
     pub fn auth_failures(&self, reason: &str) -> u64 {
         self.auth_failures

@@ -1,8 +1,13 @@
 //! `function.rust`: native request handlers that HTTP endpoints call.
 //!
 //! A function runs on the HTTP worker that took the request, with the
-//! identity `token_auth` put on the request (if any). It may spawn processes
-//! (checked against that identity's scope) and use the modules it declared.
+//! identity `token_auth` put on the request (if any). Its context is all it
+//! reaches (no node): the modules its entry lists (resolved at boot), sends,
+//! name lookups, spawns and metrics. With an identity, spawns, sends to and
+//! lookups of registered names and token operations are checked against its
+//! scope (docs/semantics.md §8); an anonymous request never spawns (HTTP
+//! callers are never trusted), and its other operations are bounded by the
+//! entry's `modules` alone.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +15,11 @@ use std::sync::Arc;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web::Bytes};
 
-use crate::process::{Caller, Modules, Node, Payload, Pid, SendError, SpawnError, Target, Topic};
-use crate::security::Identity;
+use crate::metrics::Metrics;
+use crate::process::{
+    Capabilities, Modules, Node, Payload, Pid, SendError, SpawnError, Target, Topic,
+};
+use crate::security::{Denied, Identity, actions};
 
 /// What a function returns.
 pub type FunctionFuture = Pin<Box<dyn Future<Output = HttpResponse>>>;
@@ -22,25 +30,30 @@ pub type FunctionHandler = Arc<dyn Fn(FunctionCall) -> FunctionFuture + Send + S
 /// A booted `function.rust` entry.
 pub struct FunctionSpec {
     pub id: String,
-    pub modules: Vec<String>,
+    caps: Capabilities,
     /// The entry's `args`, given to every call.
     pub args: serde_json::Value,
     pub(crate) handler: FunctionHandler,
 }
 
 impl FunctionSpec {
-    pub fn new(
+    pub(crate) fn new(
         id: &str,
-        modules: Vec<String>,
+        caps: Capabilities,
         args: serde_json::Value,
         handler: FunctionHandler,
     ) -> Self {
         FunctionSpec {
             id: id.to_owned(),
-            modules,
+            caps,
             args,
             handler,
         }
+    }
+
+    /// The modules the entry listed.
+    pub fn modules(&self) -> &[String] {
+        self.caps.declared()
     }
 
     /// Calls the function.
@@ -95,18 +108,26 @@ impl FunctionContext {
         self.identity.as_deref()
     }
 
-    /// The node.
-    pub fn node(&self) -> &Arc<Node> {
-        &self.node
+    /// The modules this function's entry lists.
+    pub fn modules(&self) -> Modules<'_> {
+        Modules::new(&self.spec.caps, &self.node, self.identity.as_ref())
     }
 
-    /// The modules this function declared.
-    pub fn modules(&self) -> Modules<'_> {
-        Modules {
-            entry: &self.spec.id,
-            declared: &self.spec.modules,
-            components: self.node.components(),
-        }
+    /// The runtime's metrics (not a capability: any code may count).
+    pub fn metrics(&self) -> &Metrics {
+        self.node.metrics()
+    }
+
+    fn authorize(&self, action: &'static str, resource: &str) -> Result<(), Denied> {
+        self.node
+            .authorize(self.identity.as_deref(), &self.spec.id, action, resource)
+    }
+
+    /// The pid registered under `name` (with an identity: needs
+    /// `process.send` on the name).
+    pub fn whereis(&self, name: &str) -> Result<Option<Pid>, Denied> {
+        self.authorize(actions::PROCESS_SEND, name)?;
+        Ok(self.node.whereis(name))
     }
 
     /// Spawns a process as the request's identity (its scope must allow
@@ -119,24 +140,37 @@ impl FunctionContext {
         args: serde_json::Value,
     ) -> Result<Pid, SpawnError> {
         match &self.identity {
-            Some(identity) => self
-                .node
-                .spawn(Caller::Identity(identity), entry, host, args),
-            None => Err(SpawnError::Denied(crate::security::Denied {
-                actor: "anonymous".into(),
-                action: "process.spawn".into(),
-                resource: entry.into(),
-            })),
+            Some(identity) => {
+                self.node
+                    .spawn_as(&self.spec.id, None, Some(identity), entry, host, args, None)
+            }
+            None => {
+                self.node
+                    .metrics()
+                    .denial(actions::PROCESS_SPAWN, &self.spec.id);
+                Err(SpawnError::Denied(Denied {
+                    actor: "anonymous".into(),
+                    action: actions::PROCESS_SPAWN.into(),
+                    resource: entry.into(),
+                    entry: Some(self.spec.id.clone()),
+                }))
+            }
         }
     }
 
-    /// Sends a message from outside any process.
+    /// Sends a message from outside any process. With an identity, a send
+    /// to a registered name needs `process.send` on the name.
     pub fn send(
         &self,
         to: impl Into<Target>,
         topic: impl Into<Topic>,
         payload: impl Into<Payload>,
     ) -> Result<(), SendError> {
+        let to = to.into();
+        if let Target::Name(name) = &to {
+            self.authorize(actions::PROCESS_SEND, name)
+                .map_err(SendError::Denied)?;
+        }
         self.node.send(None, to, topic, payload)
     }
 }

@@ -1,111 +1,38 @@
-//! What a process can do from inside a hook: send, name, monitor, spawn, set
-//! timers, and use the runtime modules its entry declared.
+//! What a process can do from inside a hook: send, name, monitor, spawn,
+//! terminate, set timers, count, and use the modules its entry lists.
+//!
+//! The context is the whole of the world actor code can reach; there is no
+//! way from it to the node or to the table of booted entries. The rules it
+//! enforces (docs/semantics.md §8):
+//! - Modules: [`ProcessContext::modules`] gives exactly the entry's
+//!   capabilities, resolved at boot (see `modules.rs`).
+//! - Trust: a process without an identity (one the registry started, or one
+//!   such a process spawned) is trusted; a process with an identity acts as
+//!   it, and its children inherit it. Code cannot choose or forge either.
+//! - Checks, for a process with an identity (each refusal an error naming
+//!   action, resource, actor and entry, counted in `rippy_denials_total`):
+//!   spawn (`process.spawn` on the entry, `process.host` on the host), a send
+//!   to or lookup of a registered name (`process.send` on the name),
+//!   registering a name (`process.register` on the name), terminating a
+//!   process it did not spawn (`process.terminate` on the target's entry).
+//!   Sends by pid are not checked: a pid is a capability the process was
+//!   given, and the fan-out path stays a lookup-free push.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{AsyncContext, Context};
 
 use super::actor::{ActorState, ProcessActor};
+use super::modules::Modules;
 use super::node::ProcessRef;
-use super::{Caller, Node, Payload, Pid, SendError, SpawnError, Target, Topic};
-use crate::component::{Components, LookupError};
-use crate::security::{Identity, TokenStore};
-use crate::sql::SqliteDb;
-use crate::store::MemoryStore;
+use super::{Node, Payload, Pid, SendError, SpawnError, Target, Topic};
+use crate::metrics::Metrics;
+use crate::security::{Denied, Identity, actions};
 
 /// Identifies a timer of one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId(pub(crate) u64);
-
-/// A module used without being declared, or a module entry that is missing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModuleError {
-    Undeclared {
-        entry: String,
-        module: String,
-        declared: Vec<String>,
-    },
-    Lookup(LookupError),
-}
-
-impl fmt::Display for ModuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ModuleError::Undeclared {
-                entry,
-                module,
-                declared,
-            } => write!(
-                f,
-                "entry {entry} used module `{module}` without declaring it in `modules` (declared: [{}])",
-                declared.join(", ")
-            ),
-            ModuleError::Lookup(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ModuleError {}
-
-/// The runtime modules an entry declared, and access to each.
-///
-/// Shared by processes and functions: every accessor first checks that the
-/// module is in the entry's `modules` list.
-pub struct Modules<'a> {
-    pub(crate) entry: &'a str,
-    pub(crate) declared: &'a [String],
-    pub(crate) components: &'a Components,
-}
-
-impl Modules<'_> {
-    /// Fails unless `module` is declared.
-    pub fn require(&self, module: &str) -> Result<(), ModuleError> {
-        if self.declared.iter().any(|m| m == module) {
-            Ok(())
-        } else {
-            Err(ModuleError::Undeclared {
-                entry: self.entry.to_owned(),
-                module: module.to_owned(),
-                declared: self.declared.to_vec(),
-            })
-        }
-    }
-
-    /// The `db.sql.sqlite` entry `id` (module `sql`).
-    pub fn sql(&self, id: &str) -> Result<Arc<SqliteDb>, ModuleError> {
-        self.require("sql")?;
-        self.components.get(id).map_err(ModuleError::Lookup)
-    }
-
-    /// The `security.token_store` entry `id` (module `security`).
-    pub fn tokens(&self, id: &str) -> Result<Arc<TokenStore>, ModuleError> {
-        self.require("security")?;
-        self.components.get(id).map_err(ModuleError::Lookup)
-    }
-
-    /// The `store.memory` entry `id` (module `store`).
-    pub fn store(&self, id: &str) -> Result<Arc<MemoryStore>, ModuleError> {
-        self.require("store")?;
-        self.components.get(id).map_err(ModuleError::Lookup)
-    }
-
-    /// Random bytes (module `crypto`).
-    pub fn random_bytes(&self, n: usize) -> Result<Vec<u8>, ModuleError> {
-        self.require("crypto")?;
-        use rand::RngCore;
-        let mut buf = vec![0u8; n];
-        rand::rngs::OsRng.fill_bytes(&mut buf);
-        Ok(buf)
-    }
-
-    /// Unix time in milliseconds (module `time`).
-    pub fn now_ms(&self) -> Result<u64, ModuleError> {
-        self.require("time")?;
-        Ok(crate::util::unix_ms())
-    }
-}
 
 /// A process's view of the runtime during one hook.
 pub struct ProcessContext<'a> {
@@ -122,6 +49,11 @@ impl<'a> ProcessContext<'a> {
         self.state
     }
 
+    /// The node, for the registry's own processes (supervisors).
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.state.node
+    }
+
     /// This process's pid.
     pub fn pid(&self) -> &Pid {
         &self.state.pid
@@ -132,35 +64,58 @@ impl<'a> ProcessContext<'a> {
         &self.state.spec.id
     }
 
-    /// The node this process runs on.
-    pub fn node(&self) -> &Arc<Node> {
-        &self.state.node
-    }
-
     /// The identity this process acts with; `None` for trusted processes.
     pub fn identity(&self) -> Option<&Identity> {
         self.state.identity.as_deref()
     }
 
-    /// The modules this process declared.
+    /// The modules this process's entry lists.
     pub fn modules(&self) -> Modules<'_> {
-        Modules {
-            entry: &self.state.spec.id,
-            declared: &self.state.spec.modules,
-            components: self.state.node.components(),
-        }
+        Modules::new(
+            &self.state.spec.caps,
+            &self.state.node,
+            self.state.identity.as_ref(),
+        )
+    }
+
+    /// The runtime's metrics: any process may add gauges and counters and
+    /// count auth failures (metrics are not a capability).
+    pub fn metrics(&self) -> &Metrics {
+        self.state.node.metrics()
+    }
+
+    fn authorize(&self, action: &'static str, resource: &str) -> Result<(), Denied> {
+        self.state.node.authorize(
+            self.state.identity.as_deref(),
+            &self.state.spec.id,
+            action,
+            resource,
+        )
     }
 
     /// Sends a message; a dead pid or unknown name drops it (and counts it).
+    /// A send to a registered name needs `process.send` on the name.
     pub fn send(
         &self,
         to: impl Into<Target>,
         topic: impl Into<Topic>,
         payload: impl Into<Payload>,
     ) -> Result<(), SendError> {
+        let to = to.into();
+        if let Target::Name(name) = &to {
+            self.authorize(actions::PROCESS_SEND, name)
+                .map_err(SendError::Denied)?;
+        }
         self.state
             .node
             .send(Some(&self.state.pid), to, topic, payload)
+    }
+
+    /// The pid registered under `name` (needs `process.send` on the name:
+    /// the pid is what a send needs).
+    pub fn whereis(&self, name: &str) -> Result<Option<Pid>, Denied> {
+        self.authorize(actions::PROCESS_SEND, name)?;
+        Ok(self.state.node.whereis(name))
     }
 
     /// Resolves a pid once, for repeated sends without a table lookup.
@@ -168,8 +123,10 @@ impl<'a> ProcessContext<'a> {
         self.state.node.resolve(pid)
     }
 
-    /// Registers this process under `name` until it exits.
+    /// Registers this process under `name` until it exits (needs
+    /// `process.register` on the name).
     pub fn register(&self, name: &str) -> Result<(), super::ProcessError> {
+        self.authorize(actions::PROCESS_REGISTER, name)?;
         self.state
             .node
             .register(name, &self.state.pid)
@@ -191,6 +148,18 @@ impl<'a> ProcessContext<'a> {
         self.state.node.demonitor(&self.state.pid, target);
     }
 
+    /// Ends `target` with `Killed` (Wippy's `process.terminate`): allowed for
+    /// a process this one spawned, else only with `process.terminate` on the
+    /// target's entry id. Returns whether it was alive.
+    pub fn terminate(&self, target: &Pid) -> Result<bool, Denied> {
+        self.state.node.terminate(
+            &self.state.pid,
+            &self.state.spec.id,
+            self.state.identity.as_deref(),
+            target,
+        )
+    }
+
     /// Spawns a process with this process's identity (trusted if it has none).
     pub fn spawn(
         &self,
@@ -198,8 +167,7 @@ impl<'a> ProcessContext<'a> {
         host: &str,
         args: serde_json::Value,
     ) -> Result<Pid, SpawnError> {
-        let caller = Caller::from(self.state.identity.as_ref());
-        self.state.node.spawn(caller, entry, host, args)
+        self.spawn_inner(entry, host, args, false)
     }
 
     /// Spawns and monitors in one step: no EXIT can be missed.
@@ -209,10 +177,26 @@ impl<'a> ProcessContext<'a> {
         host: &str,
         args: serde_json::Value,
     ) -> Result<Pid, SpawnError> {
-        let caller = Caller::from(self.state.identity.as_ref());
-        self.state
-            .node
-            .spawn_monitored(&self.state.pid, caller, entry, host, args)
+        self.spawn_inner(entry, host, args, true)
+    }
+
+    fn spawn_inner(
+        &self,
+        entry: &str,
+        host: &str,
+        args: serde_json::Value,
+        monitored: bool,
+    ) -> Result<Pid, SpawnError> {
+        let me = &self.state.pid;
+        self.state.node.spawn_as(
+            &self.state.spec.id,
+            Some(me),
+            self.state.identity.as_ref(),
+            entry,
+            host,
+            args,
+            monitored.then_some(me),
+        )
     }
 
     /// A timer that fires every `every`, delivering [`super::Event::Timer`].

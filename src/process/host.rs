@@ -12,6 +12,7 @@ use actix::{Addr, Arbiter, ArbiterHandle, Context};
 use serde::Deserialize;
 
 use super::actor::{ActorMailbox, ProcessActor};
+use super::modules::Capabilities;
 use super::{ExitReason, Node, Pid, ProcessFactory, SpawnError};
 use crate::manifest::Lifecycle;
 use crate::security::Identity;
@@ -75,10 +76,11 @@ pub struct RustEntryConfig {
 
 const EXIT_LABELS: [&str; 6] = ["normal", "error", "panic", "killed", "shutdown", "noproc"];
 
-/// A booted `process.rust` entry: how to make an instance, and its counters.
+/// A booted `process.rust` entry: how to make an instance, what its code
+/// may use, and its counters.
 pub struct ProcessSpec {
     pub id: String,
-    pub modules: Vec<String>,
+    pub(crate) caps: Capabilities,
     pub(crate) factory: ProcessFactory,
     pub(crate) default_args: serde_json::Value,
     live: AtomicI64,
@@ -87,21 +89,26 @@ pub struct ProcessSpec {
 }
 
 impl ProcessSpec {
-    pub fn new(
+    pub(crate) fn new(
         id: &str,
-        modules: Vec<String>,
+        caps: Capabilities,
         factory: ProcessFactory,
         default_args: serde_json::Value,
     ) -> Self {
         ProcessSpec {
             id: id.to_owned(),
-            modules,
+            caps,
             factory,
             default_args,
             live: AtomicI64::new(0),
             spawns: AtomicU64::new(0),
             exits: Default::default(),
         }
+    }
+
+    /// The modules the entry listed.
+    pub fn modules(&self) -> &[String] {
+        self.caps.declared()
     }
 
     /// Live instances.
@@ -191,6 +198,7 @@ impl ProcessHost {
         args: serde_json::Value,
         identity: Option<Arc<Identity>>,
         watcher: Option<&Pid>,
+        parent: Option<&Pid>,
     ) -> Result<Pid, SpawnError> {
         let pid = Pid::new(
             self.id.clone(),
@@ -205,7 +213,13 @@ impl ProcessHost {
             addr: Addr::new(tx),
             queued: queued.clone(),
         };
-        node.insert(pid.clone(), Arc::new(mailbox), watcher);
+        node.insert(
+            pid.clone(),
+            Arc::new(mailbox),
+            watcher,
+            Some(spec.caps.entry_arc().clone()),
+            parent,
+        );
         spec.live.fetch_add(1, Ordering::Relaxed);
         spec.spawns.fetch_add(1, Ordering::Relaxed);
         let actor = ProcessActor::new(

@@ -9,6 +9,7 @@
 mod actor;
 mod context;
 mod host;
+pub(crate) mod modules;
 mod node;
 mod pid;
 mod service;
@@ -17,13 +18,13 @@ mod wake;
 use std::borrow::Cow;
 use std::fmt;
 
-pub use context::{ModuleError, ProcessContext, TimerId};
+pub use context::{ProcessContext, TimerId};
 pub use host::{HostConfig, Placement, ProcessHost, ProcessSpec, RustEntryConfig};
+pub use modules::{Capabilities, Logger, MODULES, Module, ModuleError, Modules, Tokens};
 pub use node::{Caller, Node, NodeStats, ProcessRef, SendError, SpawnError, Target};
 pub use pid::{Pid, PidParseError};
 pub use service::{RestartPolicy, ServiceConfig, ServiceHandle};
 
-pub use context::Modules;
 pub(crate) use node::{Mailbox, Refused};
 pub(crate) use wake::wake;
 
@@ -106,7 +107,8 @@ pub enum ExitReason {
     Error(String),
     /// It panicked; the text is the panic message.
     Panic(String),
-    /// It was killed (by [`Node::kill`] or after the shutdown grace period).
+    /// It was killed (by [`ProcessContext::terminate`], [`Node::kill`] or
+    /// after the shutdown grace period).
     Killed,
     /// It stopped because the runtime is shutting down.
     Shutdown,
@@ -182,6 +184,18 @@ impl From<&str> for ProcessError {
 
 impl From<SpawnError> for ProcessError {
     fn from(e: SpawnError) -> Self {
+        ProcessError(e.to_string())
+    }
+}
+
+impl From<crate::security::Denied> for ProcessError {
+    fn from(e: crate::security::Denied) -> Self {
+        ProcessError(e.to_string())
+    }
+}
+
+impl From<SendError> for ProcessError {
+    fn from(e: SendError) -> Self {
         ProcessError(e.to_string())
     }
 }

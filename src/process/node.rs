@@ -7,6 +7,13 @@
 //! - A name maps to a live pid; it is removed when its process ends.
 //! - No two locks are held at once, except `names` then one shard in
 //!   `register`, an order nothing else reverses.
+//! - Each slot remembers the entry it is an instance of and the process that
+//!   spawned it, so `terminate` decides "my child?" in O(1) without the
+//!   parent keeping a list.
+//! - Every policy check of the process layer goes through `Node::authorize`,
+//!   which counts a refusal in `rippy_denials_total{action,entry}`. The node's
+//!   `pub` methods are for the embedding program (the registry, tests); actor
+//!   code never sees a `Node`, only its context.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,7 +26,10 @@ use tokio::sync::oneshot;
 use super::{Event, ExitReason, Message, Payload, Pid, ProcessHost, ProcessSpec, Topic};
 use crate::component::{Components, LookupError};
 use crate::metrics::Metrics;
-use crate::security::{Denied, Identity};
+use crate::security::{Denied, Identity, actions};
+
+/// The `entry` label of a refusal for a call from the embedding program.
+const EXTERNAL: &str = "external";
 
 const SHARDS: usize = 32;
 
@@ -82,6 +92,8 @@ pub enum SendError {
     UnknownName(String),
     /// The recipient's mailbox is full.
     MailboxFull(Pid),
+    /// The sender's scope may not send to this name.
+    Denied(Denied),
 }
 
 impl fmt::Display for SendError {
@@ -90,6 +102,7 @@ impl fmt::Display for SendError {
             SendError::DeadPid(p) => write!(f, "no live process {p}"),
             SendError::UnknownName(n) => write!(f, "no process registered as {n:?}"),
             SendError::MailboxFull(p) => write!(f, "mailbox of {p} is full"),
+            SendError::Denied(d) => write!(f, "send denied: {d}"),
         }
     }
 }
@@ -119,13 +132,23 @@ impl fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
-/// Who is asking: `Trusted` for code the registry started, or an identity
-/// whose scope is checked.
+/// Who is asking, for the embedding program's spawns: `Trusted` (the
+/// registry, tests) or an identity whose scope is checked. Code of entries
+/// cannot name a `Caller`: its context spawns as the process's own identity.
 #[derive(Debug, Clone, Copy)]
 pub enum Caller<'a> {
     Trusted,
     /// Shared, not copied, into every process it spawns.
     Identity(&'a Arc<Identity>),
+}
+
+impl<'a> Caller<'a> {
+    fn identity(self) -> Option<&'a Arc<Identity>> {
+        match self {
+            Caller::Trusted => None,
+            Caller::Identity(i) => Some(i),
+        }
+    }
 }
 
 impl<'a> From<Option<&'a Arc<Identity>>> for Caller<'a> {
@@ -136,6 +159,10 @@ impl<'a> From<Option<&'a Arc<Identity>>> for Caller<'a> {
 
 struct Slot {
     mailbox: Arc<dyn Mailbox>,
+    /// The entry this process is an instance of (`None`: a WebSocket client).
+    entry: Option<Arc<str>>,
+    /// The process that spawned this one, if any.
+    parent: Option<Pid>,
     name: Option<String>,
     /// Processes that monitor this one.
     watchers: Vec<Pid>,
@@ -215,7 +242,8 @@ impl Node {
         })
     }
 
-    /// The booted entries this node resolves ids against.
+    /// The booted entries this node resolves ids against (for the embedding
+    /// program; code of entries reaches entries through its modules).
     pub fn components(&self) -> &Arc<Components> {
         &self.components
     }
@@ -232,6 +260,29 @@ impl Node {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Checks `action` on `resource` for `identity` (none: trusted, always
+    /// allowed) on behalf of code of `entry`; a refusal is counted and names
+    /// all four.
+    pub(crate) fn authorize(
+        &self,
+        identity: Option<&Identity>,
+        entry: &str,
+        action: &'static str,
+        resource: &str,
+    ) -> Result<(), Denied> {
+        let Some(identity) = identity else {
+            return Ok(());
+        };
+        identity.check(action, resource).map_err(|mut denied| {
+            self.metrics.denial(action, entry);
+            if entry != EXTERNAL {
+                denied.entry = Some(entry.to_owned());
+            }
+            log::warn!("denied {denied}");
+            denied
+        })
+    }
+
     /// Spawns an instance of process entry `entry` on host `host`.
     ///
     /// An identity must be allowed `process.spawn` on the entry and
@@ -243,7 +294,7 @@ impl Node {
         host: &str,
         args: serde_json::Value,
     ) -> Result<Pid, SpawnError> {
-        self.spawn_inner(caller, entry, host, args, None)
+        self.spawn_as(EXTERNAL, None, caller.identity(), entry, host, args, None)
     }
 
     /// Spawns and makes `watcher` monitor the new process in one step: the
@@ -257,29 +308,34 @@ impl Node {
         host: &str,
         args: serde_json::Value,
     ) -> Result<Pid, SpawnError> {
-        self.spawn_inner(caller, entry, host, args, Some(watcher))
+        self.spawn_as(
+            EXTERNAL,
+            None,
+            caller.identity(),
+            entry,
+            host,
+            args,
+            Some(watcher),
+        )
     }
 
-    fn spawn_inner(
+    /// Spawns for code of entry `by` (the process `parent`, if a process),
+    /// acting as `identity` (none: trusted). The child keeps the identity.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spawn_as(
         self: &Arc<Self>,
-        caller: Caller<'_>,
+        by: &str,
+        parent: Option<&Pid>,
+        identity: Option<&Arc<Identity>>,
         entry: &str,
         host: &str,
         args: serde_json::Value,
         watcher: Option<&Pid>,
     ) -> Result<Pid, SpawnError> {
-        let identity = match caller {
-            Caller::Trusted => None,
-            Caller::Identity(identity) => {
-                identity
-                    .check("process.spawn", entry)
-                    .map_err(SpawnError::Denied)?;
-                identity
-                    .check("process.host", host)
-                    .map_err(SpawnError::Denied)?;
-                Some(identity.clone())
-            }
-        };
+        self.authorize(identity.map(|i| &**i), by, actions::PROCESS_SPAWN, entry)
+            .map_err(SpawnError::Denied)?;
+        self.authorize(identity.map(|i| &**i), by, actions::PROCESS_HOST, host)
+            .map_err(SpawnError::Denied)?;
         let spec = self
             .components
             .get::<ProcessSpec>(entry)
@@ -288,15 +344,55 @@ impl Node {
             .components
             .get::<ProcessHost>(host)
             .map_err(SpawnError::Lookup)?;
-        host.spawn(self, spec, args, identity, watcher)
+        host.spawn(self, spec, args, identity.cloned(), watcher, parent)
     }
 
-    /// Adds a live pid, optionally already monitored by `watcher`.
-    pub(crate) fn insert(&self, pid: Pid, mailbox: Arc<dyn Mailbox>, watcher: Option<&Pid>) {
+    /// Ends `target` with [`ExitReason::Killed`] on behalf of process `by`
+    /// (an instance of `entry`, acting as `identity`): allowed when `by`
+    /// spawned it, or when the identity may `process.terminate` the target's
+    /// entry id (the host id for a WebSocket client); trusted code always may.
+    /// Returns whether the target was alive.
+    pub(crate) fn terminate(
+        &self,
+        by: &Pid,
+        entry: &str,
+        identity: Option<&Identity>,
+        target: &Pid,
+    ) -> Result<bool, Denied> {
+        let found = self.shard(target).get(target).map(|slot| {
+            (
+                slot.mailbox.clone(),
+                slot.parent.as_ref() == Some(by),
+                slot.entry.clone(),
+            )
+        });
+        let Some((mailbox, child, target_entry)) = found else {
+            return Ok(false);
+        };
+        if !child {
+            let resource = target_entry.as_deref().unwrap_or(target.host());
+            self.authorize(identity, entry, actions::PROCESS_TERMINATE, resource)?;
+        }
+        mailbox.kill();
+        Ok(true)
+    }
+
+    /// Adds a live pid, optionally already monitored by `watcher`; `entry`
+    /// and `parent` say what it is and who spawned it.
+    pub(crate) fn insert(
+        &self,
+        pid: Pid,
+        mailbox: Arc<dyn Mailbox>,
+        watcher: Option<&Pid>,
+        entry: Option<Arc<str>>,
+        parent: Option<&Pid>,
+    ) {
         self.shard(&pid).insert(
             pid.clone(),
             Slot {
                 mailbox,
+                entry,
+                parent: parent.cloned(),
                 name: None,
                 watchers: watcher.into_iter().cloned().collect(),
                 watching: Vec::new(),

@@ -109,7 +109,7 @@ impl ServiceHandle {
             .map_err(SpawnError::Lookup)?;
         let spec = Arc::new(super::ProcessSpec::new(
             &format!("{}#supervisor", self.shared.id),
-            Vec::new(),
+            super::modules::Capabilities::none(&format!("{}#supervisor", self.shared.id)),
             {
                 let shared = self.shared.clone();
                 Arc::new(move |_| {
@@ -121,7 +121,7 @@ impl ServiceHandle {
             },
             serde_json::Value::Null,
         ));
-        let pid = host.spawn(node, spec, serde_json::Value::Null, None, None)?;
+        let pid = host.spawn(node, spec, serde_json::Value::Null, None, None, None)?;
         self.shared.state().supervisor = Some(pid.clone());
         Ok(pid)
     }

@@ -1,6 +1,12 @@
 //! The kind table: every manifest kind, its config type, the fields that
 //! reference other entries (with the kinds each must name), extra load-time
 //! checks, and its boot function. Only this file knows every kind.
+//!
+//! `process.rust` and `function.rust` entries: each name in `modules` must be
+//! one of [`crate::process::MODULES`] (a check error names `modules[i]`), and
+//! a module that reaches entries makes the entry depend on every entry of the
+//! kind it reaches ([`module_kinds`]), so its capabilities are resolved at
+//! boot with those entries already booted.
 
 use std::any::Any;
 use std::path::Path;
@@ -20,8 +26,10 @@ use crate::http::{
     StaticSite,
 };
 use crate::manifest::{Entry, Lifecycle, ManifestError, decode};
+use crate::process::modules::unknown_module;
 use crate::process::{
-    HostConfig, ProcessHost, ProcessSpec, RustEntryConfig, ServiceConfig, ServiceHandle,
+    Capabilities, HostConfig, Module, ProcessHost, ProcessSpec, RustEntryConfig, ServiceConfig,
+    ServiceHandle,
 };
 use crate::security::{
     IdentityConfig, IdentityResolver, JwtConfig, JwtVerifier, Policy, PolicyConfig, TokenStore,
@@ -37,6 +45,8 @@ pub(crate) struct Reference {
     pub id: String,
     /// The kinds the referenced entry may have; empty means any.
     pub kinds: &'static [&'static str],
+    /// Not one id: every entry of `kinds` (possibly none), for boot order.
+    pub every: bool,
 }
 
 fn reference(field: impl Into<String>, id: &str, kinds: &'static [&'static str]) -> Reference {
@@ -44,7 +54,78 @@ fn reference(field: impl Into<String>, id: &str, kinds: &'static [&'static str])
         field: field.into(),
         id: id.to_owned(),
         kinds,
+        every: false,
     }
+}
+
+/// The kinds of entry a module reaches by id.
+pub(crate) fn module_kinds(module: Module) -> &'static [&'static str] {
+    match module {
+        Module::Sql => &["db.sql.sqlite"],
+        Module::Store => &["store.memory"],
+        Module::Security => &["security.token_store"],
+        _ => &[],
+    }
+}
+
+/// The boot-order edges of a code entry's `modules`.
+fn module_references(config: &RustEntryConfig) -> Vec<Reference> {
+    config
+        .modules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| Some((i, Module::parse(name)?)))
+        .filter(|(_, m)| !module_kinds(*m).is_empty())
+        .map(|(i, m)| Reference {
+            field: format!("modules[{i}]"),
+            id: String::new(),
+            kinds: module_kinds(m),
+            every: true,
+        })
+        .collect()
+}
+
+/// Unknown module names, each at its index.
+fn modules_check(config: &RustEntryConfig) -> Vec<(String, String)> {
+    config
+        .modules
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| Module::parse(name).is_none())
+        .map(|(i, name)| (format!("modules[{i}]"), unknown_module(name)))
+        .collect()
+}
+
+/// Modules the catalog says the code needs and the entry does not list.
+fn needs_check(config: &RustEntryConfig, catalog: &Catalog) -> Vec<(String, String)> {
+    catalog
+        .needs_of(&config.source, &config.method)
+        .iter()
+        .filter(|need| !config.modules.iter().any(|m| m == *need))
+        .map(|need| {
+            (
+                "modules".to_owned(),
+                format!(
+                    "{}#{} uses module `{need}`, which `modules` does not list (listed: [{}])",
+                    config.source,
+                    config.method,
+                    config.modules.join(", ")
+                ),
+            )
+        })
+        .collect()
+}
+
+fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<(String, String)> {
+    let mut errors = catalog_check(config, catalog, want);
+    errors.extend(modules_check(config));
+    errors.extend(needs_check(config, catalog));
+    errors
+}
+
+fn capabilities(b: &Boot<'_>, e: &Entry, c: &RustEntryConfig) -> Result<Capabilities, Fail> {
+    Capabilities::resolve(&e.id, &c.modules, b.components)
+        .map_err(|(i, message)| (Some(format!("modules[{i}]")), message))
 }
 
 /// A boot failure: `(field, message)`, field optional.
@@ -158,11 +239,18 @@ fn code_kind(
 ) -> Box<dyn Kind> {
     Box::new(KindOf::<RustEntryConfig> {
         name,
-        references: |c, cx| arg_references(cx.catalog.args(&c.source, &c.method), &[&c.args]),
+        references: |c, cx| {
+            let mut refs = module_references(c);
+            refs.extend(arg_references(
+                cx.catalog.args(&c.source, &c.method),
+                &[&c.args],
+            ));
+            refs
+        },
         check: match want {
-            "process" => |c, cx| catalog_check(c, cx.catalog, "process"),
+            "process" => |c, cx| code_check(c, cx.catalog, "process"),
             _ => |c, cx| {
-                let mut errors = catalog_check(c, cx.catalog, "function");
+                let mut errors = code_check(c, cx.catalog, "function");
                 errors.extend(missing_args(
                     cx.catalog.args(&c.source, &c.method),
                     &[&c.args],
@@ -363,7 +451,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             };
             let spec = ProcessSpec::new(
                 &e.id,
-                c.modules.clone(),
+                capabilities(b, e, c)?,
                 factory.clone(),
                 args_json(&c.args)?,
             );
@@ -416,7 +504,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 e,
                 Arc::new(FunctionSpec::new(
                     &e.id,
-                    c.modules.clone(),
+                    capabilities(b, e, c)?,
                     args_json(&c.args)?,
                     handler.clone(),
                 )),

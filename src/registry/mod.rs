@@ -170,6 +170,16 @@ impl Registry {
         {
             let mut deps = Vec::new();
             for r in kind.references(config.as_ref(), &cx) {
+                if r.every {
+                    deps.extend(
+                        decoded
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| r.kinds.contains(&s.entry.kind.as_str()))
+                            .map(|(i, _)| (i, r.field.clone())),
+                    );
+                    continue;
+                }
                 let expected = if r.kinds.is_empty() {
                     "an entry id".to_owned()
                 } else {

@@ -5,6 +5,10 @@
 //! whether an action on a resource is allowed: any matching deny wins, then
 //! any matching allow, and no match means deny. Code the registry starts
 //! itself runs without an identity and is trusted.
+//!
+//! The actions the runtime checks are the constants in [`actions`]; a
+//! refusal is one [`Denied`] naming the action, the resource, the actor and
+//! (when the check ran for code of an entry) the entry id.
 
 mod identity;
 mod jwt;
@@ -17,6 +21,40 @@ pub use identity::{IdentityConfig, IdentityResolver};
 pub use jwt::{Claims, JwtConfig, JwtError, JwtVerifier};
 pub use policy::{Effect, Policy, PolicyConfig, PolicyRules, pattern_matches};
 pub use token_store::{TokenError, TokenRecord, TokenStore, TokenStoreConfig};
+
+/// The actions the runtime checks, the only values a policy's `actions` can
+/// usefully name (besides `*` patterns). A fixed set: they are also the
+/// `action` label of `rippy_denials_total`.
+pub mod actions {
+    /// Spawn an instance of a process entry (resource: the entry id).
+    pub const PROCESS_SPAWN: &str = "process.spawn";
+    /// Spawn on a process host (resource: the host id).
+    pub const PROCESS_HOST: &str = "process.host";
+    /// Send to, or look up, a registered name (resource: the name).
+    pub const PROCESS_SEND: &str = "process.send";
+    /// Register a name (resource: the name).
+    pub const PROCESS_REGISTER: &str = "process.register";
+    /// Terminate a process it did not spawn (resource: the target's entry id).
+    pub const PROCESS_TERMINATE: &str = "process.terminate";
+    /// Issue a token (resource: the token store id).
+    pub const TOKEN_CREATE: &str = "security.token.create";
+    /// Validate a token (resource: the token store id).
+    pub const TOKEN_VALIDATE: &str = "security.token.validate";
+    /// Revoke a token (resource: the token store id).
+    pub const TOKEN_REVOKE: &str = "security.token.revoke";
+
+    /// Every action above.
+    pub const ALL: &[&str] = &[
+        PROCESS_SPAWN,
+        PROCESS_HOST,
+        PROCESS_SEND,
+        PROCESS_REGISTER,
+        PROCESS_TERMINATE,
+        TOKEN_CREATE,
+        TOKEN_VALIDATE,
+        TOKEN_REVOKE,
+    ];
+}
 
 /// Who is acting.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -95,17 +133,21 @@ impl Identity {
                 actor: self.actor.id.clone(),
                 action: action.to_owned(),
                 resource: resource.to_owned(),
+                entry: None,
             })
         }
     }
 }
 
-/// An authorization refusal.
+/// An authorization refusal: who (actor, and the entry whose code asked),
+/// what (action) and on what (resource).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied {
     pub actor: String,
     pub action: String,
     pub resource: String,
+    /// The entry whose code asked; `None` for the embedding program.
+    pub entry: Option<String>,
 }
 
 impl std::fmt::Display for Denied {
@@ -114,7 +156,11 @@ impl std::fmt::Display for Denied {
             f,
             "actor {} may not {} on {}",
             self.actor, self.action, self.resource
-        )
+        )?;
+        match &self.entry {
+            Some(entry) => write!(f, " (entry {entry})"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -22,7 +22,7 @@ fn handlers(app: &App) -> i64 {
 }
 
 fn subscribers(app: &App) -> i64 {
-    actors::ticker::subscribers(app.node())
+    actors::ticker::subscribers(app.node().metrics())
 }
 
 async fn expect_refused(url: String) {
@@ -314,5 +314,33 @@ async fn a_frame_sent_with_the_upgrade_request_is_answered() {
     })
     .await;
     assert!(got.starts_with(b"HTTP/1.1 101"), "{got:?}");
+    app.shutdown().await;
+}
+
+/// A handler acting for a user whose scope may not reach `ticker` is refused
+/// the lookup: it ends with the denial (the socket closes with 1011), the
+/// refusal is counted, and it never subscribes.
+#[actix_web::test]
+async fn a_handler_whose_user_may_not_reach_the_ticker_is_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::boot_edited(dir.path(), |text| {
+        text.replace(
+            "actions: [process.spawn, process.host, process.send]",
+            "actions: [process.spawn, process.host]",
+        )
+    })
+    .await;
+    let token = token_for(&app.base, &app.demo_key()).await;
+    let mut ws = Ws::connect(&app, &token).await;
+    ws.next_of("welcome").await;
+    assert_eq!(ws.close_code().await, Some(1011));
+    assert_eq!(
+        app.node()
+            .metrics()
+            .denials_of("process.send", "app:ws_handler"),
+        1
+    );
+    assert_eq!(subscribers(&app), 0);
+    eventually("the handler to end", || handlers(&app) == 0).await;
     app.shutdown().await;
 }

@@ -68,6 +68,43 @@ fn an_unknown_kind_is_named_with_the_known_ones() {
 }
 
 #[test]
+fn an_unknown_module_name_is_a_check_error_naming_the_field_and_the_known_ones() {
+    let errors = errors_of("unknown_module.yaml");
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_has(
+        &errors[0],
+        &[
+            "entry app:worker (process.rust)",
+            "field modules[1]",
+            "unknown module \"logr\"",
+            "json, logger, time, crypto, sql, store, security, http, process, channel",
+        ],
+    );
+    assert_has(
+        &errors[1],
+        &[
+            "entry app:migrate (process.rust)",
+            "field modules[0]",
+            "unknown module \"database\"",
+        ],
+    );
+}
+
+#[test]
+fn a_module_the_catalog_says_the_code_uses_but_the_entry_lacks_is_a_check_error() {
+    let e = only_error("missing_module.yaml");
+    assert_has(
+        &e,
+        &[
+            "entry app:ticker (process.rust)",
+            "field modules",
+            "file://actors/ticker.rs#run uses module `time`",
+            "listed: [json]",
+        ],
+    );
+}
+
+#[test]
 fn an_unknown_field_is_named() {
     let e = only_error("unknown_field.yaml");
     assert_has(

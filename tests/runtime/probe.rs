@@ -1,5 +1,6 @@
 //! A test process that reports everything it sees and does what its
-//! messages ask, so tests can drive every way a process can live and end.
+//! messages ask, so tests can drive every way a process can live and end,
+//! and try everything a context offers (`try`, answered with an `Outcome`).
 
 use std::time::Duration;
 
@@ -14,6 +15,77 @@ pub enum Report {
     Shutdown(Pid, String),
     Thread(Pid, std::thread::ThreadId),
     Exit(Pid, ExitReason),
+    /// The result of a `try`: the operation and what it returned (or its
+    /// error's text).
+    Outcome(Pid, String, Result<String, String>),
+}
+
+/// One operation of a `try` message: `{"op": ..., ...}`.
+fn attempt(ctx: &mut ProcessContext<'_>, req: &Value) -> Result<String, String> {
+    let s = |key: &str| req.get(key).and_then(Value::as_str).unwrap_or("");
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    match s("op") {
+        "spawn" => {
+            let entry = req
+                .get("entry")
+                .and_then(Value::as_str)
+                .unwrap_or("t:probe");
+            let host = req.get("host").and_then(Value::as_str).unwrap_or("t:host");
+            ctx.spawn(entry, host, Value::Null)
+                .map(|p| p.to_string())
+                .map_err(|e| text(&e))
+        }
+        "send_name" => ctx
+            .send(s("name"), "hello", Value::Null)
+            .map(|()| "sent".into())
+            .map_err(|e| text(&e)),
+        "send_pid" => {
+            let pid: Pid = s("pid").parse().map_err(|e| text(&e))?;
+            ctx.send(&pid, "hello", Value::Null)
+                .map(|()| "sent".into())
+                .map_err(|e| text(&e))
+        }
+        "whereis" => ctx
+            .whereis(s("name"))
+            .map(|p| p.map(|p| p.to_string()).unwrap_or_default())
+            .map_err(|e| text(&e)),
+        "register" => ctx
+            .register(s("name"))
+            .map(|()| "registered".into())
+            .map_err(|e| text(&e)),
+        "terminate" => {
+            let pid: Pid = s("pid").parse().map_err(|e| text(&e))?;
+            ctx.terminate(&pid)
+                .map(|alive| alive.to_string())
+                .map_err(|e| text(&e))
+        }
+        "module" => {
+            let m = ctx.modules();
+            let id = s("id");
+            let result = match s("name") {
+                "sql" => m.sql(id).map(|_| ()),
+                "store" => m.store(id).map(|_| ()),
+                "security" => m.tokens(id).map(|_| ()),
+                "crypto" => m.random_bytes(4).map(|_| ()),
+                "time" => m.now_ms().map(|_| ()),
+                "logger" => m.logger().map(|l| l.info("probe")),
+                "json" => m.json_encode(&Value::Null).map(|_| ()),
+                other => return Err(format!("probe knows no module {other}")),
+            };
+            result.map(|()| "ok".into()).map_err(|e| text(&e))
+        }
+        "tokens" => {
+            let tokens = ctx.modules().tokens(s("store")).map_err(|e| text(&e))?;
+            match s("action") {
+                "create" => tokens.create(Actor::new("user:t"), vec![], None, Value::Null),
+                "validate" => tokens.validate(s("token")).map(|r| r.actor.id),
+                "revoke" => tokens.revoke(s("token")).map(|live| live.to_string()),
+                other => return Err(format!("probe knows no token action {other}")),
+            }
+            .map_err(|e| text(&e))
+        }
+        other => Err(format!("probe knows no op {other}")),
+    }
 }
 
 pub struct Probe {
@@ -106,6 +178,17 @@ impl Process for Probe {
             "spawn" => {
                 let pid = ctx.spawn("t:probe", "t:host", Value::Null)?;
                 let _ = ctx.send(&pid, "stop", Value::Null);
+            }
+            "try" => {
+                let op = payload
+                    .get("op")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                let outcome = attempt(ctx, &payload);
+                let _ = self
+                    .tx
+                    .send(Report::Outcome(ctx.pid().clone(), op, outcome));
             }
             "forward" => {
                 if let Some(to) = payload.get("to").and_then(Value::as_str) {

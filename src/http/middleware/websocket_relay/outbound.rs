@@ -204,7 +204,7 @@ impl Connection {
             conn: Arc::downgrade(&conn),
         };
         conn.node
-            .insert(conn.client.clone(), Arc::new(mailbox), None);
+            .insert(conn.client.clone(), Arc::new(mailbox), None, None, None);
         conn.node
             .metrics()
             .ws_connections
