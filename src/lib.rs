@@ -8,6 +8,8 @@
 //! Layers point downward: `http -> function -> process -> security / store / sql`;
 //! only [`registry`] knows every kind.
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod component;
 pub mod fs;
@@ -18,6 +20,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod process;
 pub mod registry;
+pub mod runtime;
 pub mod security;
 pub mod sql;
 pub mod store;
