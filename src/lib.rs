@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod security;
 pub mod sql;
 pub mod store;
+pub mod testing;
 pub mod util;
 
 /// What application code (actors and functions) needs.

@@ -318,6 +318,8 @@ pub enum RuntimeError {
     Signals(std::io::Error),
     /// An app command failed.
     Command(String),
+    /// A file or directory the app needs could not be read or made.
+    Io(String),
 }
 
 impl fmt::Display for RuntimeError {
@@ -326,7 +328,7 @@ impl fmt::Display for RuntimeError {
             RuntimeError::Manifest(e) => e.fmt(f),
             RuntimeError::Boot(e) => e.fmt(f),
             RuntimeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
-            RuntimeError::Command(message) => f.write_str(message),
+            RuntimeError::Command(message) | RuntimeError::Io(message) => f.write_str(message),
         }
     }
 }
