@@ -236,8 +236,7 @@ impl RuntimeBuilder {
         actix_web::rt::System::new().block_on(async move {
             // Handlers first: a signal during boot must still shut down cleanly.
             let signals = Signals::install().map_err(RuntimeError::Signals)?;
-            let registry =
-                Registry::boot_plan(plan, &self.catalog).map_err(RuntimeError::Boot)?;
+            let registry = Registry::boot_plan(plan, &self.catalog).map_err(RuntimeError::Boot)?;
             log::info!(
                 "rippy started manifest={} entries={}",
                 path.display(),

@@ -83,7 +83,11 @@ pub struct TimedOut {
 
 impl fmt::Display for TimedOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timed out after {:?} waiting for {}", self.after, self.what)
+        write!(
+            f,
+            "timed out after {:?} waiting for {}",
+            self.after, self.what
+        )
     }
 }
 
@@ -288,7 +292,12 @@ impl TestApp {
     }
 
     /// Spawns an instance of `entry` on `host` as trusted code (no scope check).
-    pub fn spawn(&self, entry: &str, host: &str, args: serde_json::Value) -> Result<Pid, SpawnError> {
+    pub fn spawn(
+        &self,
+        entry: &str,
+        host: &str,
+        args: serde_json::Value,
+    ) -> Result<Pid, SpawnError> {
         self.node().spawn(Caller::Trusted, entry, host, args)
     }
 
@@ -452,7 +461,10 @@ impl TestMailbox {
     pub async fn recv_topic(&mut self, topic: &str) -> Result<Message, TimedOut> {
         let what = format!("a message with topic {topic:?}");
         match self
-            .recv_where(&what, |e| matches!(e, Event::Message(m) if m.topic == topic))
+            .recv_where(
+                &what,
+                |e| matches!(e, Event::Message(m) if m.topic == topic),
+            )
             .await?
         {
             Event::Message(m) => Ok(m),
@@ -464,7 +476,10 @@ impl TestMailbox {
     pub async fn recv_exit(&mut self, target: &Pid) -> Result<ExitReason, TimedOut> {
         let what = format!("EXIT from {target}");
         match self
-            .recv_where(&what, |e| matches!(e, Event::Exit { from, .. } if from == target))
+            .recv_where(
+                &what,
+                |e| matches!(e, Event::Exit { from, .. } if from == target),
+            )
             .await?
         {
             Event::Exit { reason, .. } => Ok(reason),

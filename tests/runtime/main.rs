@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod jobs;
 mod manifest;
 mod probe;
 mod processes;

@@ -19,13 +19,19 @@ pub async fn submit(call: FunctionCall) -> HttpResponse {
         .ok()
         .and_then(|v| v.get("n").and_then(Value::as_u64))
     else {
-        return json_error(StatusCode::BAD_REQUEST, "expected {\"n\": <non-negative integer>}");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"n\": <non-negative integer>}",
+        );
     };
     let id = match ctx.modules().random_bytes(8) {
         Ok(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         Err(e) => return unavailable("no randomness", e),
     };
-    let state = match ctx.modules().store(ctx.arg_str("state").unwrap_or("jobs:state")) {
+    let state = match ctx
+        .modules()
+        .store(ctx.arg_str("state").unwrap_or("jobs:state"))
+    {
         Ok(state) => state,
         Err(e) => return unavailable("no state store", e),
     };
@@ -49,7 +55,10 @@ pub async fn status(call: FunctionCall) -> HttpResponse {
         .split('&')
         .find_map(|pair| pair.strip_prefix("id="))
         .unwrap_or("");
-    let state = match ctx.modules().store(ctx.arg_str("state").unwrap_or("jobs:state")) {
+    let state = match ctx
+        .modules()
+        .store(ctx.arg_str("state").unwrap_or("jobs:state"))
+    {
         Ok(state) => state,
         Err(e) => return unavailable("no state store", e),
     };

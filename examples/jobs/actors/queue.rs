@@ -153,7 +153,11 @@ impl Queue {
         if let Some(job) = self.busy.remove(worker) {
             self.failed += 1;
             let error = reason.to_string();
-            log::warn!("job failed id={} worker={worker} reason={}", job.id, reason.label());
+            log::warn!(
+                "job failed id={} worker={worker} reason={}",
+                job.id,
+                reason.label()
+            );
             self.record(ctx, &job.id, json!({ "status": "failed", "error": error }))?;
             if let Some(to) = &job.reply_to {
                 let _ = ctx.send(to, TOPIC_FAILED, json!({ "id": job.id, "error": error }));
