@@ -21,7 +21,9 @@ pub type FunctionHandler = Arc<dyn Fn(FunctionCall) -> FunctionFuture + Send + S
 
 /// A booted `function.rust` entry.
 pub struct FunctionSpec {
+    /// The `function.rust` entry id.
     pub id: String,
+    /// The modules the entry declared.
     pub modules: Vec<String>,
     /// The entry's `args`, given to every call.
     pub args: serde_json::Value,
@@ -29,6 +31,7 @@ pub struct FunctionSpec {
 }
 
 impl FunctionSpec {
+    /// A function entry bound to its native handler.
     pub fn new(
         id: &str,
         modules: Vec<String>,
@@ -62,8 +65,11 @@ impl FunctionSpec {
 
 /// One call of a function: the request, its body, and the context.
 pub struct FunctionCall {
+    /// The request.
     pub req: HttpRequest,
+    /// The request body, read in full (within the server's `max_body`).
     pub body: Bytes,
+    /// What the function can reach.
     pub ctx: FunctionContext,
 }
 

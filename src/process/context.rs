@@ -22,11 +22,16 @@ pub struct TimerId(pub(crate) u64);
 /// A module used without being declared, or a module entry that is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModuleError {
+    /// The entry did not list the module in `modules`.
     Undeclared {
+        /// The entry that used the module.
         entry: String,
+        /// The module it used.
         module: String,
+        /// The modules it declared.
         declared: Vec<String>,
     },
+    /// The entry the module was asked for is missing or of another kind.
     Lookup(LookupError),
 }
 

@@ -23,6 +23,7 @@ pub struct HostConfig {
     /// Worker threads; defaults to the number of cores.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Start and stop settings.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
     /// Where spawns run: `workers` (default; round-robin over this host's
@@ -37,8 +38,10 @@ pub struct HostConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Placement {
+    /// Spawns go to the host's own worker threads, round robin.
     #[default]
     Workers,
+    /// Spawns run on the spawning thread (an HTTP worker).
     Caller,
 }
 
@@ -56,6 +59,7 @@ pub struct RustEntryConfig {
     /// Fixed arguments passed to every instance (merged under spawn args).
     #[serde(default)]
     pub args: Option<serde_yaml::Value>,
+    /// Free-form metadata, kept as written.
     #[serde(default)]
     pub meta: Option<serde_yaml::Value>,
 }
@@ -64,7 +68,9 @@ const EXIT_LABELS: [&str; 6] = ["normal", "error", "panic", "killed", "shutdown"
 
 /// A booted `process.rust` entry: how to make an instance, and its counters.
 pub struct ProcessSpec {
+    /// The `process.rust` entry id.
     pub id: String,
+    /// The modules the entry declared.
     pub modules: Vec<String>,
     pub(crate) factory: ProcessFactory,
     pub(crate) default_args: serde_json::Value,
@@ -74,6 +80,7 @@ pub struct ProcessSpec {
 }
 
 impl ProcessSpec {
+    /// A process entry bound to its native constructor.
     pub fn new(
         id: &str,
         modules: Vec<String>,

@@ -21,12 +21,15 @@ pub use token_store::{TokenError, TokenRecord, TokenStore, TokenStoreConfig};
 /// Who is acting.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Actor {
+    /// The actor id, e.g. `user:demo`.
     pub id: String,
+    /// Attributes such as `role` and `user_id`.
     #[serde(default)]
     pub meta: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Actor {
+    /// An actor with no attributes.
     pub fn new(id: impl Into<String>) -> Self {
         Actor {
             id: id.into(),
@@ -53,6 +56,7 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// A scope of these policies.
     pub fn new(policies: Vec<Arc<Policy>>) -> Self {
         Scope { policies }
     }
@@ -79,7 +83,9 @@ impl Scope {
 /// An actor with its scope: what a validated token gives a request.
 #[derive(Debug, Clone)]
 pub struct Identity {
+    /// Who is acting.
     pub actor: Actor,
+    /// What they may do.
     pub scope: Scope,
     /// What the issuer attached to the token (e.g. the API key it came from).
     pub meta: serde_json::Value,
@@ -103,8 +109,11 @@ impl Identity {
 /// An authorization refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied {
+    /// The actor that was refused.
     pub actor: String,
+    /// The action it asked for.
     pub action: String,
+    /// The resource it asked for it on.
     pub resource: String,
 }
 
