@@ -7,7 +7,7 @@ mod actors;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use rippy::runtime::{AppContext, Runtime};
+use rippy::{AppContext, Runtime};
 
 fn main() -> ExitCode {
     Runtime::builder()

@@ -500,10 +500,10 @@ impl TestMailbox {
         what: &str,
         mut pick: impl FnMut(&Event) -> bool,
     ) -> Result<Event, TimedOut> {
-        if let Some(i) = self.pending.iter().position(&mut pick) {
-            if let Some(event) = self.pending.remove(i) {
-                return Ok(event);
-            }
+        if let Some(i) = self.pending.iter().position(&mut pick)
+            && let Some(event) = self.pending.remove(i)
+        {
+            return Ok(event);
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {

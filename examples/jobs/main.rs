@@ -7,7 +7,7 @@ mod actors;
 
 use std::process::ExitCode;
 
-use rippy::runtime::Runtime;
+use rippy::Runtime;
 
 fn main() -> ExitCode {
     Runtime::builder()
