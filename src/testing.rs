@@ -10,8 +10,8 @@
 //! one timeout (10 s unless set) and fails with [`TimedOut`] naming what it
 //! waited for; nothing sleeps to synchronise.
 //!
-//! Tests run inside an actix system: `#[actix_web::test]` (or
-//! `actix_rt::test`).
+//! Tests run inside an actix system: `#[actix_web::test]`, or a plain
+//! `#[test]` around [`block_on`].
 //!
 //! ```
 //! use rippy::prelude::*;
@@ -29,7 +29,7 @@
 //!     }
 //! }
 //!
-//! # actix_web::rt::System::new().block_on(async {
+//! # rippy::testing::block_on(async {
 //! let catalog = Catalog::new().process("file://echo.rs", "run", |_| Echo);
 //! let app = TestApp::boot(catalog, r#"
 //! version: "1.0"
@@ -66,6 +66,12 @@ use crate::process::{
 };
 use crate::registry::Registry;
 use crate::runtime::RuntimeError;
+
+/// Runs `fut` to completion in a new actix system, for tests written as a
+/// plain `#[test]` (no `#[actix_web::test]`, so no actix dependency).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    actix_web::rt::System::new().block_on(fut)
+}
 
 /// How long every wait of the harness lasts unless set otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
