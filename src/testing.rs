@@ -344,10 +344,21 @@ impl TestApp {
     }
 
     /// Waits for `pid` to end and returns why ([`ExitReason::NoProcess`] if
-    /// it was not alive).
-    pub async fn wait_exit(&self, pid: &Pid) -> Result<ExitReason, TimedOut> {
-        self.within(&format!("{pid} to exit"), self.node().wait_exit(pid))
-            .await
+    /// it was not alive). The wait starts at the call, not at the first
+    /// poll: call it, then cause the exit, then await. For a process that
+    /// may end as soon as it starts, use [`TestMailbox::spawn_monitored`].
+    pub fn wait_exit(
+        &self,
+        pid: &Pid,
+    ) -> impl Future<Output = Result<ExitReason, TimedOut>> + use<> {
+        let exit = self.node().wait_exit(pid);
+        let what = format!("{pid} to exit");
+        let after = self.timeout;
+        async move {
+            tokio::time::timeout(after, exit)
+                .await
+                .map_err(|_| TimedOut { what, after })
+        }
     }
 
     /// Awaits `fut` for at most the app's timeout.
@@ -442,7 +453,21 @@ impl TestMailbox {
         self.node.send(Some(&self.pid), to, topic, payload)
     }
 
-    /// Monitors `target`: one `EXIT` arrives here when it ends.
+    /// Spawns `entry` on `host` as trusted code, monitored by this mailbox
+    /// from before it runs: its `EXIT` arrives here with the real reason even
+    /// if it ends in `init`.
+    pub fn spawn_monitored(
+        &self,
+        entry: &str,
+        host: &str,
+        args: serde_json::Value,
+    ) -> Result<Pid, SpawnError> {
+        self.node
+            .spawn_monitored(&self.pid, Caller::Trusted, entry, host, args)
+    }
+
+    /// Monitors `target`: one `EXIT` arrives here when it ends (at once,
+    /// with [`ExitReason::NoProcess`], if it already has).
     pub fn monitor(&self, target: &Pid) {
         self.node.monitor(&self.pid, target);
     }

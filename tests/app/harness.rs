@@ -47,8 +47,9 @@ async fn a_ws_handler_spawned_by_a_test_greets_its_client_pid_and_relays_ticks()
         app.metric(r#"rippy_processes{entry="app:ws_handler"}"#),
         Some(1.0)
     );
+    let exit = app.wait_exit(&handler);
     client.send(&handler, TOPIC_LEAVE, json!({})).unwrap();
-    assert_eq!(app.wait_exit(&handler).await, Ok(ExitReason::Normal));
+    assert_eq!(exit.await, Ok(ExitReason::Normal));
     app.shutdown().await;
 }
 
