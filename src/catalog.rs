@@ -22,11 +22,14 @@ use crate::process::{Process, ProcessFactory};
 /// One piece of native code.
 #[derive(Clone)]
 pub enum CatalogItem {
+    /// A process constructor.
     Process(ProcessFactory),
+    /// An HTTP function.
     Function(FunctionHandler),
 }
 
 impl CatalogItem {
+    /// `process` or `function`.
     pub fn kind(&self) -> &'static str {
         match self {
             CatalogItem::Process(_) => "process",
@@ -107,6 +110,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// An empty catalog.
     pub fn new() -> Self {
         Self::default()
     }

@@ -24,11 +24,19 @@ pub struct Components {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupError {
     /// No entry with that id was booted.
-    Missing { id: String, expected: &'static str },
+    Missing {
+        /// The id looked up.
+        id: String,
+        /// The kind the caller expected.
+        expected: &'static str,
+    },
     /// The entry exists but is of another kind.
     WrongKind {
+        /// The id looked up.
         id: String,
+        /// The kind the entry is.
         kind: &'static str,
+        /// The kind the caller expected.
         expected: &'static str,
     },
 }

@@ -3,10 +3,99 @@
 //! A manifest (`_index.yaml`) declares entries; the [`registry`] validates
 //! them, boots them in dependency order and wires them together; processes
 //! run as actix actors that talk by messages ([`process`]). Applications plug
-//! native code in through a [`catalog::Catalog`] and use the [`prelude`].
+//! native code in through a [`Catalog`](catalog::Catalog) and use the
+//! [`prelude`].
+//!
+//! An application is a crate that depends on rippy: its processes and
+//! functions, a catalog naming them, a manifest, and a `main` that hands
+//! both to [`Runtime::builder`]. The runtime brings the command line (`run`,
+//! `check`, and the app's own commands), logging, signals and shutdown:
+//!
+//! ```no_run
+//! use rippy::prelude::*;
+//!
+//! /// Counts the messages it gets and answers each with the count.
+//! struct Counter(u64);
+//!
+//! impl Process for Counter {
+//!     fn init(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
+//!         ctx.register("counter")?;
+//!         Ok(Flow::Continue)
+//!     }
+//!
+//!     fn handle(&mut self, ctx: &mut ProcessContext<'_>, event: Event) -> ProcessResult {
+//!         if let Event::Message(Message { from: Some(from), .. }) = event {
+//!             self.0 += 1;
+//!             let _ = ctx.send(&from, "count", json!(self.0));
+//!         }
+//!         Ok(Flow::Continue)
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     rippy::Runtime::builder()
+//!         .name("counter")
+//!         .catalog(Catalog::new().process("file://counter.rs", "run", |_| Counter(0)))
+//!         .manifest("_index.yaml")
+//!         .run()
+//! }
+//! ```
+//!
+//! The same boot without the command line, for a program that owns its
+//! `main` ([`RuntimeBuilder::boot`]), here with a manifest that runs the
+//! counter as a service:
+//!
+//! ```
+//! # use rippy::prelude::*;
+//! # struct Counter(u64);
+//! # impl Process for Counter {
+//! #     fn init(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
+//! #         ctx.register("counter")?;
+//! #         Ok(Flow::Continue)
+//! #     }
+//! #     fn handle(&mut self, ctx: &mut ProcessContext<'_>, event: Event) -> ProcessResult {
+//! #         if let Event::Message(Message { from: Some(from), .. }) = event {
+//! #             self.0 += 1;
+//! #             let _ = ctx.send(&from, "count", json!(self.0));
+//! #         }
+//! #         Ok(Flow::Continue)
+//! #     }
+//! # }
+//! let dir = std::env::temp_dir().join(format!("rippy-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let manifest = dir.join("_index.yaml");
+//! std::fs::write(&manifest, r#"
+//! version: "1.0"
+//! namespace: app
+//! entries:
+//!   - { name: processes, kind: process.host, workers: 1 }
+//!   - { name: counter, kind: process.rust, source: file://counter.rs, method: run }
+//!   - name: counter-service
+//!     kind: process.service
+//!     process: app:counter
+//!     host: app:processes
+//!     lifecycle: { auto_start: true }
+//! "#).unwrap();
+//!
+//! let app = rippy::Runtime::builder()
+//!     .catalog(Catalog::new().process("file://counter.rs", "run", |_| Counter(0)))
+//!     .manifest(&manifest);
+//! actix_web::rt::System::new().block_on(async {
+//!     let registry = app.boot().await.unwrap();
+//!     assert_eq!(registry.boot_order().len(), 3);
+//!     registry.shutdown(std::time::Duration::from_secs(1)).await;
+//! });
+//! std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+//!
+//! Integration tests boot a manifest in-process with [`testing::TestApp`]:
+//! ephemeral ports, spawned processes, a mailbox to receive replies on,
+//! exits and metrics awaited with a timeout.
 //!
 //! Layers point downward: `http -> function -> process -> security / store / sql`;
-//! only [`registry`] knows every kind.
+//! only [`registry`] knows every kind; [`runtime`] and [`testing`] sit on top.
+
+#![warn(missing_docs)]
 
 pub mod catalog;
 pub mod component;
@@ -18,10 +107,14 @@ pub mod manifest;
 pub mod metrics;
 pub mod process;
 pub mod registry;
+pub mod runtime;
 pub mod security;
 pub mod sql;
 pub mod store;
+pub mod testing;
 pub mod util;
+
+pub use runtime::{AppContext, Runtime, RuntimeBuilder, RuntimeError};
 
 /// What application code (actors and functions) needs.
 pub mod prelude {

@@ -29,6 +29,7 @@ pub type FunctionHandler = Arc<dyn Fn(FunctionCall) -> FunctionFuture + Send + S
 
 /// A booted `function.rust` entry.
 pub struct FunctionSpec {
+    /// The `function.rust` entry id.
     pub id: String,
     caps: Capabilities,
     /// The entry's `args`, given to every call.
@@ -75,8 +76,11 @@ impl FunctionSpec {
 
 /// One call of a function: the request, its body, and the context.
 pub struct FunctionCall {
+    /// The request.
     pub req: HttpRequest,
+    /// The request body, read in full (within the server's `max_body`).
     pub body: Bytes,
+    /// What the function can reach.
     pub ctx: FunctionContext,
 }
 

@@ -23,14 +23,20 @@ pub enum GatewayError {
     /// Missing, malformed, wrongly signed or not-yet-valid token; the reason
     /// is for metrics.
     InvalidToken(&'static str),
+    /// The token has expired.
     TokenExpired,
     /// The token's username has no user.
     UserNotFound,
+    /// Over the route's rate limit.
     RateLimited {
+        /// Requests allowed per window.
         limit: u32,
+        /// Seconds until the window resets.
         reset_secs: u64,
     },
+    /// The body is over the proxy's `max_body`.
     PayloadTooLarge {
+        /// The limit in bytes.
         limit: usize,
     },
     /// The upstream refused the connection or is unreachable.
@@ -39,18 +45,23 @@ pub enum GatewayError {
     UpstreamTimeout,
     /// The upstream answered with something that is not valid HTTP.
     BadGateway,
+    /// A failure of the gateway itself.
     Internal,
 }
 
 /// Whose fault a failure is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
+    /// The client sent something wrong.
     Client,
+    /// The upstream failed.
     Upstream,
+    /// The gateway failed.
     Internal,
 }
 
 impl GatewayError {
+    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::InvalidPath | GatewayError::BadRequest => StatusCode::BAD_REQUEST,
@@ -66,6 +77,7 @@ impl GatewayError {
         }
     }
 
+    /// The stable error code in the JSON body.
     pub fn code(&self) -> &'static str {
         match self {
             GatewayError::InvalidPath => "INVALID_PATH",
@@ -84,6 +96,7 @@ impl GatewayError {
         }
     }
 
+    /// The human-readable message in the JSON body.
     pub fn message(&self) -> String {
         match self {
             GatewayError::InvalidPath => "request path is not allowed".into(),
@@ -104,6 +117,7 @@ impl GatewayError {
         }
     }
 
+    /// Whose fault the failure is.
     pub fn fault(&self) -> Fault {
         match self {
             GatewayError::ServiceUnavailable

@@ -45,9 +45,11 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// The path prefix the route matches.
     pub path: String,
     /// `http://host:port`.
     pub upstream: String,
+    /// Whether the route needs a valid JWT.
     #[serde(default)]
     pub auth_required: bool,
     /// Overrides the proxy's `timeout`.
@@ -59,6 +61,7 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
+    /// The server the proxy mounts on.
     pub meta: ServerMeta,
     /// A `security.jwt` entry; required when a route needs auth.
     #[serde(default)]
@@ -66,6 +69,7 @@ pub struct ProxyConfig {
     /// A `security.identity` entry; required when a route needs auth.
     #[serde(default)]
     pub identity: Option<String>,
+    /// Per-client rate limit, if any.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
     /// Upstream timeout (default 30s).
@@ -74,6 +78,7 @@ pub struct ProxyConfig {
     /// Request body limit (default 1MiB).
     #[serde(default)]
     pub max_body: Option<ByteSize>,
+    /// The routes, matched longest path first.
     pub routes: Vec<RouteConfig>,
     /// Only `cors`.
     #[serde(default)]
@@ -185,6 +190,7 @@ struct GatewayMetrics {
 
 /// A booted `http.proxy`.
 pub struct Proxy {
+    /// The entry id.
     pub id: String,
     service: String,
     /// Longest path first.
@@ -208,6 +214,7 @@ struct Outcome {
 }
 
 impl Proxy {
+    /// A proxy from its config and resolved dependencies.
     pub fn new(
         id: &str,
         config: &ProxyConfig,

@@ -21,15 +21,20 @@ const SWEEP_EVERY: u64 = 4096;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
+    /// Requests allowed per window.
     pub requests: u32,
+    /// The window length.
     pub window: ManifestDuration,
 }
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
+    /// Whether the request may pass.
     pub allowed: bool,
+    /// Requests allowed per window.
     pub limit: u32,
+    /// Requests left in the current window.
     pub remaining: u32,
     /// Seconds until the window ends (at least 1).
     pub reset_secs: u64,
@@ -49,6 +54,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// A limiter with no clients yet.
     pub fn new(config: &RateLimitConfig) -> Self {
         RateLimiter {
             limit: config.requests,

@@ -21,8 +21,11 @@ pub struct RouterMeta {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
+    /// The router the endpoint mounts on.
     pub meta: RouterMeta,
+    /// The HTTP method (`GET`, `POST`, ...).
     pub method: String,
+    /// The path below the router's prefix.
     pub path: String,
     /// The `function.*` entry that answers.
     pub func: String,
@@ -33,7 +36,9 @@ pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
 /// A booted `http.endpoint`.
 pub struct Endpoint {
+    /// The entry id.
     pub id: String,
+    /// The HTTP method.
     pub method: Method,
     /// The full path: the router's prefix joined with the endpoint's path.
     pub path: String,

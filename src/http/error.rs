@@ -10,11 +10,20 @@ pub enum HttpError {
     /// 404: no route, no static file.
     NotFound,
     /// 405: the path exists but not for this method; `Allow` lists the methods.
-    MethodNotAllowed { allow: String },
+    MethodNotAllowed {
+        /// The methods the path has, for the `Allow` header.
+        allow: String,
+    },
     /// 431: the header fields are over the limit.
-    HeadersTooLarge { limit: usize },
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// 413: the body is over the limit.
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// 400: the body could not be read.
     BadBody,
     /// 408: the body did not arrive within the server's body deadlines; the

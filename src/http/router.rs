@@ -25,7 +25,9 @@ use crate::security::TokenStore;
 /// `meta: { server: <id> }`, other meta keys free.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerMeta {
+    /// The `http.service` entry id.
     pub server: String,
+    /// Other `meta` fields, kept as written.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml::Value>,
 }
@@ -34,15 +36,21 @@ pub struct ServerMeta {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterConfig {
+    /// The server the router mounts on.
     pub meta: ServerMeta,
+    /// The path prefix of every endpoint on the router.
     #[serde(default)]
     pub prefix: String,
+    /// Middleware run before the endpoint, in order.
     #[serde(default)]
     pub middleware: Vec<String>,
+    /// The middleware's options.
     #[serde(default)]
     pub options: Options,
+    /// Middleware run on the response (`websocket_relay`).
     #[serde(default)]
     pub post_middleware: Vec<String>,
+    /// The post-middleware's options.
     #[serde(default)]
     pub post_options: Options,
 }
@@ -94,6 +102,7 @@ impl RouterConfig {
 
 /// A booted `http.router`.
 pub struct Router {
+    /// The entry id.
     pub id: String,
     wiring: RouteWiring,
     server: String,

@@ -41,6 +41,7 @@ pub struct HttpServiceConfig {
     /// Worker threads (default: the number of cores).
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Start and stop settings.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
     /// Request body limit (default 64KiB); larger bodies get 413.
@@ -178,6 +179,7 @@ struct Routes {
 }
 
 impl HttpService {
+    /// A server not yet listening; [`HttpService::start`] binds it.
     pub fn new(id: &str, config: &HttpServiceConfig, node: Arc<Node>) -> Self {
         HttpService {
             id: id.into(),

@@ -18,6 +18,7 @@ use crate::fs::Directory;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticOptions {
+    /// Serve `index` for paths without a file (single-page apps).
     #[serde(default)]
     pub spa: bool,
     /// The index file (default `index.html`).
@@ -32,16 +33,20 @@ pub struct StaticOptions {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticConfig {
+    /// The server the site mounts on.
     pub meta: ServerMeta,
+    /// The URL path the site is served under.
     pub path: String,
     /// The `fs.directory` entry to serve.
     pub fs: String,
+    /// How files are served.
     #[serde(default)]
     pub static_options: StaticOptions,
 }
 
 /// A booted `http.static`.
 pub struct StaticSite {
+    /// The entry id.
     pub id: String,
     mount: String,
     dir: Arc<Directory>,

@@ -40,6 +40,7 @@ type TakeoverFn = Box<dyn FnOnce(Socket) -> Pin<Box<dyn Future<Output = ()>>>>;
 /// An upgraded connection, handed over with its `101` encoded but not yet
 /// written, so that it can leave in one write with the first frames.
 pub struct Socket {
+    /// The connection.
     pub io: TcpStream,
     /// Bytes the client sent after its request head.
     pub read: BytesMut,
@@ -51,6 +52,7 @@ pub struct Socket {
 pub struct Takeover(TakeoverFn);
 
 impl Takeover {
+    /// A takeover that runs `run` with the upgraded socket.
     pub fn new<F, Fut>(run: F) -> Self
     where
         F: FnOnce(Socket) -> Fut + 'static,

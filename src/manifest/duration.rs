@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 pub struct ManifestDuration(pub Duration);
 
 impl ManifestDuration {
+    /// The duration.
     pub fn get(self) -> Duration {
         self.0
     }

@@ -43,10 +43,15 @@ impl Default for Lifecycle {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RestartPolicy {
+    /// The delay before the first restart.
     pub initial_delay: ManifestDuration,
+    /// The longest delay between restarts.
     pub max_delay: ManifestDuration,
+    /// The factor the delay grows by per restart.
     pub backoff: f64,
+    /// Restarts allowed per window before the service gives up.
     pub max_restarts: u32,
+    /// The window `max_restarts` counts in.
     pub window: ManifestDuration,
 }
 

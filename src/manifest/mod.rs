@@ -27,10 +27,15 @@ pub const VERSION: &str = "1.0";
 /// One problem in a manifest, with as much of its place as is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
+    /// The manifest file.
     pub file: String,
+    /// The entry id, if the error is about one.
     pub entry: Option<String>,
+    /// The entry's kind, if known.
     pub kind: Option<String>,
+    /// The field, if the error is about one.
     pub field: Option<String>,
+    /// What was expected and what was found.
     pub message: String,
 }
 
@@ -75,7 +80,9 @@ impl std::error::Error for ManifestErrors {}
 pub struct Entry {
     /// `<namespace>:<name>`.
     pub id: String,
+    /// The name within the namespace.
     pub name: String,
+    /// The kind string (`process.rust`, `http.service`, ...).
     pub kind: String,
     /// The entry's fields other than `name` and `kind`.
     pub fields: Mapping,
@@ -106,7 +113,9 @@ pub struct Manifest {
     pub file: String,
     /// The directory relative paths (`file://`, `directory:`) resolve against.
     pub base_dir: std::path::PathBuf,
+    /// The namespace of every entry id.
     pub namespace: String,
+    /// The entries, in file order.
     pub entries: Vec<Entry>,
 }
 

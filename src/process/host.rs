@@ -24,6 +24,7 @@ pub struct HostConfig {
     /// Worker threads; defaults to the number of cores.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Start and stop settings.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
     /// Where spawns run: `workers` (default; round-robin over this host's
@@ -51,8 +52,10 @@ impl HostConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Placement {
+    /// Spawns go to the host's own worker threads, round robin.
     #[default]
     Workers,
+    /// Spawns run on the spawning thread (an HTTP worker).
     Caller,
 }
 
@@ -70,6 +73,7 @@ pub struct RustEntryConfig {
     /// Fixed arguments passed to every instance (merged under spawn args).
     #[serde(default)]
     pub args: Option<serde_yaml::Value>,
+    /// Free-form metadata, kept as written.
     #[serde(default)]
     pub meta: Option<serde_yaml::Value>,
 }
@@ -79,6 +83,7 @@ const EXIT_LABELS: [&str; 6] = ["normal", "error", "panic", "killed", "shutdown"
 /// A booted `process.rust` entry: how to make an instance, what its code
 /// may use, and its counters.
 pub struct ProcessSpec {
+    /// The `process.rust` entry id.
     pub id: String,
     pub(crate) caps: Capabilities,
     pub(crate) factory: ProcessFactory,

@@ -80,7 +80,9 @@ impl From<bytes::Bytes> for Payload {
 pub struct Message {
     /// The sending process; `None` when sent from outside any process.
     pub from: Option<Pid>,
+    /// The topic.
     pub topic: Topic,
+    /// The payload.
     pub payload: Payload,
 }
 
@@ -90,7 +92,12 @@ pub enum Event {
     /// A message from another process (or from outside).
     Message(Message),
     /// A monitored process ended. Delivered exactly once per monitor.
-    Exit { from: Pid, reason: ExitReason },
+    Exit {
+        /// The process that ended.
+        from: Pid,
+        /// Why it ended.
+        reason: ExitReason,
+    },
     /// A timer set with [`ProcessContext::interval`] or [`ProcessContext::after`] fired.
     Timer(TimerId),
 }

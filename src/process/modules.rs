@@ -42,15 +42,25 @@ pub const MODULES: &[&str] = &[
 /// One runtime module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Module {
+    /// `json`: encode and decode.
     Json,
+    /// `logger`: the process log, tagged with the entry id.
     Logger,
+    /// `time`: clocks and timers.
     Time,
+    /// `crypto`: random bytes, digests, HMAC.
     Crypto,
+    /// `sql`: `db.sql.*` entries.
     Sql,
+    /// `store`: `store.*` entries.
     Store,
+    /// `security`: token stores, actors, policies.
     Security,
+    /// `http`: the request and response of a function call.
     Http,
+    /// `process`: spawn, send, monitor, names (a global).
     Process,
+    /// `channel`: channels and select (a global).
     Channel,
 }
 
@@ -91,16 +101,23 @@ impl Module {
 pub enum ModuleError {
     /// The entry does not list the module.
     Undeclared {
+        /// The entry whose code used the module.
         entry: String,
+        /// The module used.
         module: &'static str,
+        /// What the entry lists.
         declared: Vec<String>,
     },
     /// The module reaches no entry with this id (wrong id, or an entry of
     /// another kind).
     Unreachable {
+        /// The entry whose code asked.
         entry: String,
+        /// The module asked.
         module: &'static str,
+        /// The id asked for.
         id: String,
+        /// The ids the module does reach.
         reachable: Vec<String>,
     },
     /// A policy refused the operation.
@@ -109,8 +126,11 @@ pub enum ModuleError {
     Token(TokenError),
     /// The operation itself failed.
     Failed {
+        /// The entry whose code called.
         entry: String,
+        /// The module called.
         module: &'static str,
+        /// What went wrong.
         message: String,
     },
 }
@@ -374,18 +394,22 @@ pub struct Logger {
 }
 
 impl Logger {
+    /// Logs at debug level.
     pub fn debug(&self, msg: impl fmt::Display) {
         log::debug!("{msg} entry={}", self.entry);
     }
 
+    /// Logs at info level.
     pub fn info(&self, msg: impl fmt::Display) {
         log::info!("{msg} entry={}", self.entry);
     }
 
+    /// Logs at warn level.
     pub fn warn(&self, msg: impl fmt::Display) {
         log::warn!("{msg} entry={}", self.entry);
     }
 
+    /// Logs at error level.
     pub fn error(&self, msg: impl fmt::Display) {
         log::error!("{msg} entry={}", self.entry);
     }

@@ -36,7 +36,9 @@ const SHARDS: usize = 32;
 /// Where a message can go: a pid or a registered name.
 #[derive(Debug, Clone)]
 pub enum Target {
+    /// A process by pid.
     Pid(Pid),
+    /// A process by registered name.
     Name(String),
 }
 
@@ -137,6 +139,7 @@ impl std::error::Error for SpawnError {}
 /// cannot name a `Caller`: its context spawns as the process's own identity.
 #[derive(Debug, Clone, Copy)]
 pub enum Caller<'a> {
+    /// Code the registry started, or a test: no scope check.
     Trusted,
     /// Shared, not copied, into every process it spawns.
     Identity(&'a Arc<Identity>),
@@ -181,6 +184,7 @@ pub struct ProcessRef {
 }
 
 impl ProcessRef {
+    /// The pid this handle sends to.
     pub fn pid(&self) -> &Pid {
         &self.pid
     }
@@ -210,10 +214,15 @@ impl fmt::Debug for ProcessRef {
 /// Counts of what the node holds and has done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeStats {
+    /// Live processes.
     pub processes: usize,
+    /// Registered names.
     pub names: usize,
+    /// Monitors in place.
     pub monitors: usize,
+    /// Sends dropped because the recipient was dead or unknown.
     pub dropped_dead: u64,
+    /// Sends dropped because the recipient's mailbox was full.
     pub dropped_full: u64,
 }
 

@@ -27,6 +27,7 @@ pub struct ServiceConfig {
     pub process: String,
     /// The `process.host` to run it on.
     pub host: String,
+    /// Start, restart and dependency settings.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
     /// Arguments for the process.
@@ -78,6 +79,7 @@ pub struct ServiceHandle {
 }
 
 impl ServiceHandle {
+    /// A handle for a service not yet started.
     pub fn new(id: &str, config: &ServiceConfig, args: serde_json::Value) -> Self {
         let policy = config
             .lifecycle

@@ -47,6 +47,7 @@ impl Plan {
         self.steps.len()
     }
 
+    /// Whether the plan has no entries.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }

@@ -61,6 +61,7 @@ pub struct IdentityResolver {
 }
 
 impl IdentityResolver {
+    /// An identity source over its users database.
     pub fn new(config: &IdentityConfig, db: Arc<SqliteDb>) -> Self {
         IdentityResolver {
             db,

@@ -69,7 +69,9 @@ impl JwtConfig {
 /// The claims the gateway uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claims {
+    /// The user the token was issued to (`sub`-like).
     pub username: String,
+    /// Expiry, Unix seconds.
     pub exp: u64,
 }
 
@@ -101,11 +103,14 @@ fn numeric_date(value: Option<&serde_json::Value>) -> Result<Option<u64>, JwtErr
 /// Why a token was refused; the label goes to metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtError {
+    /// The token has expired.
     Expired,
+    /// The token is not valid; the text says why.
     Invalid(&'static str),
 }
 
 impl JwtError {
+    /// A short, bounded label for metrics and logs.
     pub fn label(self) -> &'static str {
         match self {
             JwtError::Expired => "expired",

@@ -59,12 +59,15 @@ pub mod actions {
 /// Who is acting.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Actor {
+    /// The actor id, e.g. `user:demo`.
     pub id: String,
+    /// Attributes such as `role` and `user_id`.
     #[serde(default)]
     pub meta: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Actor {
+    /// An actor with no attributes.
     pub fn new(id: impl Into<String>) -> Self {
         Actor {
             id: id.into(),
@@ -91,6 +94,7 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// A scope of these policies.
     pub fn new(policies: Vec<Arc<Policy>>) -> Self {
         Scope { policies }
     }
@@ -117,7 +121,9 @@ impl Scope {
 /// An actor with its scope: what a validated token gives a request.
 #[derive(Debug, Clone)]
 pub struct Identity {
+    /// Who is acting.
     pub actor: Actor,
+    /// What they may do.
     pub scope: Scope,
     /// What the issuer attached to the token (e.g. the API key it came from).
     pub meta: serde_json::Value,
@@ -143,8 +149,11 @@ impl Identity {
 /// what (action) and on what (resource).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied {
+    /// The actor that was refused.
     pub actor: String,
+    /// The action it asked for.
     pub action: String,
+    /// The resource it asked for it on.
     pub resource: String,
     /// The entry whose code asked; `None` for the embedding program.
     pub entry: Option<String>,

@@ -10,7 +10,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Effect {
+    /// The policy grants the actions.
     Allow,
+    /// The policy refuses the actions (deny wins over allow).
     Deny,
 }
 
@@ -18,8 +20,11 @@ pub enum Effect {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRules {
+    /// Actions, `*` wildcards allowed.
     pub actions: OneOrMany,
+    /// Resources (entry ids), `*` wildcards allowed.
     pub resources: OneOrMany,
+    /// Allow or deny.
     pub effect: Effect,
 }
 
@@ -44,9 +49,12 @@ impl OneOrMany {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
+    /// The rules.
     pub policy: PolicyRules,
+    /// The groups the policy belongs to.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Free-form metadata, kept as written.
     #[serde(default)]
     pub meta: Option<serde_yaml::Value>,
 }
@@ -54,14 +62,20 @@ pub struct PolicyConfig {
 /// A booted policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// The entry id.
     pub id: String,
+    /// Actions, `*` wildcards allowed.
     pub actions: Vec<String>,
+    /// Resources, `*` wildcards allowed.
     pub resources: Vec<String>,
+    /// Allow or deny.
     pub effect: Effect,
+    /// The groups the policy belongs to.
     pub groups: Vec<String>,
 }
 
 impl Policy {
+    /// A policy from its entry.
     pub fn new(id: &str, config: &PolicyConfig) -> Self {
         Policy {
             id: id.to_owned(),

@@ -58,6 +58,7 @@ pub struct TokenStoreConfig {
     /// grow memory without bound.
     #[serde(default)]
     pub max_tokens_per_actor: Option<usize>,
+    /// Start and stop settings.
     #[serde(default)]
     pub lifecycle: Option<crate::manifest::Lifecycle>,
 }
@@ -78,11 +79,13 @@ impl TokenStoreConfig {
 /// What a token stands for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
+    /// Who the token acts as.
     pub actor: Actor,
     /// Policy ids or policy group names.
     pub scope: Vec<String>,
     /// Unix seconds.
     pub expires_at: u64,
+    /// What the issuer attached (e.g. the API key id).
     #[serde(default)]
     pub meta: serde_json::Value,
 }
@@ -97,10 +100,12 @@ pub enum TokenError {
     BadTag,
     /// Revoked or never issued.
     Unknown,
+    /// Past `expires_at`.
     Expired,
 }
 
 impl TokenError {
+    /// A short, bounded label for metrics and logs.
     pub fn label(self) -> &'static str {
         match self {
             TokenError::Malformed => "malformed",

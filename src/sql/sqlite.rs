@@ -26,6 +26,7 @@ use crate::manifest::{Lifecycle, ManifestDuration};
 pub struct SqliteConfig {
     /// The database file, relative to the manifest's directory.
     pub file: String,
+    /// Start and stop settings.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
     /// How long a writer waits for a lock (default 5s).
@@ -43,7 +44,9 @@ pub struct SqliteConfig {
 /// A database error, naming the database.
 #[derive(Debug)]
 pub struct SqlError {
+    /// The `db.sql.sqlite` entry id.
     pub db: String,
+    /// SQLite's message.
     pub message: String,
 }
 

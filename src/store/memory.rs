@@ -16,6 +16,7 @@ use crate::manifest::{Lifecycle, ManifestDuration};
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryStoreConfig {
+    /// Start and stop settings.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
     /// How often expired keys are reclaimed (default 1s).
@@ -161,6 +162,7 @@ impl MemoryStore {
         self.lock().len()
     }
 
+    /// Whether the store holds no keys.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -7,6 +7,7 @@ mod support;
 mod browser;
 mod cli;
 mod hardening;
+mod harness;
 mod http_api;
 mod limits;
 mod relay_security;

@@ -5,6 +5,7 @@
 mod support;
 
 mod capabilities;
+mod jobs;
 mod manifest;
 mod probe;
 mod processes;

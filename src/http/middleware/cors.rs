@@ -13,6 +13,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::super::Options;
 use super::parse_bool;
 
+/// The option keys this middleware reads.
 pub const OPTION_KEYS: &[&str] = &[
     "cors.allow.origins",
     "cors.allow.methods",
@@ -38,6 +39,7 @@ pub struct Cors {
 }
 
 impl Cors {
+    /// Reads the `cors.*` options; the error is `(field, message)`.
     pub fn from_options(o: &Options) -> Result<Self, (String, String)> {
         let origins = o
             .list("cors.allow.origins")

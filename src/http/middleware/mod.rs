@@ -10,8 +10,11 @@ pub mod websocket_relay;
 
 use super::Options;
 
+/// The `cors` middleware name.
 pub const CORS: &str = "cors";
+/// The `token_auth` middleware name.
 pub const TOKEN_AUTH: &str = "token_auth";
+/// The `websocket_relay` post-middleware name.
 pub const WEBSOCKET_RELAY: &str = "websocket_relay";
 
 /// Middleware that run before the endpoint.

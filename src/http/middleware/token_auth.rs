@@ -18,6 +18,7 @@ use super::super::Options;
 use crate::metrics::Metrics;
 use crate::security::{Identity, TokenStore};
 
+/// The option keys this middleware reads.
 pub const OPTION_KEYS: &[&str] = &[
     "token_auth.store",
     "token_auth.header.name",
@@ -30,8 +31,11 @@ pub const OPTION_KEYS: &[&str] = &[
 /// an identity is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {
+    /// The `Authorization` header (or the configured one).
     Header,
+    /// The `x-auth-token` query parameter (or the configured one).
     Query,
+    /// The `x-auth-token` cookie (or the configured one).
     Cookie,
 }
 
@@ -62,6 +66,7 @@ pub struct TokenAuth {
 }
 
 impl TokenAuth {
+    /// The middleware from its options and resolved token store.
     pub fn new(o: &Options, store: Arc<TokenStore>) -> Self {
         TokenAuth {
             store,

@@ -70,12 +70,18 @@ use crate::process::{Node, Pid};
 
 /// The response header an endpoint sets to ask for a relay.
 pub const RELAY_HEADER: &str = "X-WS-Relay";
+/// Relay to handler: a client connected `{client_pid, metadata}`.
 pub const TOPIC_JOIN: &str = "ws.join";
+/// Relay to handler: a frame `{type, data}`.
 pub const TOPIC_MESSAGE: &str = "ws.message";
+/// Relay to handler: the connection ended `{client_pid, metadata, reason}`.
 pub const TOPIC_LEAVE: &str = "ws.leave";
+/// Handler to client pid: write a frame `{type, data}` (or shared bytes).
 pub const TOPIC_SEND: &str = "ws.send";
+/// Handler to client pid: close `{code, reason}`.
 pub const TOPIC_CLOSE: &str = "ws.close";
 
+/// The option keys this post-middleware reads.
 pub const OPTION_KEYS: &[&str] = &[
     "wsrelay.allowed.origins",
     "wsrelay.allow_missing_origin",
@@ -103,16 +109,22 @@ pub const DEFAULT_FRAMES_PER_MESSAGE: usize = 10;
 pub struct RelayConfig {
     /// `None` allows any origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// Whether a handshake without `Origin` is accepted.
     pub allow_missing_origin: bool,
+    /// The largest inbound message, in bytes (1009 past it).
     pub max_message_size: usize,
+    /// Frames queued per client before conflation starts.
     pub queue_size: usize,
+    /// Frames a client may fall behind before it is closed with 1008.
     pub max_lag: usize,
+    /// Inbound messages per second before the client is closed with 1008.
     pub max_messages_per_second: usize,
     /// Frames of any kind per second; default ten times the message rate.
     pub max_frames_per_second: usize,
 }
 
 impl RelayConfig {
+    /// Reads the `wsrelay.*` options; the error is `(field, message)`.
     pub fn from_options(o: &Options) -> Result<Self, (String, String)> {
         let size = |key: &str, default: usize| match o.get(key) {
             Some(v) => parse_usize(key, v).map(|n| n.max(1)),
@@ -202,7 +214,9 @@ fn same_origin(origin: &str, host: &str) -> bool {
 /// The parsed `X-WS-Relay` header.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayTarget {
+    /// The handler process for the connection.
     pub target_pid: Pid,
+    /// Passed to the handler in `ws.join` and `ws.leave`.
     pub metadata: Value,
 }
 
