@@ -10,8 +10,6 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::process::{Node, ProcessSpec, ServiceHandle};
-
 /// Which side ended a WebSocket connection (`by` on `rippy_ws_closed_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClosedBy {
@@ -56,6 +54,15 @@ pub struct Metrics {
     pub(crate) ws_frames_sent: AtomicU64,
     gauges: Mutex<BTreeMap<&'static str, (&'static str, Arc<AtomicI64>)>>,
     families: Mutex<Vec<Family>>,
+    collectors: Mutex<Vec<Arc<dyn Collector>>>,
+}
+
+/// A part of the exposition that another layer owns and renders itself
+/// (the process table's families, say): metrics stays a leaf that imports
+/// nothing of the runtime.
+pub trait Collector: Send + Sync {
+    /// Appends this part's families (see [`header`]) to `out`.
+    fn collect(&self, out: &mut String);
 }
 
 #[derive(Clone)]
@@ -314,73 +321,25 @@ impl Metrics {
         h
     }
 
+    /// Adds a part of the exposition another layer owns (rendered first,
+    /// in the order added).
+    pub fn add_collector(&self, collector: Arc<dyn Collector>) {
+        self.collectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(collector);
+    }
+
     /// The whole exposition text.
-    pub fn render(&self, node: &Node) -> String {
+    pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let mut specs = node.components().all::<ProcessSpec>();
-        specs.sort_by(|a, b| a.0.cmp(&b.0));
-        header(
-            &mut out,
-            "rippy_processes",
-            "gauge",
-            "Live processes per process entry.",
-        );
-        for (id, s) in &specs {
-            let _ = writeln!(out, "rippy_processes{{entry=\"{id}\"}} {}", s.live());
-        }
-        header(
-            &mut out,
-            "rippy_process_spawns_total",
-            "counter",
-            "Processes spawned per process entry.",
-        );
-        for (id, s) in &specs {
-            let _ = writeln!(
-                out,
-                "rippy_process_spawns_total{{entry=\"{id}\"}} {}",
-                s.spawns()
-            );
-        }
-        header(
-            &mut out,
-            "rippy_process_exits_total",
-            "counter",
-            "Process exits per entry and reason.",
-        );
-        for (id, s) in &specs {
-            for (reason, n) in s.exits() {
-                let _ = writeln!(
-                    out,
-                    "rippy_process_exits_total{{entry=\"{id}\",reason=\"{reason}\"}} {n}"
-                );
-            }
-        }
-        let mut services = node.components().all::<ServiceHandle>();
-        services.sort_by(|a, b| a.0.cmp(&b.0));
-        header(
-            &mut out,
-            "rippy_service_restarts_total",
-            "counter",
-            "Service restarts after failures.",
-        );
-        for (id, s) in &services {
-            let _ = writeln!(
-                out,
-                "rippy_service_restarts_total{{service=\"{id}\"}} {}",
-                s.restarts()
-            );
-        }
-        header(
-            &mut out,
-            "rippy_messages_dropped_total",
-            "counter",
-            "Messages dropped, by reason.",
-        );
-        for (reason, n) in node.dropped() {
-            let _ = writeln!(
-                out,
-                "rippy_messages_dropped_total{{reason=\"{reason}\"}} {n}"
-            );
+        let collectors = self
+            .collectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for collector in collectors {
+            collector.collect(&mut out);
         }
         header(
             &mut out,
@@ -462,7 +421,8 @@ impl Metrics {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+/// Writes the `# HELP` and `# TYPE` lines of a family.
+pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }

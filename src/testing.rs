@@ -373,7 +373,7 @@ impl TestApp {
 
     /// The metrics in Prometheus text format, as `GET /metrics` serves them.
     pub fn metrics_text(&self) -> String {
-        self.node().metrics().render(self.node())
+        self.node().metrics().render()
     }
 
     /// The value of one series, named as it is rendered, labels included:

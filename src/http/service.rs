@@ -542,7 +542,7 @@ fn build_app(
         .route("/metrics", {
             let service = service.clone();
             web::get().to(move || {
-                let body = service.node.metrics().render(&service.node);
+                let body = service.node.metrics().render();
                 async move {
                     HttpResponse::Ok()
                         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -240,7 +240,7 @@ pub struct Node {
 impl Node {
     /// A node whose spawns look entries up in `components`.
     pub fn new(components: Arc<Components>) -> Arc<Self> {
-        Arc::new(Node {
+        let node = Arc::new(Node {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             names: RwLock::new(HashMap::new()),
             components,
@@ -248,7 +248,12 @@ impl Node {
             dropped_dead: AtomicU64::new(0),
             dropped_full: AtomicU64::new(0),
             dropped_conflated: AtomicU64::new(0),
-        })
+        });
+        node.metrics
+            .add_collector(Arc::new(super::exposition::ProcessCollector {
+                node: Arc::downgrade(&node),
+            }));
+        node
     }
 
     /// The booted entries this node resolves ids against (for the embedding

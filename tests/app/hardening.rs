@@ -25,7 +25,7 @@ pub(crate) fn addr(app: &App) -> String {
 }
 
 pub(crate) fn metric(app: &App, line_prefix: &str) -> f64 {
-    let text = app.node().metrics().render(app.node());
+    let text = app.node().metrics().render();
     text.lines()
         .find(|l| l.starts_with(line_prefix))
         .and_then(|l| l.rsplit(' ').next())

@@ -142,7 +142,7 @@ async fn one_address_cannot_hold_more_connections_than_its_cap() {
     let refused = app
         .node()
         .metrics()
-        .render(app.node())
+        .render()
         .lines()
         .any(|l| l.starts_with("rippy_http_connections_refused_total{server=\"app:gateway\",reason=\"per_address_cap\"} 1"));
     assert!(refused, "the refusal is counted");

@@ -345,7 +345,7 @@ async fn close_codes_are_counted_by_side_under_a_bounded_set_of_labels() {
             && closed(&app, "server", "1009") == 1.0
     })
     .await;
-    let text = app.node().metrics().render(app.node());
+    let text = app.node().metrics().render();
     assert!(
         !text.contains("4321"),
         "a client's code became a label:\n{text}"

@@ -172,7 +172,7 @@ async fn a_spawn_the_scope_denies_names_action_resource_actor_and_entry_and_is_c
         ],
     );
     assert_eq!(rt.denials("process.spawn", "t:probe"), 1);
-    let text = rt.node().metrics().render(rt.node());
+    let text = rt.node().metrics().render();
     assert!(
         text.contains(r#"rippy_denials_total{action="process.spawn",entry="t:probe"} 1"#),
         "{text}"

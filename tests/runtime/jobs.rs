@@ -187,7 +187,7 @@ async fn shutdown_stops_the_queue_and_its_workers_without_replacing_them() {
     app.shutdown().await;
     assert_eq!(mailbox.recv_exit(&queue).await, Ok(ExitReason::Shutdown));
     assert!(node.pids_on("jobs:processes").is_empty());
-    let metrics = node.metrics().render(&node);
+    let metrics = node.metrics().render();
     assert!(
         metrics.contains("rippy_process_spawns_total{entry=\"jobs:worker\"} 3\n"),
         "{metrics}"
