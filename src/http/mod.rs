@@ -21,8 +21,10 @@
 //! per-connection state or buffers.
 
 mod admission;
+mod app;
 mod endpoint;
 mod error;
+mod listener;
 pub mod middleware;
 mod options;
 mod router;

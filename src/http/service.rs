@@ -18,13 +18,14 @@ use actix_service::{
     IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config,
 };
 use actix_web::dev::{AppConfig, ServerHandle};
-use actix_web::http::Method;
-use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::admission::{self, Admission};
+use super::app::{Routes, build_app};
+use super::listener::{admit, listen, split_addr};
 use super::upgrade::Upgraded;
-use super::{BodyDeadlines, Endpoint, HttpError, StaticSite};
+use super::{Endpoint, StaticSite};
 use crate::manifest::{ByteSize, Lifecycle, ManifestDuration};
 use crate::process::{Node, Pid};
 
@@ -95,22 +96,6 @@ impl HttpServiceConfig {
     }
 }
 
-/// Splits `host:port` (`[v6]:port`, or Go's `:port`), checking the port.
-fn split_addr(addr: &str) -> Result<(&str, u16), String> {
-    let expected = || {
-        format!(
-            "expected host:port (127.0.0.1:8081, [::1]:8081, localhost:8081) or :port for every interface, found {addr:?}"
-        )
-    };
-    let (host, port) = addr.rsplit_once(':').ok_or_else(expected)?;
-    let port: u16 = port.parse().map_err(|_| expected())?;
-    let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
-    if host.contains(':') && !bracketed || host.contains(char::is_whitespace) {
-        return Err(expected());
-    }
-    Ok((host, port))
-}
-
 /// Default deadline for a whole request body.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default longest pause inside a request body.
@@ -135,8 +120,8 @@ pub trait Mount: Send + Sync {
 /// A booted `http.service`.
 pub struct HttpService {
     id: Arc<str>,
-    config: HttpServiceConfig,
-    node: Arc<Node>,
+    pub(super) config: HttpServiceConfig,
+    pub(super) node: Arc<Node>,
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
     statics: Mutex<Vec<Arc<StaticSite>>>,
     mounts: Mutex<Vec<Arc<dyn Mount>>>,
@@ -168,14 +153,6 @@ pub(crate) struct RouteWiring {
     pub node: Arc<Node>,
     pub max_body: usize,
     pub clients: Arc<ClientPids>,
-}
-
-struct Routes {
-    /// Endpoints grouped by full path, in declaration order.
-    by_path: BTreeMap<String, Vec<Arc<Endpoint>>>,
-    /// Longest mount first.
-    statics: Vec<Arc<StaticSite>>,
-    mounts: Vec<Arc<dyn Mount>>,
 }
 
 impl HttpService {
@@ -414,191 +391,4 @@ impl HttpService {
             handle.stop(true).await;
         }
     }
-}
-
-/// Wraps a server's TCP service: each connection first takes a slot for its
-/// peer address (see `admission`), held until the HTTP layer lets go of the
-/// connection; one over the cap gets the fixed 429 and is closed.
-fn admit<F>(
-    admission: Arc<Admission>,
-    http: F,
-) -> impl ServiceFactory<
-    actix_web::rt::net::TcpStream,
-    Config = (),
-    Response = (),
-    Error = F::Error,
-    InitError = F::InitError,
->
-where
-    F: ServiceFactory<actix_web::rt::net::TcpStream, Config = (), Response = ()>,
-    F::Service: 'static,
-{
-    actix_service::apply_fn_factory(http, move |stream: actix_web::rt::net::TcpStream, http| {
-        let slot = match stream.peer_addr() {
-            Ok(peer) => admission.admit(peer.ip()),
-            Err(_) => None, // already gone
-        };
-        let served = match slot {
-            Some(_) => Some(actix_service::Service::call(http, stream)),
-            None => {
-                admission.refused();
-                // Best effort, without waiting: the socket's buffer is empty.
-                // A direct write (tokio's try_write would wait for a
-                // readiness event that a new socket has not had yet).
-                if let Ok(mut stream) = stream.into_std() {
-                    let _ = std::io::Write::write(&mut stream, admission::REFUSAL);
-                }
-                None
-            }
-        };
-        async move {
-            let _slot = slot;
-            match served {
-                Some(served) => served.await,
-                None => Ok(()),
-            }
-        }
-    })
-}
-
-/// Listening sockets for every address `addr` (`host:port`) resolves to, as
-/// actix-web's `HttpServer::bind` does, with a backlog that absorbs bursts of
-/// thousands of connects. Port 0 on a name that resolves twice gets one port
-/// per address.
-fn listen(addr: &str) -> std::io::Result<Vec<std::net::TcpListener>> {
-    use std::net::ToSocketAddrs;
-    let mut listeners = Vec::new();
-    let mut last_error = None;
-    for addr in addr.to_socket_addrs()? {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        match socket.bind(addr).and_then(|()| socket.listen(4096)) {
-            Ok(listener) => listeners.push(listener.into_std()?),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    match (listeners.is_empty(), last_error) {
-        (true, Some(e)) => Err(e),
-        (true, None) => Err(std::io::Error::other("the address resolves to nothing")),
-        (false, _) => Ok(listeners),
-    }
-}
-
-fn build_app(
-    service: Arc<HttpService>,
-    routes: Arc<Routes>,
-) -> App<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    // gzip when the client accepts it; a response that already has a
-    // Content-Encoding (an upstream's) or is an upgrade passes untouched.
-    let header_limit = service
-        .config
-        .max_header_size
-        .map_or(DEFAULT_MAX_HEADER_SIZE, |b| b.0);
-    let deadlines = BodyDeadlines {
-        total: service
-            .config
-            .body_timeout
-            .map_or(DEFAULT_BODY_TIMEOUT, |d| d.get()),
-        idle: service
-            .config
-            .body_idle_timeout
-            .map_or(DEFAULT_BODY_IDLE_TIMEOUT, |d| d.get()),
-    };
-    let mut app = App::new()
-        .app_data(deadlines)
-        .wrap(actix_web::middleware::Compress::default())
-        .wrap(actix_web::middleware::from_fn(
-            move |req: actix_web::dev::ServiceRequest,
-                  next: actix_web::middleware::Next<_>| async move {
-                let size: usize = req
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| k.as_str().len() + v.len() + 4)
-                    .sum();
-                if size > header_limit {
-                    let res = HttpError::HeadersTooLarge { limit: header_limit }.error_response();
-                    return Ok(req.into_response(res).map_into_right_body());
-                }
-                next.call(req).await.map(|r| r.map_into_left_body())
-            },
-        ))
-        .route(
-            "/healthz",
-            web::get()
-                .to(|| async { HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })) }),
-        )
-        .route("/metrics", {
-            let service = service.clone();
-            web::get().to(move || {
-                let body = service.node.metrics().render();
-                async move {
-                    HttpResponse::Ok()
-                        .content_type("text/plain; version=0.0.4; charset=utf-8")
-                        .body(body)
-                }
-            })
-        });
-    for (path, endpoints) in &routes.by_path {
-        let mut allow: Vec<String> = endpoints.iter().map(|e| e.method.to_string()).collect();
-        let cors_router = endpoints
-            .iter()
-            .find(|e| e.router.has_cors())
-            .map(|e| e.router.clone());
-        if cors_router.is_some() {
-            allow.push("OPTIONS".into());
-        }
-        let allow = allow.join(", ");
-        let mut resource = web::resource(path.as_str());
-        for endpoint in endpoints {
-            let endpoint = endpoint.clone();
-            resource = resource.route(web::method(endpoint.method.clone()).to(
-                move |req: HttpRequest, payload: web::Payload| {
-                    let endpoint = endpoint.clone();
-                    async move { endpoint.router.dispatch(&endpoint, req, payload).await }
-                },
-            ));
-        }
-        if let Some(router) = cors_router {
-            let allow = allow.clone();
-            resource = resource.route(web::method(Method::OPTIONS).to(move |req: HttpRequest| {
-                let res = router.preflight(&req, &allow);
-                async move { res }
-            }));
-        }
-        resource = resource.default_service(web::to(move || {
-            let allow = allow.clone();
-            async move { HttpError::MethodNotAllowed { allow }.error_response() }
-        }));
-        app = app.service(resource);
-    }
-    app.default_service(web::to(move |req: HttpRequest, payload: web::Payload| {
-        let routes = routes.clone();
-        async move {
-            let path = req.uri().path().to_owned();
-            if let Some(mount) = routes.mounts.iter().find(|m| m.matches(&path)) {
-                return mount.handle(req, payload).await;
-            }
-            for site in &routes.statics {
-                if let Some(rel) = site.relative(&path) {
-                    return site.serve(&req, rel).await;
-                }
-            }
-            match routes.mounts.first() {
-                Some(mount) => mount.handle(req, payload).await,
-                None => HttpError::NotFound.error_response(),
-            }
-        }
-    }))
 }
