@@ -12,7 +12,7 @@ use super::support::within;
 
 fn service(name: &str, args: &str, restart: &str) -> String {
     format!(
-        "  - name: {name}\n    kind: process.service\n    process: t:probe\n    host: t:host\n    args: {args}\n    lifecycle:\n      restart: {restart}\n"
+        "  - name: {name}\n    kind: process.service\n    process: t:probe\n    host: t:host\n    args: {args}\n    lifecycle:\n      auto_start: true\n      restart: {restart}\n"
     )
 }
 
