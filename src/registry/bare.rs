@@ -20,14 +20,27 @@ use crate::manifest::{Manifest, is_name};
 /// What was written at each rewritten field: `(entry id, field) -> name`.
 pub(super) type Written = HashMap<(String, String), String>;
 
+/// An entry's kind and decoded config.
+type Decoded = (&'static dyn kinds::Kind, Box<dyn Any + Send + Sync>);
+
 /// Keys that the config types accept under another name (serde aliases):
 /// a reference reported at `args.x` may be written under `input`.
 const ALIASES: &[(&str, &str)] = &[("args", "input")];
 
 /// Rewrites bare references in `manifest` to full ids.
-pub(super) fn resolve(mut manifest: Manifest, catalog: &Catalog) -> (Manifest, Written) {
+///
+/// Two passes: some references are only known once another is resolved (the
+/// args a service passes are declared by the code its `process` names).
+pub(super) fn resolve(manifest: Manifest, catalog: &Catalog) -> (Manifest, Written) {
+    let (manifest, mut written) = pass(manifest, catalog);
+    let (manifest, more) = pass(manifest, catalog);
+    written.extend(more);
+    (manifest, written)
+}
+
+fn pass(mut manifest: Manifest, catalog: &Catalog) -> (Manifest, Written) {
     let file = manifest.file.clone();
-    let decoded: Vec<Option<(&'static dyn kinds::Kind, Box<dyn Any + Send + Sync>)>> = manifest
+    let decoded: Vec<Option<Decoded>> = manifest
         .entries
         .iter()
         .map(|e| {
