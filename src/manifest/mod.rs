@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 pub use duration::{ManifestDuration, parse_duration};
-pub use lifecycle::{Lifecycle, RestartPolicy};
+pub use lifecycle::{Lifecycle, RestartPolicy, Startup};
 pub use size::{ByteSize, parse_size};
 
 /// The only manifest version understood.
@@ -365,6 +365,12 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 128
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Whether `s` is a bare name (an entry's `name`, or a namespace): letters,
+/// digits, `_`, `-`, `.`.
+pub fn is_name(s: &str) -> bool {
+    valid_name(s)
 }
 
 /// Whether `s` has the form of an entry id, `<namespace>:<name>`.

@@ -18,7 +18,8 @@ use super::{
 };
 use crate::security::Identity;
 
-/// Events a process may have queued before further sends are dropped.
+/// Events a process may have queued before further sends are dropped, unless
+/// its host sets `host.queue_size`.
 pub(crate) const MAILBOX_CAPACITY: usize = 100_000;
 
 /// What the actor is told through its actix mailbox.
@@ -199,6 +200,8 @@ impl Handler<Command> for ProcessActor {
 pub(crate) struct ActorMailbox {
     pub addr: Addr<ProcessActor>,
     pub queued: Arc<AtomicUsize>,
+    /// The most events queued at once.
+    pub capacity: usize,
 }
 
 impl Mailbox for ActorMailbox {
@@ -206,7 +209,7 @@ impl Mailbox for ActorMailbox {
         if !self.addr.connected() {
             return Err(Refused::Dead);
         }
-        if self.queued.fetch_add(1, Ordering::Relaxed) >= MAILBOX_CAPACITY {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(Refused::Full);
         }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use actix::{Addr, Arbiter, ArbiterHandle, Context};
 use serde::Deserialize;
 
-use super::actor::{ActorMailbox, ProcessActor};
+use super::actor::{ActorMailbox, MAILBOX_CAPACITY, ProcessActor};
 use super::modules::Capabilities;
 use super::{ExitReason, Node, Pid, ProcessFactory, SpawnError};
 use crate::manifest::Lifecycle;
@@ -33,18 +33,55 @@ pub struct HostConfig {
     /// beside its socket and their messages never cross threads).
     #[serde(default)]
     pub placement: Placement,
+    /// Wippy's nested form: `host: { workers, queue_size }`.
+    #[serde(default)]
+    pub host: Option<HostTuning>,
+}
+
+/// `process.host`'s nested `host` block, as Wippy writes it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostTuning {
+    /// Worker threads; the same as the flat `workers`.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// The most events one process on this host may have queued before
+    /// further sends are refused (default 100000). Wippy's host-wide run
+    /// queue has no counterpart here: actix arbiters queue without bound.
+    #[serde(default)]
+    pub queue_size: Option<usize>,
 }
 
 impl HostConfig {
     /// Load-time checks: `(field, message)` pairs.
     pub fn check(&self) -> Vec<(String, String)> {
-        match self.workers {
-            Some(0) => vec![(
-                "workers".into(),
-                "expected at least 1 worker, found 0".into(),
-            )],
-            _ => Vec::new(),
+        let mut errors = Vec::new();
+        let nested = self.host.as_ref();
+        if self.workers.is_some() && nested.is_some_and(|h| h.workers.is_some()) {
+            errors.push((
+                "host.workers".into(),
+                "workers is given twice; write either workers or host.workers".into(),
+            ));
         }
+        for (field, n) in [
+            ("workers", self.workers),
+            ("host.workers", nested.and_then(|h| h.workers)),
+            ("host.queue_size", nested.and_then(|h| h.queue_size)),
+        ] {
+            if n == Some(0) {
+                errors.push((field.into(), "expected at least 1, found 0".into()));
+            }
+        }
+        if let Some(l) = &self.lifecycle {
+            errors.extend(l.check());
+        }
+        errors
+    }
+
+    /// Worker threads, from `workers` or `host.workers`.
+    pub fn worker_count(&self) -> Option<usize> {
+        self.workers
+            .or_else(|| self.host.as_ref().and_then(|h| h.workers))
     }
 }
 
@@ -165,13 +202,14 @@ pub struct ProcessHost {
     next_worker: AtomicUsize,
     next_pid: AtomicU64,
     placement: Placement,
+    queue_size: usize,
 }
 
 impl ProcessHost {
     /// Starts the worker threads. Must run inside an actix system.
     pub fn start(id: &str, config: &HostConfig) -> Self {
         let workers = config
-            .workers
+            .worker_count()
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
         let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
@@ -183,6 +221,11 @@ impl ProcessHost {
             next_worker: AtomicUsize::new(0),
             next_pid: AtomicU64::new(0),
             placement: config.placement,
+            queue_size: config
+                .host
+                .as_ref()
+                .and_then(|h| h.queue_size)
+                .unwrap_or(MAILBOX_CAPACITY),
         }
     }
 
@@ -217,6 +260,7 @@ impl ProcessHost {
         let mailbox = ActorMailbox {
             addr: Addr::new(tx),
             queued: queued.clone(),
+            capacity: self.queue_size,
         };
         node.insert(
             pid.clone(),

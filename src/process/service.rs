@@ -3,13 +3,16 @@
 //!
 //! A supervisor process (trusted, on the service's host) spawns and monitors
 //! the child. On a failure exit (error, panic, killed) it waits the policy's
-//! backoff and spawns again; past `max_restarts` within `window` it gives up.
-//! A normal exit is final. On shutdown it forwards the request to the child,
-//! waits for its EXIT, then ends.
+//! backoff (spread by `jitter`) and spawns again; past the restart limit
+//! (`max_restarts`, or Wippy's `max_attempts` where 0 is unlimited) within
+//! `window` it gives up. A child that ran `stable_threshold` or longer before
+//! failing clears the window's history first. A normal exit is final. On
+//! shutdown it forwards the request to the child, waits for its EXIT, then
+//! ends; the registry kills it past `stop_timeout`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -30,27 +33,26 @@ pub struct ServiceConfig {
     /// Start, restart and dependency settings.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
-    /// Arguments for the process.
-    #[serde(default)]
+    /// Arguments for the process (Wippy's `input`: a list is passed as the
+    /// argument list, a mapping as the argument object).
+    #[serde(default, alias = "input")]
     pub args: Option<serde_yaml::Value>,
 }
 
 impl ServiceConfig {
     /// Load-time checks: `(field, message)` pairs.
     pub fn check(&self) -> Vec<(String, String)> {
-        match self.lifecycle.as_ref().and_then(|l| l.restart.as_ref()) {
-            Some(r) if r.backoff < 1.0 || !r.backoff.is_finite() => vec![(
-                "lifecycle.restart.backoff".into(),
-                format!("expected a factor of at least 1.0, found {}", r.backoff),
-            )],
-            _ => Vec::new(),
-        }
+        self.lifecycle
+            .as_ref()
+            .map(Lifecycle::check)
+            .unwrap_or_default()
     }
 }
 
 #[derive(Default)]
 struct ServiceState {
     child: Option<Pid>,
+    child_started: Option<Instant>,
     supervisor: Option<Pid>,
     restarts: u64,
     recent: VecDeque<Instant>,
@@ -63,6 +65,8 @@ struct Shared {
     host: String,
     args: serde_json::Value,
     policy: RestartPolicy,
+    stable_threshold: Option<Duration>,
+    stop_timeout: Option<Duration>,
     state: Mutex<ServiceState>,
 }
 
@@ -81,11 +85,8 @@ pub struct ServiceHandle {
 impl ServiceHandle {
     /// A handle for a service not yet started.
     pub fn new(id: &str, config: &ServiceConfig, args: serde_json::Value) -> Self {
-        let policy = config
-            .lifecycle
-            .as_ref()
-            .and_then(|l| l.restart.clone())
-            .unwrap_or_default();
+        let lifecycle = config.lifecycle.clone().unwrap_or_default();
+        let policy = lifecycle.restart.clone().unwrap_or_default();
         ServiceHandle {
             shared: Arc::new(Shared {
                 id: id.to_owned(),
@@ -93,6 +94,8 @@ impl ServiceHandle {
                 host: config.host.clone(),
                 args,
                 policy,
+                stable_threshold: lifecycle.stable_threshold.map(|d| d.get()),
+                stop_timeout: lifecycle.stop_timeout.map(|d| d.get()),
                 state: Mutex::default(),
             }),
         }
@@ -143,6 +146,11 @@ impl ServiceHandle {
         self.shared.state().restarts
     }
 
+    /// How long shutdown waits for this service before killing it.
+    pub fn stop_timeout(&self) -> Option<Duration> {
+        self.shared.stop_timeout
+    }
+
     /// Whether the service stopped restarting after too many failures.
     pub fn given_up(&self) -> bool {
         self.shared.state().given_up
@@ -160,7 +168,9 @@ impl Supervisor {
         let pid = ctx
             .spawn_monitored(&s.process, &s.host, s.args.clone())
             .map_err(|e| format!("service {} cannot start: {e}", s.id))?;
-        s.state().child = Some(pid);
+        let mut st = s.state();
+        st.child = Some(pid);
+        st.child_started = Some(Instant::now());
         Ok(Flow::Continue)
     }
 }
@@ -187,6 +197,12 @@ impl Process for Supervisor {
                 }
                 let now = Instant::now();
                 let mut st = s.state();
+                let ran = st.child_started.map(|t| now.duration_since(t));
+                if let (Some(ran), Some(stable)) = (ran, s.stable_threshold)
+                    && ran >= stable
+                {
+                    st.recent.clear();
+                }
                 while st
                     .recent
                     .front()
@@ -194,7 +210,10 @@ impl Process for Supervisor {
                 {
                     st.recent.pop_front();
                 }
-                if st.recent.len() as u32 >= s.policy.max_restarts {
+                if s.policy
+                    .limit()
+                    .is_some_and(|limit| st.recent.len() as u32 >= limit)
+                {
                     st.given_up = true;
                     log::error!(
                         "service gave up service={} restarts_in_window={} window={} last_reason={:?}",
@@ -206,7 +225,9 @@ impl Process for Supervisor {
                     return Ok(Flow::Stop);
                 }
                 st.recent.push_back(now);
-                let delay = s.policy.delay(st.recent.len() as u32);
+                let delay = s
+                    .policy
+                    .jittered_delay(st.recent.len() as u32, rand::random::<f64>());
                 drop(st);
                 log::warn!(
                     "service failed, restarting service={} reason={:?} delay_ms={}",

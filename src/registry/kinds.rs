@@ -339,8 +339,8 @@ fn no_check<T>(_: &T, _: &CheckContext<'_>) -> Vec<(String, String)> {
 fn depends_on(lifecycle: &Option<Lifecycle>) -> Vec<Reference> {
     lifecycle
         .iter()
-        .flat_map(|l| l.depends_on.iter().enumerate())
-        .map(|(i, id)| reference(format!("lifecycle.depends_on[{i}]"), id, &[]))
+        .flat_map(|l| l.dependencies())
+        .map(|(field, id)| reference(field, id, &[]))
         .collect()
 }
 
@@ -484,7 +484,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             },
             |b, e, c| {
                 let service = ServiceHandle::new(&e.id, c, args_json(&c.args)?);
-                let auto_start = c.lifecycle.as_ref().is_none_or(|l| l.auto_start);
+                let auto_start = c.lifecycle.as_ref().is_some_and(|l| l.auto_start);
                 b.insert(e, Arc::new(service.clone()));
                 if auto_start {
                     service.start(b.node).map_err(fail)?;

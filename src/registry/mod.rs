@@ -5,8 +5,12 @@
 //! kinds, bad fields, dangling references (a reference to an entry of the
 //! wrong kind counts as dangling), missing catalog code, and dependency
 //! cycles, each naming the entry and field. Boot then cannot fail on the
-//! manifest's shape, only on the world (a port in use, an unreadable file).
+//! manifest's shape, only on the world (a port in use, an unreadable file);
+//! such a failure of an entry with `lifecycle.startup: optional` is logged
+//! and boot goes on without it. Bare references (`server: gateway`) are
+//! first resolved in the entry's namespace ([`bare`]).
 
+mod bare;
 mod graph;
 pub mod kinds;
 
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::Catalog;
 use crate::component::{Components, LookupError};
 use crate::http::HttpService;
-use crate::manifest::{Entry, Manifest, ManifestError, ManifestErrors, is_entry_id};
+use crate::manifest::{Entry, Manifest, ManifestError, ManifestErrors, Startup, is_entry_id};
 use crate::process::{Node, Pid, ProcessHost, ServiceHandle};
 
 /// A manifest that passed validation: entries with decoded configs, in boot order.
@@ -103,11 +107,19 @@ pub struct Registry {
     hosts: Vec<Arc<ProcessHost>>,
     http: Vec<Arc<HttpService>>,
     services: Vec<ServiceHandle>,
+    skipped: Vec<String>,
 }
 
 impl Registry {
     /// Validates a manifest against the kind table and the catalog.
     pub fn check(manifest: Manifest, catalog: &Catalog) -> Result<Plan, ManifestErrors> {
+        let (manifest, written) = bare::resolve(manifest, catalog);
+        let written_as = |entry: &Entry, field: &str| {
+            written
+                .get(&(entry.id.clone(), field.to_owned()))
+                .map(|w| format!(" (written {w:?}, resolved in the entry's namespace)"))
+                .unwrap_or_default()
+        };
         let file = manifest.file.clone();
         let mut errors = Vec::new();
         let mut decoded = Vec::new();
@@ -202,15 +214,20 @@ impl Registry {
                         &file,
                         Some(&r.field),
                         format!(
-                            "dangling reference: no entry {} (expected {expected})",
-                            r.id
+                            "dangling reference: no entry {} (expected {expected}){}",
+                            r.id,
+                            written_as(entry, &r.field)
                         ),
                     )),
                     Some(k) if !r.kinds.is_empty() && !r.kinds.contains(k) => {
                         errors.push(entry.error(
                             &file,
                             Some(&r.field),
-                            format!("dangling reference: {} is a {k}, expected {expected}", r.id),
+                            format!(
+                                "dangling reference: {} is a {k}, expected {expected}{}",
+                                r.id,
+                                written_as(entry, &r.field)
+                            ),
                         ))
                     }
                     Some(_) => {
@@ -271,22 +288,37 @@ impl Registry {
             kind: "",
         };
         let mut order = Vec::new();
+        let mut skipped = Vec::new();
         for step in &plan.steps {
             boot.kind = step.kind.name();
             if let Err((field, message)) =
                 step.kind.boot(&mut boot, &step.entry, step.config.as_ref())
             {
                 let error = step.entry.error(&file, field.as_deref(), message);
+                if startup(&step.entry) == Startup::Optional {
+                    log::error!("optional entry failed to boot, continuing without it: {error}");
+                    skipped.push(step.entry.id.clone());
+                    continue;
+                }
                 stop_hosts(&boot.hosts);
                 return Err(RegistryError::Boot(error));
             }
             log::debug!("entry booted id={} kind={}", step.entry.id, step.entry.kind);
             order.push(step.entry.id.clone());
         }
-        for service in &boot.http {
+        let mut started = Vec::new();
+        for service in std::mem::take(&mut boot.http) {
             if let Err(e) = service.start() {
-                stop_hosts(&boot.hosts);
                 let entry = plan.manifest.entry(service.id());
+                if entry.is_some_and(|e| startup(e) == Startup::Optional) {
+                    log::error!(
+                        "optional http.service failed to start, continuing without it: id={} error={e}",
+                        service.id()
+                    );
+                    skipped.push(service.id().to_owned());
+                    continue;
+                }
+                stop_hosts(&boot.hosts);
                 let error = match entry {
                     Some(entry) => entry.error(&file, Some("addr"), e.to_string()),
                     None => ManifestError {
@@ -299,7 +331,9 @@ impl Registry {
                 };
                 return Err(RegistryError::Boot(error));
             }
+            started.push(service);
         }
+        boot.http = started;
         let Boot {
             hosts,
             http,
@@ -312,7 +346,14 @@ impl Registry {
             hosts,
             http,
             services,
+            skipped,
         })
+    }
+
+    /// Entries with `lifecycle.startup: optional` that failed to boot or
+    /// start, and run without.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// The node (process table) of this registry.
@@ -337,7 +378,8 @@ impl Registry {
 
     /// Shuts down: HTTP intake stops and WebSockets close with 1001; every
     /// process gets a shutdown event; services stop in reverse boot order;
-    /// whatever has not exited when `grace` runs out is killed.
+    /// a service with `lifecycle.stop_timeout` that has not exited within it
+    /// is killed then; whatever has not exited when `grace` runs out is killed.
     pub async fn shutdown(self, grace: Duration) {
         let deadline = Instant::now() + grace;
         log::info!("shutting down grace_ms={}", grace.as_millis());
@@ -366,7 +408,25 @@ impl Registry {
         for service in self.services.iter().rev() {
             if let Some(sup) = service.supervisor() {
                 self.node.shutdown_process(&sup);
-                self.wait_all(&[sup], deadline).await;
+                let Some(stop_timeout) = service.stop_timeout() else {
+                    self.wait_all(&[sup], deadline).await;
+                    continue;
+                };
+                let until = deadline.min(Instant::now() + stop_timeout);
+                let left = until.saturating_duration_since(Instant::now());
+                if tokio::time::timeout(left, self.node.wait_exit(&sup))
+                    .await
+                    .is_err()
+                {
+                    log::warn!(
+                        "service did not stop within stop_timeout, killing it service={} stop_timeout_ms={}",
+                        service.id(),
+                        stop_timeout.as_millis()
+                    );
+                    for pid in [service.pid(), Some(sup)].into_iter().flatten() {
+                        self.node.kill(&pid);
+                    }
+                }
             }
         }
         let mut killed = 0;
@@ -405,6 +465,16 @@ impl Registry {
             }
         }
     }
+}
+
+/// The entry's `lifecycle.startup` (its kind's config has validated it).
+fn startup(entry: &Entry) -> Startup {
+    entry
+        .fields
+        .get("lifecycle")
+        .and_then(|l| l.get("startup"))
+        .and_then(|v| serde_yaml::from_value(v.clone()).ok())
+        .unwrap_or_default()
 }
 
 fn stop_hosts(hosts: &[Arc<ProcessHost>]) {

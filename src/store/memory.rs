@@ -2,7 +2,8 @@
 //!
 //! Reads never return an expired value, whether or not the sweeper has run;
 //! the sweeper (a background thread holding only a weak reference) reclaims
-//! expired keys' memory every `sweep_interval`.
+//! expired keys' memory every `sweep_interval` (Wippy's `cleanup_interval`;
+//! `"0"` turns the sweeper off, as in Wippy).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -19,10 +20,11 @@ pub struct MemoryStoreConfig {
     /// Start and stop settings.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
-    /// How often expired keys are reclaimed (default 1s).
-    #[serde(default)]
+    /// How often expired keys are reclaimed (default 1s; 0 never).
+    #[serde(default, alias = "cleanup_interval")]
     pub sweep_interval: Option<ManifestDuration>,
-    /// At most this many keys (default unlimited); a set past it fails.
+    /// At most this many keys (default unlimited, as is 0); a set past it
+    /// fails.
     #[serde(default)]
     pub max_size: Option<usize>,
 }
@@ -55,12 +57,15 @@ impl MemoryStore {
     pub fn start(config: &MemoryStoreConfig) -> Arc<Self> {
         let store = Arc::new(MemoryStore {
             map: Mutex::new(HashMap::new()),
-            max_size: config.max_size,
+            max_size: config.max_size.filter(|n| *n > 0),
         });
         let every = config
             .sweep_interval
-            .map_or(Duration::from_secs(1), |d| d.get())
-            .max(Duration::from_millis(10));
+            .map_or(Duration::from_secs(1), |d| d.get());
+        if every.is_zero() {
+            return store;
+        }
+        let every = every.max(Duration::from_millis(10));
         let weak: Weak<MemoryStore> = Arc::downgrade(&store);
         let _ = std::thread::Builder::new()
             .name("store-sweeper".into())

@@ -381,3 +381,60 @@ fn two_endpoints_on_one_method_and_full_path_fail_check() {
         ],
     );
 }
+
+#[test]
+fn a_manifest_in_wippys_vocabulary_passes_rippy_check() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rippy"))
+        .arg("check")
+        .arg(fixture("wippy_vocabulary.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn lifecycle_requires_orders_boot_like_depends_on() {
+    let manifest = Manifest::load(&fixture("wippy_vocabulary.yaml")).unwrap();
+    let plan = Registry::check(manifest, &actors::catalog()).unwrap();
+    let order = plan.boot_order();
+    let pos = |id: &str| order.iter().position(|x| *x == id).unwrap();
+    // migrate-service requires db only through `requires` (its input also
+    // names it); ticker-service requires migrate-service only so.
+    assert!(pos("app:db") < pos("app:migrate-service"));
+    assert!(pos("app:migrate-service") < pos("app:ticker-service"));
+}
+
+#[test]
+fn bare_references_resolve_to_ids_in_the_entrys_namespace() {
+    let manifest = Manifest::load(&fixture("wippy_vocabulary.yaml")).unwrap();
+    let plan = Registry::check(manifest, &actors::catalog()).unwrap();
+    let entry = |id: &str| plan.manifest().entry(id).unwrap().fields.clone();
+    let text = |id: &str| serde_yaml::to_string(&entry(id)).unwrap();
+    assert_has(&text("app:tokens"), &["store: app:token_data"]);
+    assert_has(&text("app:public_router"), &["server: app:gateway"]);
+    assert_has(&text("app:ws_router"), &["token_auth.store: app:tokens"]);
+    assert_has(
+        &text("app:migrate-service"),
+        &["process: app:migrate", "host: app:processes", "db: app:db"],
+    );
+    assert_has(&text("app:ws_ticker"), &["host: app:ws_processes"]);
+    assert_has(&text("app:auth_token"), &["- app:user_policy"]);
+}
+
+#[test]
+fn a_dangling_bare_reference_shows_what_was_written_and_the_resolved_id() {
+    let e = only_error("bare_dangling_reference.yaml");
+    assert_has(
+        &e,
+        &[
+            "entry app:tokens (security.token_store)",
+            "field store",
+            "no entry app:token_datx",
+            "written \"token_datx\"",
+        ],
+    );
+}
