@@ -15,8 +15,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 
 use super::middleware::cors::Cors;
-use super::middleware::token_auth::{self, TokenAuth, TokenSource};
-use super::middleware::websocket_relay::{self, RELAY_HEADER, RelayConfig, RelayTarget};
+use super::middleware::token_auth::TokenAuth;
+use super::middleware::websocket_relay::RelayConfig;
 use super::middleware::{self, CORS, TOKEN_AUTH, WEBSOCKET_RELAY};
 use super::service::RouteWiring;
 use super::{BodyError, Endpoint, HttpError, HttpService, Options};
@@ -202,22 +202,10 @@ impl Router {
             .relay
             .as_ref()
             .filter(|_| super::is_websocket_upgrade(req));
-        if let Some(relay) = upgrade {
-            if !relay.origin_allowed(req) {
-                return HttpError::OriginNotAllowed.error_response();
-            }
-            // A cookie comes with any page's request: from a foreign origin
-            // it is no credential (cross-site WebSocket hijacking).
-            if token_auth::token_source(req) == Some(TokenSource::Cookie)
-                && !relay.cookie_origin_allowed(req)
-            {
-                token_auth::forget_identity(req);
-                node.metrics().auth_failure(token_auth::CROSS_ORIGIN_COOKIE);
-                log::debug!(
-                    "cookie token refused on a cross-origin upgrade router={}",
-                    self.id
-                );
-            }
+        if let Some(relay) = upgrade
+            && let Err(refused) = relay.before(req, node.metrics(), &self.id)
+        {
+            return refused;
         }
         let body = if upgrade.is_some() {
             Bytes::new()
@@ -232,38 +220,17 @@ impl Router {
                 Err(BodyError::TimedOut) => return HttpError::BodyTimeout.error_response(),
             }
         };
-        let mut res = endpoint.func.call(node, req.clone(), body).await;
-        let Some(relay) = &self.relay else {
-            return res;
-        };
-        let Some(value) = res.headers_mut().remove(RELAY_HEADER).next() else {
-            return res;
-        };
-        let target = match RelayTarget::parse(value.as_bytes()) {
-            Ok(t) => t,
-            Err(e) => {
-                log::error!(
-                    "endpoint returned a bad relay header endpoint={} error={e}",
-                    endpoint.id
-                );
-                return HttpError::Internal.error_response();
-            }
-        };
-        if upgrade.is_none() {
-            websocket_relay::leave_without_connection(node, &target, "upgrade required");
-            return HttpError::UpgradeRequired.error_response();
-        }
-        let client = self.wiring.clients.next();
-        match websocket_relay::upgrade(req, target.clone(), relay, node, client) {
-            Ok(res) => res,
-            Err(e) => {
-                log::debug!(
-                    "websocket upgrade failed endpoint={} error={e}",
-                    endpoint.id
-                );
-                websocket_relay::leave_without_connection(node, &target, "upgrade failed");
-                e.error_response()
-            }
+        let res = endpoint.func.call(node, req.clone(), body).await;
+        match &self.relay {
+            Some(relay) => relay.after(
+                res,
+                req,
+                upgrade.is_some(),
+                &endpoint.id,
+                node,
+                &self.wiring.clients,
+            ),
+            None => res,
         }
     }
 }

@@ -61,11 +61,14 @@ mod outbound;
 use std::sync::Arc;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Value, json};
 
+use super::super::service::ClientPids;
 use super::super::{HttpError, Options, Takeover};
+use super::token_auth::{self, TokenSource};
 use super::{parse_bool, parse_usize};
+use crate::metrics::Metrics;
 use crate::process::{Node, Pid};
 
 /// The response header an endpoint sets to ask for a relay.
@@ -209,6 +212,67 @@ fn same_origin(origin: &str, host: &str) -> bool {
     };
     let bare = |s: &str| s.strip_suffix(default_port).unwrap_or(s).to_owned();
     !authority.is_empty() && !authority.contains('/') && bare(authority) == bare(&host)
+}
+
+impl RelayConfig {
+    /// The relay's step before the endpoint, on an upgrade request: the
+    /// `Origin` must be allowed (else 403), and an identity that came from a
+    /// cookie on a cross-origin upgrade is dropped and counted (cross-site
+    /// WebSocket hijacking), so the endpoint sees no caller.
+    pub(crate) fn before(
+        &self,
+        req: &HttpRequest,
+        metrics: &Metrics,
+        router: &str,
+    ) -> Result<(), HttpResponse> {
+        if !self.origin_allowed(req) {
+            return Err(HttpError::OriginNotAllowed.error_response());
+        }
+        if token_auth::token_source(req) == Some(TokenSource::Cookie)
+            && !self.cookie_origin_allowed(req)
+        {
+            token_auth::forget_identity(req);
+            metrics.auth_failure(token_auth::CROSS_ORIGIN_COOKIE);
+            log::debug!("cookie token refused on a cross-origin upgrade router={router}");
+        }
+        Ok(())
+    }
+
+    /// The relay's step after the endpoint: an answer with `X-WS-Relay`
+    /// becomes the upgrade (header stripped); any other answer passes. A
+    /// handler whose connection cannot come up is told (`ws.leave`).
+    pub(crate) fn after(
+        &self,
+        mut res: HttpResponse,
+        req: &HttpRequest,
+        upgrade_requested: bool,
+        endpoint: &str,
+        node: &Arc<Node>,
+        clients: &ClientPids,
+    ) -> HttpResponse {
+        let Some(value) = res.headers_mut().remove(RELAY_HEADER).next() else {
+            return res;
+        };
+        let target = match RelayTarget::parse(value.as_bytes()) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!("endpoint returned a bad relay header endpoint={endpoint} error={e}");
+                return HttpError::Internal.error_response();
+            }
+        };
+        if !upgrade_requested {
+            leave_without_connection(node, &target, "upgrade required");
+            return HttpError::UpgradeRequired.error_response();
+        }
+        match upgrade(req, target.clone(), self, node, clients.next()) {
+            Ok(res) => res,
+            Err(e) => {
+                log::debug!("websocket upgrade failed endpoint={endpoint} error={e}");
+                leave_without_connection(node, &target, "upgrade failed");
+                e.error_response()
+            }
+        }
+    }
 }
 
 /// The parsed `X-WS-Relay` header.
