@@ -205,7 +205,7 @@ impl Router {
         if let Some(relay) = upgrade
             && let Err(refused) = relay.before(req, node.metrics(), &self.id)
         {
-            return refused;
+            return refused.error_response();
         }
         let body = if upgrade.is_some() {
             Bytes::new()

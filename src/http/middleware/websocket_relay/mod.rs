@@ -224,9 +224,9 @@ impl RelayConfig {
         req: &HttpRequest,
         metrics: &Metrics,
         router: &str,
-    ) -> Result<(), HttpResponse> {
+    ) -> Result<(), HttpError> {
         if !self.origin_allowed(req) {
-            return Err(HttpError::OriginNotAllowed.error_response());
+            return Err(HttpError::OriginNotAllowed);
         }
         if token_auth::token_source(req) == Some(TokenSource::Cookie)
             && !self.cookie_origin_allowed(req)
