@@ -19,6 +19,7 @@
 //!   -> metrics + one JSON access-log line (target `access`)
 //! ```
 
+mod config;
 mod error;
 mod forward;
 mod path;
@@ -27,6 +28,7 @@ mod rate_limit;
 mod trusted;
 mod tunnel;
 
+pub use config::{ProxyConfig, RouteConfig, upstream_authority};
 pub use error::{Fault, GatewayError};
-pub use proxy::{Proxy, ProxyConfig, RouteConfig};
+pub use proxy::Proxy;
 pub use rate_limit::{Decision, RateLimitConfig, RateLimiter};

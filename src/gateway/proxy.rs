@@ -17,16 +17,14 @@ use std::time::{Duration, Instant};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Deserialize;
 use serde_json::json;
 
+use super::config::{ProxyConfig, upstream_authority};
 use super::forward::{self, Forwarded, HeaderPolicy};
-use super::rate_limit::{Decision, RateLimitConfig, RateLimiter};
+use super::rate_limit::{Decision, RateLimiter};
 use super::trusted::{Cidr, TrustedProxies};
 use super::{GatewayError, path, tunnel};
 use crate::http::middleware::cors::Cors;
-use crate::http::{Options, ServerMeta};
-use crate::manifest::{ByteSize, ManifestDuration};
 use crate::metrics::{CounterVec, HistogramVec};
 use crate::process::Node;
 use crate::security::{IdentityResolver, JwtError, JwtVerifier};
@@ -40,138 +38,6 @@ const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
-/// One route of an `http.proxy`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// The path prefix the route matches.
-    pub path: String,
-    /// `http://host:port`.
-    pub upstream: String,
-    /// Whether the route needs a valid JWT.
-    #[serde(default)]
-    pub auth_required: bool,
-    /// Overrides the proxy's `timeout`.
-    #[serde(default)]
-    pub timeout: Option<ManifestDuration>,
-}
-
-/// The `http.proxy` entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProxyConfig {
-    /// The server the proxy mounts on.
-    pub meta: ServerMeta,
-    /// A `security.jwt` entry; required when a route needs auth.
-    #[serde(default)]
-    pub jwt: Option<String>,
-    /// A `security.identity` entry; required when a route needs auth.
-    #[serde(default)]
-    pub identity: Option<String>,
-    /// Per-client rate limit, if any.
-    #[serde(default)]
-    pub rate_limit: Option<RateLimitConfig>,
-    /// Upstream timeout (default 30s).
-    #[serde(default)]
-    pub timeout: Option<ManifestDuration>,
-    /// Request body limit (default 1MiB).
-    #[serde(default)]
-    pub max_body: Option<ByteSize>,
-    /// The routes, matched longest path first.
-    pub routes: Vec<RouteConfig>,
-    /// Only `cors`.
-    #[serde(default)]
-    pub middleware: Vec<String>,
-    /// `cors.*` options, as on routers.
-    #[serde(default)]
-    pub options: Options,
-    /// The `service` field of access-log lines (default: the entry id).
-    #[serde(default)]
-    pub service_name: Option<String>,
-    /// Networks (`10.0.0.0/8`, `::1/128`) of proxies in front of the
-    /// gateway whose `X-Forwarded-For/Proto/Host` are believed (default:
-    /// none).
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
-    /// Forward request headers whose names hold `_` (default: dropped, as
-    /// nginx's `underscores_in_headers off`).
-    #[serde(default)]
-    pub underscores_in_headers: bool,
-}
-
-/// `http://host:port` -> `host:port`.
-pub fn upstream_authority(upstream: &str) -> Result<&str, String> {
-    let rest = upstream.strip_prefix("http://").ok_or_else(|| {
-        format!("expected an upstream like http://127.0.0.1:9000, found {upstream:?}")
-    })?;
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    let valid = !authority.is_empty()
-        && !authority.contains('/')
-        && authority
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-    if valid {
-        Ok(authority)
-    } else {
-        Err(format!(
-            "expected an upstream like http://127.0.0.1:9000 (host and port, no path), found {upstream:?}"
-        ))
-    }
-}
-
-impl ProxyConfig {
-    /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
-        let mut errors = Vec::new();
-        if self.routes.is_empty() {
-            errors.push(("routes".into(), "expected at least one route".into()));
-        }
-        for (i, r) in self.routes.iter().enumerate() {
-            let at = |f: &str| format!("routes[{i}].{f}");
-            let normal = path::normalise(&r.path).is_ok_and(|p| p == r.path.as_str());
-            if !normal || r.path.contains('%') || (r.path.len() > 1 && r.path.ends_with('/')) {
-                errors.push((
-                    at("path"),
-                    format!(
-                        "expected a path like /api/items (no trailing '/', no '%', ';', '.' or '..' segments), found {:?}",
-                        r.path
-                    ),
-                ));
-            }
-            if self.routes[..i].iter().any(|o| o.path == r.path) {
-                errors.push((at("path"), format!("duplicate route {}", r.path)));
-            }
-            if let Err(e) = upstream_authority(&r.upstream) {
-                errors.push((at("upstream"), e));
-            }
-            if r.auth_required && (self.jwt.is_none() || self.identity.is_none()) {
-                errors.push((
-                    at("auth_required"),
-                    "needs the proxy's jwt and identity fields".into(),
-                ));
-            }
-        }
-        for (i, net) in self.trusted_proxies.iter().enumerate() {
-            if let Err(e) = Cidr::parse(net) {
-                errors.push((format!("trusted_proxies[{i}]"), e));
-            }
-        }
-        if let Some(rl) = &self.rate_limit
-            && rl.requests == 0
-        {
-            errors.push(("rate_limit.requests".into(), "expected at least 1".into()));
-        }
-        errors.extend(crate::http::middleware::validate(
-            "middleware",
-            &self.middleware,
-            &[crate::http::middleware::CORS],
-            "options",
-            &self.options,
-        ));
-        errors
-    }
-}
 
 struct Route {
     path: String,
