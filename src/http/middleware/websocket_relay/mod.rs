@@ -55,6 +55,7 @@
 //!
 //! The protocol work (handshake check, frame codec) is actix-http's.
 
+mod hub;
 mod inbound;
 mod outbound;
 

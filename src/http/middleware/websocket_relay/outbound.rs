@@ -9,8 +9,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
 
 use actix_http::ws::{OpCode, Parser};
 use actix_web::web::{Bytes, BytesMut};
@@ -18,101 +16,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::hub::Hub;
 use super::{RelayConfig, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_SEND};
 use crate::metrics::ClosedBy;
 use crate::process::{Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused};
-
-/// Flushes the connections of one HTTP worker. A broadcast to N connections
-/// on a worker costs that worker one cross-thread wake-up; the hub then
-/// writes to each socket directly, one write per connection with everything
-/// it has queued, without waking a task per connection.
-#[derive(Default)]
-pub(super) struct Hub {
-    ready: Mutex<Vec<Arc<Connection>>>,
-    task: Mutex<Option<Waker>>,
-    scheduled: AtomicBool,
-}
-
-/// The longest a hub holds frames back to write them together.
-const MAX_PACING: Duration = Duration::from_millis(20);
-
-thread_local! {
-    static HUB: Arc<Hub> = {
-        let hub = Arc::new(Hub::default());
-        actix_web::rt::spawn(Hub::run(hub.clone()));
-        hub
-    };
-}
-
-impl Hub {
-    /// The hub of the calling HTTP worker thread.
-    pub(super) fn current() -> Arc<Hub> {
-        HUB.with(Arc::clone)
-    }
-
-    /// Has `conn` flushed on the hub's thread.
-    fn defer(&self, conn: Arc<Connection>) {
-        self.ready
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
-            let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if let Some(task) = task {
-                // After the sender's hook: one wake-up per burst.
-                crate::process::wake(task);
-            }
-        }
-    }
-
-    /// Moves the waiting connections into `batch`. The flag is cleared
-    /// first, so a connection pushed after the take wakes the hub again.
-    fn take_ready(&self, batch: &mut Vec<Arc<Connection>>) {
-        self.scheduled.store(false, Ordering::Release);
-        batch.append(&mut self.ready.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-
-    async fn run(hub: Arc<Hub>) {
-        let mut scratch = BytesMut::new();
-        let mut batch = Vec::new();
-        let mut last_round: Option<(Instant, Duration)> = None;
-        loop {
-            std::future::poll_fn(|cx| {
-                *hub.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-                hub.take_ready(&mut batch);
-                if batch.is_empty() {
-                    Poll::Pending
-                } else {
-                    Poll::Ready(())
-                }
-            })
-            .await;
-            // Write duty cycle at most one half: a round that took `busy` is
-            // followed by the next no sooner than `busy` later. Invisible
-            // while rounds are short; under load, frames that arrive
-            // meanwhile join their connection's next write.
-            if let Some((started, busy)) = last_round {
-                let next = started + (busy * 2).min(MAX_PACING);
-                if next > Instant::now() {
-                    tokio::time::sleep_until(next.into()).await;
-                    hub.take_ready(&mut batch);
-                }
-            }
-            let started = Instant::now();
-            let mut sent = 0;
-            let mut last = None;
-            for conn in batch.drain(..) {
-                sent += conn.write_queued(&mut scratch);
-                last = Some(conn);
-            }
-            // One update of the shared counter per batch, not per connection.
-            if let Some(conn) = last {
-                conn.count_sent(sent);
-            }
-            last_round = Some((started, started.elapsed()));
-        }
-    }
-}
 
 /// One frame waiting to be written.
 pub(super) enum Outgoing {
@@ -313,7 +220,7 @@ impl Connection {
         self.count_sent(sent);
     }
 
-    fn count_sent(&self, frames: u64) {
+    pub(super) fn count_sent(&self, frames: u64) {
         if frames > 0 {
             self.node
                 .metrics()
@@ -326,7 +233,7 @@ impl Connection {
     /// frames; what the socket does not take waits in `unsent`, and the
     /// connection's task takes over until the socket is writable again.
     /// Runs on the connection's worker thread.
-    fn write_queued(&self, scratch: &mut BytesMut) -> u64 {
+    pub(super) fn write_queued(&self, scratch: &mut BytesMut) -> u64 {
         let Some(socket) = self.socket.get() else {
             return 0;
         };

@@ -1,0 +1,109 @@
+//! The hub: one per HTTP worker thread, it writes the queued frames of that
+//! worker's connections. A broadcast to N connections on a worker costs one
+//! cross-thread wake-up; the hub then writes to each socket directly, one
+//! write per connection with everything it has queued.
+//!
+//! Invariant: the hub's write duty cycle stays at or under one half (after a
+//! round that took `t`, the next starts no sooner than `t` later, at most
+//! [`MAX_PACING`]), so under load frames that arrive meanwhile share a write.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use actix_web::web::BytesMut;
+
+use super::outbound::Connection;
+
+/// Flushes the connections of one HTTP worker. A broadcast to N connections
+/// on a worker costs that worker one cross-thread wake-up; the hub then
+/// writes to each socket directly, one write per connection with everything
+/// it has queued, without waking a task per connection.
+#[derive(Default)]
+pub(super) struct Hub {
+    ready: Mutex<Vec<Arc<Connection>>>,
+    task: Mutex<Option<Waker>>,
+    scheduled: AtomicBool,
+}
+
+/// The longest a hub holds frames back to write them together.
+const MAX_PACING: Duration = Duration::from_millis(20);
+
+thread_local! {
+    static HUB: Arc<Hub> = {
+        let hub = Arc::new(Hub::default());
+        actix_web::rt::spawn(Hub::run(hub.clone()));
+        hub
+    };
+}
+
+impl Hub {
+    /// The hub of the calling HTTP worker thread.
+    pub(super) fn current() -> Arc<Hub> {
+        HUB.with(Arc::clone)
+    }
+
+    /// Has `conn` flushed on the hub's thread.
+    pub(super) fn defer(&self, conn: Arc<Connection>) {
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(task) = task {
+                // After the sender's hook: one wake-up per burst.
+                crate::process::wake(task);
+            }
+        }
+    }
+
+    /// Moves the waiting connections into `batch`. The flag is cleared
+    /// first, so a connection pushed after the take wakes the hub again.
+    fn take_ready(&self, batch: &mut Vec<Arc<Connection>>) {
+        self.scheduled.store(false, Ordering::Release);
+        batch.append(&mut self.ready.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    async fn run(hub: Arc<Hub>) {
+        let mut scratch = BytesMut::new();
+        let mut batch = Vec::new();
+        let mut last_round: Option<(Instant, Duration)> = None;
+        loop {
+            std::future::poll_fn(|cx| {
+                *hub.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+                hub.take_ready(&mut batch);
+                if batch.is_empty() {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+            // Write duty cycle at most one half: a round that took `busy` is
+            // followed by the next no sooner than `busy` later. Invisible
+            // while rounds are short; under load, frames that arrive
+            // meanwhile join their connection's next write.
+            if let Some((started, busy)) = last_round {
+                let next = started + (busy * 2).min(MAX_PACING);
+                if next > Instant::now() {
+                    tokio::time::sleep_until(next.into()).await;
+                    hub.take_ready(&mut batch);
+                }
+            }
+            let started = Instant::now();
+            let mut sent = 0;
+            let mut last = None;
+            for conn in batch.drain(..) {
+                sent += conn.write_queued(&mut scratch);
+                last = Some(conn);
+            }
+            // One update of the shared counter per batch, not per connection.
+            if let Some(conn) = last {
+                conn.count_sent(sent);
+            }
+            last_round = Some((started, started.elapsed()));
+        }
+    }
+}
