@@ -8,6 +8,7 @@ use super::path;
 use super::rate_limit::RateLimitConfig;
 use super::trusted::Cidr;
 use crate::http::{Options, ServerMeta};
+use crate::manifest::FieldError;
 use crate::manifest::{ByteSize, ManifestDuration};
 
 /// One route of an `http.proxy`.
@@ -91,45 +92,45 @@ pub fn upstream_authority(upstream: &str) -> Result<&str, String> {
 
 impl ProxyConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if self.routes.is_empty() {
-            errors.push(("routes".into(), "expected at least one route".into()));
+            errors.push(FieldError::at("routes", "expected at least one route"));
         }
         for (i, r) in self.routes.iter().enumerate() {
             let at = |f: &str| format!("routes[{i}].{f}");
             let normal = path::normalise(&r.path).is_ok_and(|p| p == r.path.as_str());
             if !normal || r.path.contains('%') || (r.path.len() > 1 && r.path.ends_with('/')) {
-                errors.push((
-                    at("path"),
-                    format!(
+                errors.push(FieldError::at(at("path"), format!(
                         "expected a path like /api/items (no trailing '/', no '%', ';', '.' or '..' segments), found {:?}",
                         r.path
-                    ),
-                ));
+                    )));
             }
             if self.routes[..i].iter().any(|o| o.path == r.path) {
-                errors.push((at("path"), format!("duplicate route {}", r.path)));
+                errors.push(FieldError::at(
+                    at("path"),
+                    format!("duplicate route {}", r.path),
+                ));
             }
             if let Err(e) = upstream_authority(&r.upstream) {
-                errors.push((at("upstream"), e));
+                errors.push(FieldError::at(at("upstream"), e));
             }
             if r.auth_required && (self.jwt.is_none() || self.identity.is_none()) {
-                errors.push((
+                errors.push(FieldError::at(
                     at("auth_required"),
-                    "needs the proxy's jwt and identity fields".into(),
+                    "needs the proxy's jwt and identity fields",
                 ));
             }
         }
         for (i, net) in self.trusted_proxies.iter().enumerate() {
             if let Err(e) = Cidr::parse(net) {
-                errors.push((format!("trusted_proxies[{i}]"), e));
+                errors.push(FieldError::at(format!("trusted_proxies[{i}]"), e));
             }
         }
         if let Some(rl) = &self.rate_limit
             && rl.requests == 0
         {
-            errors.push(("rate_limit.requests".into(), "expected at least 1".into()));
+            errors.push(FieldError::at("rate_limit.requests", "expected at least 1"));
         }
         errors.extend(crate::http::middleware::validate(
             "middleware",

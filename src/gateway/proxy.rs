@@ -25,6 +25,7 @@ use super::rate_limit::{Decision, RateLimiter};
 use super::trusted::{Cidr, TrustedProxies};
 use super::{GatewayError, path, tunnel};
 use crate::http::middleware::cors::Cors;
+use crate::manifest::FieldError;
 use crate::metrics::{CounterVec, HistogramVec};
 use crate::process::Node;
 use crate::security::{IdentityResolver, JwtError, JwtVerifier};
@@ -87,12 +88,12 @@ impl Proxy {
         jwt: Option<Arc<JwtVerifier>>,
         identity: Option<Arc<IdentityResolver>>,
         node: &Node,
-    ) -> Result<Self, (String, String)> {
+    ) -> Result<Self, FieldError> {
         let timeout = config.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
         let mut routes = Vec::new();
         for (i, r) in config.routes.iter().enumerate() {
             let authority = upstream_authority(&r.upstream)
-                .map_err(|e| (format!("routes[{i}].upstream"), e))?;
+                .map_err(|e| FieldError::at(format!("routes[{i}].upstream"), e))?;
             routes.push(Route {
                 path: r.path.clone(),
                 upstream: format!("http://{authority}"),
@@ -107,16 +108,15 @@ impl Proxy {
             .iter()
             .any(|m| m == crate::http::middleware::CORS)
         {
-            Some(
-                Cors::from_options(&config.options)
-                    .map_err(|(k, m)| (format!("options.{k}"), m))?,
-            )
+            Some(Cors::from_options(&config.options).map_err(|e| e.under("options"))?)
         } else {
             None
         };
         let mut trusted = Vec::new();
         for (i, net) in config.trusted_proxies.iter().enumerate() {
-            trusted.push(Cidr::parse(net).map_err(|e| (format!("trusted_proxies[{i}]"), e))?);
+            trusted.push(
+                Cidr::parse(net).map_err(|e| FieldError::at(format!("trusted_proxies[{i}]"), e))?,
+            );
         }
         let m = node.metrics();
         Ok(Proxy {

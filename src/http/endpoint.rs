@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::Router;
 use crate::function::FunctionSpec;
+use crate::manifest::FieldError;
 
 /// `meta: { router: <id> }`, other meta keys free.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,11 +49,11 @@ pub struct Endpoint {
 
 impl EndpointConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if !METHODS.contains(&self.method.to_ascii_uppercase().as_str()) {
-            errors.push((
-                "method".into(),
+            errors.push(FieldError::at(
+                "method",
                 format!(
                     "expected one of {}, found {:?}",
                     METHODS.join(", "),
@@ -61,8 +62,8 @@ impl EndpointConfig {
             ));
         }
         if !self.path.starts_with('/') {
-            errors.push((
-                "path".into(),
+            errors.push(FieldError::at(
+                "path",
                 format!("expected a path starting with '/', found {:?}", self.path),
             ));
         }

@@ -20,6 +20,7 @@ use super::middleware::websocket_relay::RelayConfig;
 use super::middleware::{self, CORS, TOKEN_AUTH, WEBSOCKET_RELAY};
 use super::service::RouteWiring;
 use super::{BodyError, Endpoint, HttpError, HttpService, Options};
+use crate::manifest::FieldError;
 use crate::security::TokenStore;
 
 /// `meta: { server: <id> }`, other meta keys free.
@@ -57,20 +58,20 @@ pub struct RouterConfig {
 
 impl RouterConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if !self.prefix.is_empty() && !self.prefix.starts_with('/') {
-            errors.push((
-                "prefix".into(),
+            errors.push(FieldError::at(
+                "prefix",
                 format!("expected a path starting with '/', found {:?}", self.prefix),
             ));
         }
         if self.middleware.iter().any(|m| m == TOKEN_AUTH)
             && self.options.get("token_auth.store").is_none()
         {
-            errors.push((
-                "options.token_auth.store".into(),
-                "missing, token_auth needs a security.token_store id".into(),
+            errors.push(FieldError::at(
+                "options.token_auth.store",
+                "missing, token_auth needs a security.token_store id",
             ));
         }
         errors.extend(middleware::validate(
@@ -121,8 +122,8 @@ impl Router {
         config: &RouterConfig,
         server: &HttpService,
         tokens: Option<Arc<TokenStore>>,
-    ) -> Result<Self, (String, String)> {
-        let at = |field: &'static str| move |(k, m): (String, String)| (format!("{field}.{k}"), m);
+    ) -> Result<Self, FieldError> {
+        let at = |field: &'static str| move |e: FieldError| e.under(field);
         let cors = if config.middleware.iter().any(|m| m == CORS) {
             Some(Cors::from_options(&config.options).map_err(at("options"))?)
         } else {

@@ -26,6 +26,7 @@ use super::app::{Routes, build_app};
 use super::listener::{admit, listen, split_addr};
 use super::upgrade::Upgraded;
 use super::{Endpoint, StaticSite};
+use crate::manifest::FieldError;
 use crate::manifest::{ByteSize, Lifecycle, ManifestDuration};
 use crate::process::{Node, Pid};
 
@@ -72,16 +73,16 @@ pub struct HttpServiceConfig {
 
 impl HttpServiceConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if self.workers == Some(0) {
-            errors.push((
-                "workers".into(),
-                "expected at least 1 worker, found 0".into(),
+            errors.push(FieldError::at(
+                "workers",
+                "expected at least 1 worker, found 0",
             ));
         }
         if let Err(message) = split_addr(&self.addr) {
-            errors.push(("addr".into(), message));
+            errors.push(FieldError::at("addr", message));
         }
         errors
     }

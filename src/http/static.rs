@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::HttpError;
 use super::router::ServerMeta;
 use crate::fs::Directory;
+use crate::manifest::FieldError;
 
 /// `static_options`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -57,12 +58,12 @@ pub struct StaticSite {
 
 impl StaticConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         if self.path.starts_with('/') {
             Vec::new()
         } else {
-            vec![(
-                "path".into(),
+            vec![FieldError::at(
+                "path",
                 format!("expected a path starting with '/', found {:?}", self.path),
             )]
         }

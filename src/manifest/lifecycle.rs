@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::FieldError;
 use super::ManifestDuration;
 
 /// `lifecycle: { auto_start, depends_on, requires, startup, start_timeout,
@@ -60,14 +61,17 @@ impl Lifecycle {
     }
 
     /// Load-time checks of the block: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         for (field, d) in [
             ("lifecycle.start_timeout", self.start_timeout),
             ("lifecycle.stop_timeout", self.stop_timeout),
         ] {
             if d.is_some_and(|d| d.get().is_zero()) {
-                errors.push((field.into(), "expected a positive duration, found 0".into()));
+                errors.push(FieldError::at(
+                    field,
+                    "expected a positive duration, found 0",
+                ));
             }
         }
         if let Some(r) = &self.restart {
@@ -158,17 +162,17 @@ impl RestartPolicy {
     }
 
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if self.backoff < 1.0 || !self.backoff.is_finite() {
-            errors.push((
-                "lifecycle.restart.backoff".into(),
+            errors.push(FieldError::at(
+                "lifecycle.restart.backoff",
                 format!("expected a factor of at least 1.0, found {}", self.backoff),
             ));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            errors.push((
-                "lifecycle.restart.jitter".into(),
+            errors.push(FieldError::at(
+                "lifecycle.restart.jitter",
                 format!("expected a fraction from 0 to 1, found {}", self.jitter),
             ));
         }

@@ -57,6 +57,63 @@ impl fmt::Display for ManifestError {
     }
 }
 
+/// What is wrong with one field of an entry, said by the entry's kind before
+/// the entry is named: the field's path (`lifecycle.restart.backoff`,
+/// `options.cors.max_age`) and what was expected, found. The registry adds
+/// the file, the entry and its kind ([`ManifestError`]). A failure at boot
+/// that concerns the entry as a whole has no field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's path inside the entry, if the error is about one field.
+    pub field: Option<String>,
+    /// What was expected (and what was found).
+    pub message: String,
+}
+
+impl FieldError {
+    /// An error about `field`.
+    pub fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// An error about the entry as a whole.
+    pub fn entry(message: impl Into<String>) -> Self {
+        FieldError {
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// The same error with its field under `parent` (`cors.max_age` under
+    /// `options` is `options.cors.max_age`).
+    pub fn under(mut self, parent: &str) -> Self {
+        self.field = Some(match self.field {
+            Some(field) => format!("{parent}.{field}"),
+            None => parent.to_owned(),
+        });
+        self
+    }
+
+    /// The full error for `entry` of `file`.
+    pub fn for_entry(self, file: &str, entry: &Entry) -> ManifestError {
+        entry.error(file, self.field.as_deref(), self.message)
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "field {field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
 /// Every problem found in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestErrors(pub Vec<ManifestError>);

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::actor::{ActorMailbox, MAILBOX_CAPACITY, ProcessActor};
 use super::modules::Capabilities;
 use super::{ExitReason, Node, Pid, ProcessFactory, SpawnError};
+use crate::manifest::FieldError;
 use crate::manifest::Lifecycle;
 use crate::security::Identity;
 
@@ -54,13 +55,13 @@ pub struct HostTuning {
 
 impl HostConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let nested = self.host.as_ref();
         if self.workers.is_some() && nested.is_some_and(|h| h.workers.is_some()) {
-            errors.push((
-                "host.workers".into(),
-                "workers is given twice; write either workers or host.workers".into(),
+            errors.push(FieldError::at(
+                "host.workers",
+                "workers is given twice; write either workers or host.workers",
             ));
         }
         for (field, n) in [
@@ -69,7 +70,7 @@ impl HostConfig {
             ("host.queue_size", nested.and_then(|h| h.queue_size)),
         ] {
             if n == Some(0) {
-                errors.push((field.into(), "expected at least 1, found 0".into()));
+                errors.push(FieldError::at(field, "expected at least 1, found 0"));
             }
         }
         if let Some(l) = &self.lifecycle {

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use super::{
     Event, ExitReason, Flow, Node, Pid, Process, ProcessContext, ProcessResult, SpawnError,
 };
+use crate::manifest::FieldError;
 use crate::manifest::Lifecycle;
 pub use crate::manifest::RestartPolicy;
 
@@ -41,7 +42,7 @@ pub struct ServiceConfig {
 
 impl ServiceConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         self.lifecycle
             .as_ref()
             .map(Lifecycle::check)

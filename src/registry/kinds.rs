@@ -25,6 +25,7 @@ use crate::http::{
     Endpoint, EndpointConfig, HttpService, HttpServiceConfig, Router, RouterConfig, StaticConfig,
     StaticSite,
 };
+use crate::manifest::FieldError;
 use crate::manifest::{Entry, Lifecycle, ManifestError, decode};
 use crate::process::modules::unknown_module;
 use crate::process::{
@@ -86,25 +87,25 @@ fn module_references(config: &RustEntryConfig) -> Vec<Reference> {
 }
 
 /// Unknown module names, each at its index.
-fn modules_check(config: &RustEntryConfig) -> Vec<(String, String)> {
+fn modules_check(config: &RustEntryConfig) -> Vec<FieldError> {
     config
         .modules
         .iter()
         .enumerate()
         .filter(|(_, name)| Module::parse(name).is_none())
-        .map(|(i, name)| (format!("modules[{i}]"), unknown_module(name)))
+        .map(|(i, name)| FieldError::at(format!("modules[{i}]"), unknown_module(name)))
         .collect()
 }
 
 /// Modules the catalog says the code needs and the entry does not list.
-fn needs_check(config: &RustEntryConfig, catalog: &Catalog) -> Vec<(String, String)> {
+fn needs_check(config: &RustEntryConfig, catalog: &Catalog) -> Vec<FieldError> {
     catalog
         .needs_of(&config.source, &config.method)
         .iter()
         .filter(|need| !config.modules.iter().any(|m| m == *need))
         .map(|need| {
-            (
-                "modules".to_owned(),
+            FieldError::at(
+                "modules",
                 format!(
                     "{}#{} uses module `{need}`, which `modules` does not list (listed: [{}])",
                     config.source,
@@ -116,7 +117,7 @@ fn needs_check(config: &RustEntryConfig, catalog: &Catalog) -> Vec<(String, Stri
         .collect()
 }
 
-fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<(String, String)> {
+fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<FieldError> {
     let mut errors = catalog_check(config, catalog, want);
     errors.extend(modules_check(config));
     errors.extend(needs_check(config, catalog));
@@ -125,18 +126,14 @@ fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<(S
 
 fn capabilities(b: &Boot<'_>, e: &Entry, c: &RustEntryConfig) -> Result<Capabilities, Fail> {
     Capabilities::resolve(&e.id, &c.modules, b.components)
-        .map_err(|(i, message)| (Some(format!("modules[{i}]")), message))
+        .map_err(|(i, message)| FieldError::at(format!("modules[{i}]"), message))
 }
 
-/// A boot failure: `(field, message)`, field optional.
-pub(crate) type Fail = (Option<String>, String);
+/// A boot failure: about one field, or about the entry as a whole.
+pub(crate) type Fail = FieldError;
 
 fn fail(message: impl std::fmt::Display) -> Fail {
-    (None, message.to_string())
-}
-
-fn fail_at((field, message): (String, String)) -> Fail {
-    (Some(field), message)
+    FieldError::entry(message.to_string())
 }
 
 /// One kind, type-erased.
@@ -148,7 +145,7 @@ pub(crate) trait Kind: Send + Sync {
         entry: &Entry,
     ) -> Result<Box<dyn Any + Send + Sync>, ManifestError>;
     fn references(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<Reference>;
-    fn check(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<(String, String)>;
+    fn check(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<FieldError>;
     /// The native code an entry of this kind names, with its own `args`.
     fn code(&self, config: &dyn Any) -> Option<Code>;
     fn boot(&self, boot: &mut Boot<'_>, entry: &Entry, config: &dyn Any) -> Result<(), Fail>;
@@ -172,7 +169,7 @@ pub(crate) struct Code {
 struct KindOf<T> {
     name: &'static str,
     references: fn(&T, &CheckContext<'_>) -> Vec<Reference>,
-    check: fn(&T, &CheckContext<'_>) -> Vec<(String, String)>,
+    check: fn(&T, &CheckContext<'_>) -> Vec<FieldError>,
     boot: fn(&mut Boot<'_>, &Entry, &T) -> Result<(), Fail>,
     code: fn(&T) -> Option<Code>,
 }
@@ -197,7 +194,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Kind for KindOf<T> {
             .unwrap_or_default()
     }
 
-    fn check(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<(String, String)> {
+    fn check(&self, config: &dyn Any, cx: &CheckContext<'_>) -> Vec<FieldError> {
         config
             .downcast_ref::<T>()
             .map(|c| (self.check)(c, cx))
@@ -219,7 +216,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Kind for KindOf<T> {
 fn kind<T: DeserializeOwned + Send + Sync + 'static>(
     name: &'static str,
     references: fn(&T, &CheckContext<'_>) -> Vec<Reference>,
-    check: fn(&T, &CheckContext<'_>) -> Vec<(String, String)>,
+    check: fn(&T, &CheckContext<'_>) -> Vec<FieldError>,
     boot: fn(&mut Boot<'_>, &Entry, &T) -> Result<(), Fail>,
 ) -> Box<dyn Kind> {
     Box::new(KindOf {
@@ -305,10 +302,7 @@ fn arg_references(spec: Option<&ArgSpec>, layers: &[&Option<serde_yaml::Value>])
 }
 
 /// Required `args` fields of `spec` that none of `layers` gives.
-fn missing_args(
-    spec: Option<&ArgSpec>,
-    layers: &[&Option<serde_yaml::Value>],
-) -> Vec<(String, String)> {
+fn missing_args(spec: Option<&ArgSpec>, layers: &[&Option<serde_yaml::Value>]) -> Vec<FieldError> {
     let Some(spec) = spec else {
         return Vec::new();
     };
@@ -321,7 +315,7 @@ fn missing_args(
                 .any(|args| args.as_ref().is_some_and(|a| a.get(f.name).is_some()))
         })
         .map(|f| {
-            (
+            FieldError::at(
                 format!("args.{}", f.name),
                 format!(
                     "missing, expected the id of a {} entry",
@@ -332,7 +326,7 @@ fn missing_args(
         .collect()
 }
 
-fn no_check<T>(_: &T, _: &CheckContext<'_>) -> Vec<(String, String)> {
+fn no_check<T>(_: &T, _: &CheckContext<'_>) -> Vec<FieldError> {
     Vec::new()
 }
 
@@ -344,11 +338,11 @@ fn depends_on(lifecycle: &Option<Lifecycle>) -> Vec<Reference> {
         .collect()
 }
 
-fn catalog_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<(String, String)> {
+fn catalog_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<FieldError> {
     match catalog.get(&config.source, &config.method) {
         Some(item) if item.kind() == want => Vec::new(),
-        Some(item) => vec![(
-            "method".into(),
+        Some(item) => vec![FieldError::at(
+            "method",
             format!(
                 "{}#{} is a {} in the catalog, expected a {want}",
                 config.source,
@@ -356,8 +350,8 @@ fn catalog_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec
                 item.kind()
             ),
         )],
-        None => vec![(
-            "source".into(),
+        None => vec![FieldError::at(
+            "source",
             format!(
                 "the catalog has no {want} {}#{}; it has: {}",
                 config.source,
@@ -372,7 +366,7 @@ fn args_json(args: &Option<serde_yaml::Value>) -> Result<serde_json::Value, Fail
     match args {
         None => Ok(serde_json::Value::Null),
         Some(v) => serde_json::to_value(v)
-            .map_err(|e| (Some("args".into()), format!("cannot use as JSON: {e}"))),
+            .map_err(|e| FieldError::at("args", format!("cannot use as JSON: {e}"))),
     }
 }
 
@@ -389,7 +383,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             no_check,
             |b, e, c| {
                 let db = SqliteDb::open(&e.id, &resolve_path(b.base_dir, &c.file), c)
-                    .map_err(|err| (Some("file".to_owned()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("file", err.to_string()))?;
                 b.insert(e, db);
                 Ok(())
             },
@@ -415,7 +409,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 let store = b
                     .components
                     .get::<MemoryStore>(&c.store)
-                    .map_err(|err| (Some("store".into()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("store", err.to_string()))?;
                 let tokens = TokenStore::new(&e.id, c, b.base_dir, store, b.components.clone())
                     .map_err(fail)?;
                 b.insert(e, Arc::new(tokens));
@@ -444,8 +438,8 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         code_kind("process.rust", "process", |b, e, c| {
             let Some(CatalogItem::Process(factory)) = b.catalog.get(&c.source, &c.method) else {
-                return Err((
-                    Some("source".into()),
+                return Err(FieldError::at(
+                    "source",
                     format!("the catalog has no process {}#{}", c.source, c.method),
                 ));
             };
@@ -495,8 +489,8 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         code_kind("function.rust", "function", |b, e, c| {
             let Some(CatalogItem::Function(handler)) = b.catalog.get(&c.source, &c.method) else {
-                return Err((
-                    Some("source".into()),
+                return Err(FieldError::at(
+                    "source",
                     format!("the catalog has no function {}#{}", c.source, c.method),
                 ));
             };
@@ -540,14 +534,14 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 let server = b
                     .components
                     .get::<HttpService>(&c.meta.server)
-                    .map_err(|err| (Some("meta.server".into()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("meta.server", err.to_string()))?;
                 let tokens = match c.token_store() {
                     Some(id) => Some(b.components.get::<TokenStore>(id).map_err(|err| {
-                        (Some("options.token_auth.store".into()), err.to_string())
+                        FieldError::at("options.token_auth.store", err.to_string())
                     })?),
                     None => None,
                 };
-                let router = Router::new(&e.id, c, &server, tokens).map_err(fail_at)?;
+                let router = Router::new(&e.id, c, &server, tokens)?;
                 b.insert(e, Arc::new(router));
                 Ok(())
             },
@@ -565,19 +559,19 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 let router = b
                     .components
                     .get::<Router>(&c.meta.router)
-                    .map_err(|err| (Some("meta.router".into()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("meta.router", err.to_string()))?;
                 let func = b
                     .components
                     .get::<FunctionSpec>(&c.func)
-                    .map_err(|err| (Some("func".into()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("func", err.to_string()))?;
                 let service = b
                     .components
                     .get::<HttpService>(router.server())
-                    .map_err(|err| (Some("meta.router".into()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("meta.router", err.to_string()))?;
                 let endpoint = Arc::new(Endpoint::new(&e.id, c, router, func));
                 service
                     .add_endpoint(endpoint.clone())
-                    .map_err(|m| (Some("path".to_owned()), m))?;
+                    .map_err(|m| FieldError::at("path", m))?;
                 b.insert(e, endpoint);
                 Ok(())
             },
@@ -588,7 +582,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             no_check,
             |b, e, c| {
                 let dir = Directory::open(&resolve_path(b.base_dir, &c.directory), c)
-                    .map_err(|m| (Some("directory".to_owned()), m))?;
+                    .map_err(|m| FieldError::at("directory", m))?;
                 b.insert(e, Arc::new(dir));
                 Ok(())
             },
@@ -606,11 +600,11 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 let dir = b
                     .components
                     .get::<Directory>(&c.fs)
-                    .map_err(|err| (Some("fs".into()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("fs", err.to_string()))?;
                 let service = b
                     .components
                     .get::<HttpService>(&c.meta.server)
-                    .map_err(|err| (Some("meta.server".into()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("meta.server", err.to_string()))?;
                 let site = Arc::new(StaticSite::new(&e.id, c, dir));
                 service.add_static(site.clone());
                 b.insert(e, site);
@@ -622,8 +616,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             |_, _| Vec::new(),
             |c, _| c.check(),
             |b, e, c| {
-                let verifier =
-                    JwtVerifier::new(c).map_err(|m| (Some("secret_env".to_owned()), m))?;
+                let verifier = JwtVerifier::new(c).map_err(|m| FieldError::at("secret_env", m))?;
                 b.insert(e, Arc::new(verifier));
                 Ok(())
             },
@@ -636,7 +629,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 let db = b
                     .components
                     .get::<SqliteDb>(&c.db)
-                    .map_err(|err| (Some("db".into()), err.to_string()))?;
+                    .map_err(|err| FieldError::at("db", err.to_string()))?;
                 b.insert(e, Arc::new(IdentityResolver::new(c, db)));
                 Ok(())
             },
@@ -659,7 +652,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                     Some(id) => Some(
                         b.components
                             .get::<JwtVerifier>(id)
-                            .map_err(|err| (Some("jwt".into()), err.to_string()))?,
+                            .map_err(|err| FieldError::at("jwt", err.to_string()))?,
                     ),
                     None => None,
                 };
@@ -667,15 +660,15 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                     Some(id) => Some(
                         b.components
                             .get::<IdentityResolver>(id)
-                            .map_err(|err| (Some("identity".into()), err.to_string()))?,
+                            .map_err(|err| FieldError::at("identity", err.to_string()))?,
                     ),
                     None => None,
                 };
                 let service = b
                     .components
                     .get::<HttpService>(&c.meta.server)
-                    .map_err(|err| (Some("meta.server".into()), err.to_string()))?;
-                let proxy = Arc::new(Proxy::new(&e.id, c, jwt, identity, b.node).map_err(fail_at)?);
+                    .map_err(|err| FieldError::at("meta.server", err.to_string()))?;
+                let proxy = Arc::new(Proxy::new(&e.id, c, jwt, identity, b.node)?);
                 service.add_mount(proxy.clone());
                 b.insert(e, proxy);
                 Ok(())
@@ -685,9 +678,8 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
 });
 
 /// Rules that span entries: two endpoints may not serve the same method and
-/// full path (router prefix + path) on one server. Returns `(index, field,
-/// message)` for the entry at `index` of `steps`.
-pub(crate) fn cross_check(steps: &[(&Entry, &dyn Any)]) -> Vec<(usize, String, String)> {
+/// full path (router prefix + path) on one server. Returns `(index, error)` for the entry at `index` of `steps`.
+pub(crate) fn cross_check(steps: &[(&Entry, &dyn Any)]) -> Vec<(usize, FieldError)> {
     let routers: HashMap<&str, &RouterConfig> = steps
         .iter()
         .filter_map(|(e, c)| Some((e.id.as_str(), c.downcast_ref::<RouterConfig>()?)))
@@ -707,10 +699,12 @@ pub(crate) fn cross_check(steps: &[(&Entry, &dyn Any)]) -> Vec<(usize, String, S
         match served.get(&key) {
             Some(other) => errors.push((
                 i,
-                "path".to_owned(),
-                format!(
-                    "{method} {path} on {} is already served by {other}",
-                    router.meta.server
+                FieldError::at(
+                    "path",
+                    format!(
+                        "{method} {path} on {} is already served by {other}",
+                        router.meta.server
+                    ),
                 ),
             )),
             None => {

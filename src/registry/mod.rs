@@ -153,16 +153,16 @@ impl Registry {
                 .collect(),
         };
         for step in &decoded {
-            for (field, message) in step.kind.check(step.config.as_ref(), &cx) {
-                errors.push(step.entry.error(&file, Some(&field), message));
+            for e in step.kind.check(step.config.as_ref(), &cx) {
+                errors.push(e.for_entry(&file, &step.entry));
             }
         }
         let all: Vec<(&Entry, &dyn Any)> = decoded
             .iter()
             .map(|s| (&s.entry, s.config.as_ref() as &dyn Any))
             .collect();
-        for (i, field, message) in kinds::cross_check(&all) {
-            errors.push(decoded[i].entry.error(&file, Some(&field), message));
+        for (i, e) in kinds::cross_check(&all) {
+            errors.push(e.for_entry(&file, &decoded[i].entry));
         }
         let kinds_by_id: HashMap<&str, &str> = manifest
             .entries
@@ -291,10 +291,8 @@ impl Registry {
         let mut skipped = Vec::new();
         for step in &plan.steps {
             boot.kind = step.kind.name();
-            if let Err((field, message)) =
-                step.kind.boot(&mut boot, &step.entry, step.config.as_ref())
-            {
-                let error = step.entry.error(&file, field.as_deref(), message);
+            if let Err(e) = step.kind.boot(&mut boot, &step.entry, step.config.as_ref()) {
+                let error = e.for_entry(&file, &step.entry);
                 if startup(&step.entry) == Startup::Optional {
                     log::error!("optional entry failed to boot, continuing without it: {error}");
                     skipped.push(step.entry.id.clone());

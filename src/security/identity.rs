@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use crate::manifest::FieldError;
 use crate::manifest::ManifestDuration;
 use crate::sql::SqliteDb;
 
@@ -34,13 +35,13 @@ pub struct IdentityConfig {
 
 impl IdentityConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let params = self.query.matches('?').count();
         if params == 1 {
             Vec::new()
         } else {
-            vec![(
-                "query".into(),
+            vec![FieldError::at(
+                "query",
                 format!("expected a query with exactly one ? for the username, found {params}"),
             )]
         }

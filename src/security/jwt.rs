@@ -18,6 +18,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::Deserialize;
 
+use crate::manifest::FieldError;
 use crate::manifest::ManifestDuration;
 
 /// The only algorithm accepted.
@@ -45,11 +46,11 @@ pub struct JwtConfig {
 
 impl JwtConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if self.algorithm != HS256 {
-            errors.push((
-                "algorithm".into(),
+            errors.push(FieldError::at(
+                "algorithm",
                 format!(
                     "expected \"{HS256}\" (the only accepted algorithm), found {:?}",
                     self.algorithm
@@ -57,9 +58,9 @@ impl JwtConfig {
             ));
         }
         if self.secret.is_none() && self.secret_env.is_none() {
-            errors.push((
-                "secret_env".into(),
-                "missing: one of secret_env or secret is required".into(),
+            errors.push(FieldError::at(
+                "secret_env",
+                "missing: one of secret_env or secret is required",
             ));
         }
         errors

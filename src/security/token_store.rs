@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 
 use super::{Actor, Identity, Policy, Scope};
 use crate::component::Components;
+use crate::manifest::FieldError;
 use crate::manifest::ManifestDuration;
 use crate::store::MemoryStore;
 use crate::util::{hex, unhex, unix_secs};
@@ -65,10 +66,10 @@ pub struct TokenStoreConfig {
 
 impl TokenStoreConfig {
     /// Load-time checks: `(field, message)` pairs.
-    pub fn check(&self) -> Vec<(String, String)> {
+    pub fn check(&self) -> Vec<FieldError> {
         match self.token_length {
-            Some(n) if !(16..=256).contains(&n) => vec![(
-                "token_length".into(),
+            Some(n) if !(16..=256).contains(&n) => vec![FieldError::at(
+                "token_length",
                 format!("expected an integer from 16 to 256, found {n}"),
             )],
             _ => Vec::new(),

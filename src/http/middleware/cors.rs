@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::super::Options;
 use super::parse_bool;
+use crate::manifest::FieldError;
 
 /// The option keys this middleware reads.
 pub const OPTION_KEYS: &[&str] = &[
@@ -40,7 +41,7 @@ pub struct Cors {
 
 impl Cors {
     /// Reads the `cors.*` options; the error is `(field, message)`.
-    pub fn from_options(o: &Options) -> Result<Self, (String, String)> {
+    pub fn from_options(o: &Options) -> Result<Self, FieldError> {
         let origins = o
             .list("cors.allow.origins")
             .unwrap_or_else(|| vec!["*".into()]);
@@ -51,8 +52,8 @@ impl Cors {
             .unwrap_or(false);
         let max_age = match o.get("cors.max_age") {
             Some(v) => v.parse().map_err(|_| {
-                (
-                    "cors.max_age".to_owned(),
+                FieldError::at(
+                    "cors.max_age",
                     format!("expected seconds as an integer, found {v:?}"),
                 )
             })?,
@@ -62,16 +63,16 @@ impl Cors {
         if credentials && any_origin {
             // The browser refuses `*` with credentials, and reflecting any
             // Origin instead would let every site read credentialed answers.
-            return Err((
-                "cors.allow.credentials".to_owned(),
-                "cannot be true while cors.allow.origins allows any origin (\"*\", the default): list the origins that may send credentials".to_owned(),
+            return Err(FieldError::at(
+                "cors.allow.credentials",
+                "cannot be true while cors.allow.origins allows any origin (\"*\", the default): list the origins that may send credentials",
             ));
         }
         if credentials && origins.iter().any(|x| x.eq_ignore_ascii_case("null")) {
             // `null` is what sandboxed frames and file: pages send: any site can produce it.
-            return Err((
-                "cors.allow.origins".to_owned(),
-                "\"null\" cannot be allowed together with cors.allow.credentials".to_owned(),
+            return Err(FieldError::at(
+                "cors.allow.origins",
+                "\"null\" cannot be allowed together with cors.allow.credentials",
             ));
         }
         Ok(Cors {

@@ -9,6 +9,7 @@ pub mod token_auth;
 pub mod websocket_relay;
 
 use super::Options;
+use crate::manifest::FieldError;
 
 /// The `cors` middleware name.
 pub const CORS: &str = "cors";
@@ -40,11 +41,11 @@ pub fn validate(
     allowed: &[&str],
     options_field: &str,
     options: &Options,
-) -> Vec<(String, String)> {
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (i, name) in names.iter().enumerate() {
         if !allowed.contains(&name.as_str()) {
-            errors.push((
+            errors.push(FieldError::at(
                 format!("{list_field}[{i}]"),
                 format!(
                     "unknown middleware {name:?}, expected one of {}",
@@ -60,14 +61,14 @@ pub fn validate(
             .find(|(_, (prefix, _))| !prefix.is_empty() && key.starts_with(prefix));
         match owner {
             Some((_, (_, keys))) if keys.contains(&key) => {}
-            Some((name, (_, keys))) => errors.push((
+            Some((name, (_, keys))) => errors.push(FieldError::at(
                 format!("{options_field}.{key}"),
                 format!(
                     "unknown option for {name}, expected one of {}",
                     keys.join(", ")
                 ),
             )),
-            None => errors.push((
+            None => errors.push(FieldError::at(
                 format!("{options_field}.{key}"),
                 format!(
                     "option belongs to no middleware in {list_field} ({})",
@@ -78,8 +79,7 @@ pub fn validate(
     }
     // The values too, with the same parsers boot uses, so `check` sees what
     // boot would refuse (`cors.max_age: soon`, credentials with any origin).
-    let value_error =
-        |(key, message): (String, String)| (format!("{options_field}.{key}"), message);
+    let value_error = |e: FieldError| e.under(options_field);
     for name in names {
         let parsed = match name.as_str() {
             CORS => cors::Cors::from_options(options).map(drop),
@@ -91,22 +91,18 @@ pub fn validate(
     errors
 }
 
-pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool, (String, String)> {
+pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool, FieldError> {
     match v {
         "true" => Ok(true),
         "false" => Ok(false),
-        other => Err((
+        other => Err(FieldError::at(
             key.to_owned(),
             format!("expected true or false, found {other:?}"),
         )),
     }
 }
 
-pub(crate) fn parse_usize(key: &str, v: &str) -> Result<usize, (String, String)> {
-    v.parse().map_err(|_| {
-        (
-            key.to_owned(),
-            format!("expected a non-negative integer, found {v:?}"),
-        )
-    })
+pub(crate) fn parse_usize(key: &str, v: &str) -> Result<usize, FieldError> {
+    v.parse()
+        .map_err(|_| FieldError::at(key, format!("expected a non-negative integer, found {v:?}")))
 }

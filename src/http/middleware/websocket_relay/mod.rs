@@ -69,6 +69,7 @@ use super::super::service::ClientPids;
 use super::super::{HttpError, Options, Takeover};
 use super::token_auth::{self, TokenSource};
 use super::{parse_bool, parse_usize};
+use crate::manifest::FieldError;
 use crate::metrics::Metrics;
 use crate::process::{Node, Pid};
 
@@ -129,7 +130,7 @@ pub struct RelayConfig {
 
 impl RelayConfig {
     /// Reads the `wsrelay.*` options; the error is `(field, message)`.
-    pub fn from_options(o: &Options) -> Result<Self, (String, String)> {
+    pub fn from_options(o: &Options) -> Result<Self, FieldError> {
         let size = |key: &str, default: usize| match o.get(key) {
             Some(v) => parse_usize(key, v).map(|n| n.max(1)),
             None => Ok(default),
