@@ -5,13 +5,15 @@
 use std::fmt::Write;
 use std::sync::Weak;
 
-use super::{Node, ProcessSpec, ServiceHandle};
+use super::{Node, ServiceHandle};
 use crate::metrics::{Collector, header};
 
 /// Renders the process families of one node.
 pub(crate) struct ProcessCollector {
     /// Weak: the node owns the metrics that own this collector.
     pub node: Weak<Node>,
+    /// Every service of the manifest, by id.
+    pub services: Vec<(String, std::sync::Arc<ServiceHandle>)>,
 }
 
 impl Collector for ProcessCollector {
@@ -19,7 +21,7 @@ impl Collector for ProcessCollector {
         let Some(node) = self.node.upgrade() else {
             return;
         };
-        let mut specs = node.components().all::<ProcessSpec>();
+        let mut specs = node.specs();
         specs.sort_by(|a, b| a.0.cmp(&b.0));
         header(
             out,
@@ -57,7 +59,7 @@ impl Collector for ProcessCollector {
                 );
             }
         }
-        let mut services = node.components().all::<ServiceHandle>();
+        let mut services: Vec<_> = self.services.iter().collect();
         services.sort_by(|a, b| a.0.cmp(&b.0));
         header(
             out,

@@ -1,4 +1,6 @@
-//! The node: the table of live processes, their names and monitors.
+//! The node: the table of live processes, their names and monitors, and
+//! the process entries and hosts a spawn may name (added by the registry as
+//! it boots them). It knows no other kind of entry.
 //!
 //! Invariants:
 //! - A pid is in the table from the moment `spawn` returns until its actor
@@ -24,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::oneshot;
 
 use super::{Event, ExitReason, Message, Payload, Pid, ProcessHost, ProcessSpec, Topic};
-use crate::component::{Components, LookupError};
+use crate::component::LookupError;
 use crate::metrics::Metrics;
 use crate::security::{Denied, Identity, actions};
 
@@ -230,7 +232,9 @@ pub struct NodeStats {
 pub struct Node {
     shards: Vec<Mutex<HashMap<Pid, Slot>>>,
     names: RwLock<HashMap<String, Pid>>,
-    components: Arc<Components>,
+    /// What spawns may name: process entries and hosts, added at boot.
+    specs: RwLock<HashMap<String, Arc<ProcessSpec>>>,
+    hosts: RwLock<HashMap<String, Arc<ProcessHost>>>,
     metrics: Metrics,
     dropped_dead: AtomicU64,
     dropped_full: AtomicU64,
@@ -238,28 +242,62 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node whose spawns look entries up in `components`.
-    pub fn new(components: Arc<Components>) -> Arc<Self> {
-        let node = Arc::new(Node {
+    /// An empty node; the registry adds the process entries and hosts it
+    /// boots ([`Node::add_spec`], [`Node::add_host`]).
+    pub fn new() -> Arc<Self> {
+        Arc::new(Node {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             names: RwLock::new(HashMap::new()),
-            components,
+            specs: RwLock::default(),
+            hosts: RwLock::default(),
             metrics: Metrics::default(),
             dropped_dead: AtomicU64::new(0),
             dropped_full: AtomicU64::new(0),
             dropped_conflated: AtomicU64::new(0),
-        });
-        node.metrics
-            .add_collector(Arc::new(super::exposition::ProcessCollector {
-                node: Arc::downgrade(&node),
-            }));
-        node
+        })
     }
 
-    /// The booted entries this node resolves ids against (for the embedding
-    /// program; code of entries reaches entries through its modules).
-    pub fn components(&self) -> &Arc<Components> {
-        &self.components
+    /// Makes process entry `id` spawnable.
+    pub(crate) fn add_spec(&self, id: &str, spec: Arc<ProcessSpec>) {
+        self.specs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), spec);
+    }
+
+    /// Makes host `id` a place to spawn on.
+    pub(crate) fn add_host(&self, id: &str, host: Arc<ProcessHost>) {
+        self.hosts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), host);
+    }
+
+    /// The process entry `id`.
+    pub(crate) fn spec(&self, id: &str) -> Result<Arc<ProcessSpec>, LookupError> {
+        let specs = self.specs.read().unwrap_or_else(|e| e.into_inner());
+        specs.get(id).cloned().ok_or_else(|| LookupError::Missing {
+            id: id.to_owned(),
+            expected: "ProcessSpec",
+        })
+    }
+
+    /// The host `id`.
+    pub(crate) fn host(&self, id: &str) -> Result<Arc<ProcessHost>, LookupError> {
+        let hosts = self.hosts.read().unwrap_or_else(|e| e.into_inner());
+        hosts.get(id).cloned().ok_or_else(|| LookupError::Missing {
+            id: id.to_owned(),
+            expected: "ProcessHost",
+        })
+    }
+
+    /// Every spawnable process entry, by id.
+    pub(crate) fn specs(&self) -> Vec<(String, Arc<ProcessSpec>)> {
+        let specs = self.specs.read().unwrap_or_else(|e| e.into_inner());
+        specs
+            .iter()
+            .map(|(id, s)| (id.clone(), s.clone()))
+            .collect()
     }
 
     /// The runtime's counters.
@@ -350,14 +388,8 @@ impl Node {
             .map_err(SpawnError::Denied)?;
         self.authorize(identity.map(|i| &**i), by, actions::PROCESS_HOST, host)
             .map_err(SpawnError::Denied)?;
-        let spec = self
-            .components
-            .get::<ProcessSpec>(entry)
-            .map_err(SpawnError::Lookup)?;
-        let host = self
-            .components
-            .get::<ProcessHost>(host)
-            .map_err(SpawnError::Lookup)?;
+        let spec = self.spec(entry).map_err(SpawnError::Lookup)?;
+        let host = self.host(host).map_err(SpawnError::Lookup)?;
         host.spawn(self, spec, args, identity.cloned(), watcher, parent)
     }
 

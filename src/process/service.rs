@@ -109,10 +109,7 @@ impl ServiceHandle {
 
     /// Starts the supervisor, which spawns the child at once.
     pub fn start(&self, node: &Arc<Node>) -> Result<Pid, SpawnError> {
-        let host = node
-            .components()
-            .get::<super::ProcessHost>(&self.shared.host)
-            .map_err(SpawnError::Lookup)?;
+        let host = node.host(&self.shared.host).map_err(SpawnError::Lookup)?;
         let spec = Arc::new(super::ProcessSpec::new(
             &format!("{}#supervisor", self.shared.id),
             super::modules::Capabilities::none(&format!("{}#supervisor", self.shared.id)),

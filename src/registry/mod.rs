@@ -26,7 +26,7 @@ use crate::catalog::Catalog;
 use crate::component::{Components, LookupError};
 use crate::http::HttpService;
 use crate::manifest::{Entry, Manifest, ManifestError, ManifestErrors, Startup, is_entry_id};
-use crate::process::{Node, Pid, ProcessHost, ServiceHandle};
+use crate::process::{Node, Pid, ProcessCollector, ProcessHost, ProcessSpec, ServiceHandle};
 
 /// A manifest that passed validation: entries with decoded configs, in boot order.
 pub struct Plan {
@@ -95,7 +95,15 @@ pub(crate) struct Boot<'a> {
 }
 
 impl Boot<'_> {
+    /// Records a booted entry; process entries and hosts also become spawn
+    /// targets of the node, whatever kind booted them.
     pub fn insert<T: Any + Send + Sync>(&self, entry: &Entry, value: Arc<T>) {
+        let any: Arc<dyn Any + Send + Sync> = value.clone();
+        if let Ok(spec) = any.clone().downcast::<ProcessSpec>() {
+            self.node.add_spec(&entry.id, spec);
+        } else if let Ok(host) = any.downcast::<ProcessHost>() {
+            self.node.add_host(&entry.id, host);
+        }
         self.components.insert(&entry.id, self.kind, value);
     }
 }
@@ -103,6 +111,7 @@ impl Boot<'_> {
 /// A booted manifest.
 pub struct Registry {
     node: Arc<Node>,
+    components: Arc<Components>,
     order: Vec<String>,
     hosts: Vec<Arc<ProcessHost>>,
     http: Vec<Arc<HttpService>>,
@@ -275,7 +284,7 @@ impl Registry {
     /// Boots a validated plan: entries in order, then the HTTP servers.
     pub fn boot_plan(plan: Plan, catalog: &Catalog) -> Result<Registry, RegistryError> {
         let components = Arc::new(Components::default());
-        let node = Node::new(components.clone());
+        let node = Node::new();
         let file = plan.manifest.file.clone();
         let mut boot = Boot {
             base_dir: &plan.manifest.base_dir,
@@ -338,8 +347,13 @@ impl Registry {
             services,
             ..
         } = boot;
+        node.metrics().add_collector(Arc::new(ProcessCollector {
+            node: Arc::downgrade(&node),
+            services: components.all::<ServiceHandle>(),
+        }));
         Ok(Registry {
             node,
+            components,
             order,
             hosts,
             http,
@@ -361,7 +375,7 @@ impl Registry {
 
     /// The booted entry `id` as a `T`.
     pub fn get<T: Any + Send + Sync>(&self, id: &str) -> Result<Arc<T>, LookupError> {
-        self.node.components().get(id)
+        self.components.get(id)
     }
 
     /// Entry ids in the order they booted.
