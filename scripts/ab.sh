@@ -21,40 +21,16 @@ floor_bin="$shared/bench/wsfloor/target/release/wsfloor"
 ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
+# shellcheck source=scripts/server.sh
+. scripts/server.sh
 trap 'stop_server; rm -rf "$work"' EXIT
-
-# start_server <bin dir>
-start_server() {
-  rm -rf "$work/data"
-  mkdir -p "$work/data"
-  sed -e "s#./data/#$work/data/#" \
-      -e "s#./public#$PWD/public#" \
-      -e "s#127.0.0.1:8081#127.0.0.1:18081#" \
-      -e "s#max_failures: 20#max_failures: 1000000#" \
-      _index.yaml > "$work/app.yaml"
-  RUST_LOG=warn "$1/rippy" run "$work/app.yaml" 2>"$work/server.log" &
-  server_pid=$!
-  for _ in $(seq 200); do
-    [ -s "$work/data/demo.key" ] && curl -sf -o /dev/null http://127.0.0.1:18081/healthz && break
-    sleep 0.05
-  done
-  key=$(tr -d '\n' < "$work/data/demo.key")
-}
 
 for round in $(seq "$rounds"); do
   for build in before after; do
     dir=$before
     [ "$build" = after ] && dir=$after
     floor=$("$floor_bin" 1000 500)
-    start_server "$dir"
+    start_server 10ms "$dir"
     ws=$("$dir/rippy-load" ws --url http://127.0.0.1:18081 --key "$key" --clients 1000 \
          --duration "$DURATION" --server-pid "$server_pid" --threads 1)
     token=$("$dir/rippy-load" token --connections 64 --url http://127.0.0.1:18081 --key "$key" \

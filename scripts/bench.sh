@@ -27,34 +27,9 @@ floor_bin="$shared/bench/wsfloor/target/release/wsfloor"
 ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
+# shellcheck source=scripts/server.sh
+. scripts/server.sh
 trap 'stop_server; rm -rf "$work"' EXIT
-
-# start_server <tick interval>
-start_server() {
-  rm -rf "$work/data"
-  mkdir -p "$work/data"
-  sed -e "s#./data/#$work/data/#" \
-      -e "s#./public#$PWD/public#" \
-      -e "s#127.0.0.1:8081#127.0.0.1:18081#" \
-      -e "s#interval: \"10ms\"#interval: \"$1\"#" \
-      -e "s#max_failures: 20#max_failures: 1000000#" \
-      _index.yaml > "$work/app.yaml"
-  RUST_LOG=warn target/release/rippy run "$work/app.yaml" 2>"$work/server.log" &
-  server_pid=$!
-  for _ in $(seq 200); do
-    [ -s "$work/data/demo.key" ] && curl -sf -o /dev/null http://127.0.0.1:18081/healthz && break
-    sleep 0.05
-  done
-  key=$(tr -d '\n' < "$work/data/demo.key")
-}
 
 field() { grep -o "$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
 

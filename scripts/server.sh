@@ -1,0 +1,35 @@
+# Sourced by the benchmark scripts: one ticker server on 127.0.0.1:18081
+# with its data in "$work" (which the caller creates and removes).
+#
+#   start_server [tick] [bin dir]   # tick default 10ms, bin dir target/release
+#   stop_server
+# start_server sets $server_pid and $key (the demo API key).
+
+server_pid=""
+
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+
+start_server() {
+  local tick=${1:-10ms} bin=${2:-target/release}
+  rm -rf "$work/data"
+  mkdir -p "$work/data"
+  sed -e "s#./data/#$work/data/#" \
+      -e "s#./public#$PWD/public#" \
+      -e "s#127.0.0.1:8081#127.0.0.1:18081#" \
+      -e "s#interval: \"10ms\"#interval: \"$tick\"#" \
+      -e "s#max_failures: 20#max_failures: 1000000#" \
+      _index.yaml > "$work/app.yaml"
+  RUST_LOG=warn "$bin/rippy" run "$work/app.yaml" 2>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 200); do
+    [ -s "$work/data/demo.key" ] && curl -sf -o /dev/null http://127.0.0.1:18081/healthz && break
+    sleep 0.05
+  done
+  key=$(tr -d '\n' < "$work/data/demo.key")
+}
