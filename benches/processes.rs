@@ -132,7 +132,10 @@ fn main() {
         }
         spawned.notify.notified().await;
         let took = started.elapsed();
-        assert_eq!(node.stats().processes, 0);
+        // The last `on_exit` runs just before its slot leaves the table.
+        while node.stats().processes != 0 {
+            tokio::task::yield_now().await;
+        }
         println!(
             "bench=spawn_exit processes={SPAWNS} workers={workers} seconds={:.3} per_second={:.0} us_per_cycle={:.2}",
             took.as_secs_f64(),
