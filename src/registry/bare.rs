@@ -13,7 +13,8 @@ use std::collections::HashMap;
 
 use serde_yaml::{Mapping, Value};
 
-use super::kinds::{self, CheckContext};
+use super::kind::CheckContext;
+use super::kinds;
 use crate::catalog::Catalog;
 use crate::manifest::{Manifest, is_name};
 
@@ -21,7 +22,7 @@ use crate::manifest::{Manifest, is_name};
 pub(super) type Written = HashMap<(String, String), String>;
 
 /// An entry's kind and decoded config.
-type Decoded = (&'static dyn kinds::Kind, Box<dyn Any + Send + Sync>);
+type Decoded = (&'static dyn super::kind::Kind, Box<dyn Any + Send + Sync>);
 
 /// Keys that the config types accept under another name (serde aliases):
 /// a reference reported at `args.x` may be written under `input`.

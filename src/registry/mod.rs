@@ -11,7 +11,9 @@
 //! first resolved in the entry's namespace ([`bare`]).
 
 mod bare;
+mod code;
 mod graph;
+mod kind;
 pub mod kinds;
 
 use std::any::Any;
@@ -25,7 +27,9 @@ use std::time::{Duration, Instant};
 use crate::catalog::Catalog;
 use crate::component::{Components, LookupError};
 use crate::http::HttpService;
-use crate::manifest::{Entry, Manifest, ManifestError, ManifestErrors, Startup, is_entry_id};
+use crate::manifest::{
+    Entry, FieldError, Manifest, ManifestError, ManifestErrors, Startup, is_entry_id,
+};
 use crate::process::{Node, Pid, ProcessCollector, ProcessHost, ProcessSpec, ServiceHandle};
 
 /// A manifest that passed validation: entries with decoded configs, in boot order.
@@ -36,7 +40,7 @@ pub struct Plan {
 
 struct Step {
     entry: Entry,
-    kind: &'static dyn kinds::Kind,
+    kind: &'static dyn kind::Kind,
     config: Box<dyn Any + Send + Sync>,
 }
 
@@ -95,6 +99,17 @@ pub(crate) struct Boot<'a> {
 }
 
 impl Boot<'_> {
+    /// The booted entry `id` that `field` references, as a `T`.
+    pub fn handle<T: Any + Send + Sync>(
+        &self,
+        field: &str,
+        id: &str,
+    ) -> Result<Arc<T>, FieldError> {
+        self.components
+            .get(id)
+            .map_err(|e| FieldError::at(field, e.to_string()))
+    }
+
     /// Records a booted entry; process entries and hosts also become spawn
     /// targets of the node, whatever kind booted them.
     pub fn insert<T: Any + Send + Sync>(&self, entry: &Entry, value: Arc<T>) {
@@ -154,7 +169,7 @@ impl Registry {
                 Err(e) => errors.push(e),
             }
         }
-        let cx = kinds::CheckContext {
+        let cx = kind::CheckContext {
             catalog,
             code: decoded
                 .iter()
