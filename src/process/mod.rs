@@ -8,6 +8,7 @@
 
 mod actor;
 mod context;
+mod delivery;
 mod exposition;
 mod host;
 pub(crate) mod modules;
