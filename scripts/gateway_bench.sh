@@ -2,12 +2,18 @@
 # Gateway overhead: wrk against an upstream directly, then through the
 # gateway (unauthenticated and JWT-authenticated routes), same run.
 # Usage: scripts/gateway_bench.sh [seconds] [connections]
+# BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
+# there instead of building, and GATEWAY_MANIFEST=file another manifest,
+# for before/after comparisons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
-cargo build --release --bin rippy --example upstream
+bin=${BIN_DIR:-target/release}
+[ -n "${BIN_DIR:-}" ] || cargo build --release --bin rippy --example upstream
+upstream=target/release/examples/upstream
+[ -x "$bin/upstream" ] && upstream="$bin/upstream"
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
@@ -17,7 +23,7 @@ sed -e "s#file: ../data/gateway.db#file: $work/gw.db#" \
     -e 's#http://127.0.0.1:9000#http://127.0.0.1:19000#; s#http://127.0.0.1:9024#http://127.0.0.1:19000#' \
     -e 's#127.0.0.1:8080#127.0.0.1:18080#' \
     -e "s#secret_env: GATEWAY_JWT_SECRET#secret: \"$secret\"#" \
-    examples/gateway.yaml > "$work/gateway.yaml"
+    "${GATEWAY_MANIFEST:-examples/gateway.yaml}" > "$work/gateway.yaml"
 python3 - "$work/gateway.yaml" <<'PY'
 import sys
 p = sys.argv[1]
@@ -37,9 +43,9 @@ s = b(hmac.new(sys.argv[1].encode(), f"{h}.{p}".encode(), hashlib.sha256).digest
 print(f"{h}.{p}.{s}")
 PY
 )
-target/release/examples/upstream 127.0.0.1:19000 1 &
+"$upstream" 127.0.0.1:19000 1 &
 # Access logging on, as in production, written to a file.
-RUST_LOG=info target/release/rippy run "$work/gateway.yaml" 2>"$work/rippy.log" &
+RUST_LOG=info "$bin/rippy" run "$work/gateway.yaml" 2>"$work/rippy.log" &
 for _ in $(seq 100); do
   curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ && break
   sleep 0.1
