@@ -339,3 +339,23 @@ fn secret_files_are_written_whole_once_and_private() {
         "no temp files left"
     );
 }
+
+#[actix_web::test]
+async fn open_websockets_do_not_hold_their_address_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::boot_edited(dir.path(), |t| {
+        with_server_options(t, "    max_connections_per_address: 2\n")
+    })
+    .await;
+    let token = token_for(&app.base, &app.demo_key()).await;
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        let mut ws = super::Ws::connect(&app, &token).await;
+        ws.next_of("welcome").await;
+        sockets.push(ws);
+    }
+    // Two slots, four open sockets: plain requests still get in.
+    let mut s = connect_from("127.0.0.1", socket_addr(&app.base)).await;
+    assert_eq!(healthz(&mut s).await, "HTTP/1.1 200 OK");
+    app.shutdown().await;
+}
