@@ -6,7 +6,8 @@
 //!
 //! Request headers the gateway owns are always removed from what the client
 //! sent, in any spelling that normalises to them (lower case, `_` -> `-`):
-//! `X-User-Id`, `X-Username` (set by the gateway on authenticated routes),
+//! `X-User-Id`, `X-Username` (set by the gateway for a caller whose JWT
+//! validated: always on authenticated routes, when given on open ones),
 //! `X-Request-Id` (set to the request's id), `X-Real-IP`, `Forwarded` (never
 //! sent: the gateway speaks `X-Forwarded-*` only) and every `X-Forwarded-*`.
 //! Any other header whose name holds `_` is dropped unless the proxy sets
@@ -62,7 +63,7 @@ thread_local! {
         .finish();
 }
 
-/// Who the request is for, on authenticated routes.
+/// Who the request is for, when its JWT validated.
 #[derive(Debug, Clone)]
 pub struct Forwarded<'a> {
     pub user_id: Option<&'a str>,

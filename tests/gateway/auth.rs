@@ -321,3 +321,42 @@ async fn unreadable_or_out_of_range_time_claims_are_refused_as_bad_claims() {
         assert_eq!(res.status(), 200, "{claims}");
     }
 }
+
+#[actix_web::test]
+async fn an_open_route_forwards_the_identity_of_a_valid_token_and_ignores_a_bad_one() {
+    let gw = Gw::boot(1000).await;
+    let seen_with = |auth: Option<String>| {
+        let url = gw.url("/api/auth/profile");
+        async move {
+            let mut req = awc::Client::new()
+                .get(url)
+                .append_header(("X-User-Id", "spoofed-id"))
+                .append_header(("x_username", "root"));
+            if let Some(a) = auth {
+                req = req.insert_header((header::AUTHORIZATION, a));
+            }
+            let mut res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200, "open routes never refuse for a token");
+            Seen(res.json().limit(1 << 20).await.unwrap())
+        }
+    };
+    let seen = seen_with(Some(format!("Bearer {}", jwt_for("alice")))).await;
+    assert_eq!(seen.headers("x-user-id"), vec![ALICE_ID.to_owned()]);
+    assert_eq!(seen.headers("x-username"), vec!["alice".to_owned()]);
+
+    let forged = jwt_with(
+        Algorithm::HS256,
+        "another-secret-entirely-0123456789",
+        json!({ "username": "alice", "exp": now() + 600 }),
+    );
+    for auth in [
+        Some(format!("Bearer {forged}")),
+        Some("Bearer not.a.jwt".to_owned()),
+        Some(format!("Bearer {}", jwt_for("nobody"))),
+        None,
+    ] {
+        let seen = seen_with(auth.clone()).await;
+        assert!(seen.headers("x-user-id").is_empty(), "{auth:?}");
+        assert!(seen.headers("x-username").is_empty(), "{auth:?}");
+    }
+}
