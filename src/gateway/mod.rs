@@ -7,6 +7,8 @@
 //! request id -> path normal form (400) -> route on it, longest prefix by
 //!   segment, case-folded lookalike of a protected route refused (400, 404)
 //!   -> cors preflight -> bearer JWT (401) -> username -> user id (404)
+//!      (on an open route: a valid JWT gives the identity, any other is
+//!      ignored)
 //!   -> rate limit (429; per user, or per client IP: the real peer, or the
 //!      rightmost untrusted X-Forwarded-For hop behind `trusted_proxies`)
 //!   -> request headers: protected names (any spelling) and `_` names
