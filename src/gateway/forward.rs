@@ -52,6 +52,13 @@ const PROTECTED: &[&str] = &[
     X_REQUEST_ID,
     "forwarded",
     "x-real-ip",
+    // Headers some frameworks route on instead of the request line (IIS URL
+    // Rewrite, Symfony, Laminas): the upstream must see what was matched.
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 thread_local! {

@@ -458,3 +458,25 @@ async fn a_body_that_stalls_past_the_route_timeout_closes_the_client_connection(
     );
     assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
 }
+
+#[actix_web::test]
+async fn headers_that_frameworks_route_on_instead_of_the_path_never_reach_the_upstream() {
+    let gw = Gw::boot(1000).await;
+    let (status, text) = raw_get(
+        &gw,
+        "/api/auth/public",
+        "X-Original-URL: /api/items/gmail/admin\r\nX-Rewrite-URL: /api/items/gmail/admin\r\nX-HTTP-Method-Override: DELETE\r\nX-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let seen = seen(&text);
+    for name in [
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-method-override",
+        "x-http-method",
+    ] {
+        assert!(seen.headers(name).is_empty(), "{name} was forwarded");
+    }
+}
