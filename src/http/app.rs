@@ -65,6 +65,8 @@ pub(crate) fn build_app(
                     let res = HttpError::HeadersTooLarge { limit: header_limit }.error_response();
                     return Ok(req.into_response(res).map_into_right_body());
                 }
+                let mut req = req;
+                super::guard_unread_body(&mut req, deadlines.idle);
                 next.call(req).await.map(|r| r.map_into_left_body())
             },
         ))

@@ -112,6 +112,74 @@ pub(crate) async fn read_body(
     }
 }
 
+/// Makes a chunked request body that no handler reads to its end cost its
+/// connection, not hold it.
+///
+/// actix-http drains the rest of an unread chunked body after the answer,
+/// with no deadline, so a client could trickle chunks forever into a path
+/// that never reads them (a 404, `/healthz`, a refusal). The body is wrapped:
+/// when the wrapper is dropped before the end, the original body is held
+/// a little longer instead of dropped, so the HTTP layer sees a body still
+/// unread when it answers, and answers `Connection: close` and hangs up.
+pub(crate) fn guard_unread_body(
+    req: &mut actix_web::dev::ServiceRequest,
+    hold: std::time::Duration,
+) {
+    let chunked = req
+        .headers()
+        .get(actix_web::http::header::TRANSFER_ENCODING)
+        .is_some();
+    if !chunked {
+        return; // a Content-Length body left unread already closes
+    }
+    let inner = actix_web::HttpMessage::take_payload(req);
+    req.set_payload(actix_web::dev::Payload::from(Box::pin(GuardedBody {
+        inner: Some(inner),
+        finished: false,
+        hold,
+    })
+        as actix_http::BoxedPayloadStream));
+}
+
+struct GuardedBody {
+    inner: Option<actix_web::dev::Payload>,
+    finished: bool,
+    hold: std::time::Duration,
+}
+
+impl futures_util::Stream for GuardedBody {
+    type Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let next = std::pin::Pin::new(inner).poll_next(cx);
+        if let std::task::Poll::Ready(None) = next {
+            self.finished = true;
+        }
+        next
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(inner) = self.inner.take() {
+            let hold = self.hold;
+            actix_web::rt::spawn(async move {
+                tokio::time::sleep(hold).await;
+                drop(inner);
+            });
+        }
+    }
+}
+
 /// Whether the request asks to become a WebSocket.
 pub(crate) fn is_websocket_upgrade(req: &actix_web::HttpRequest) -> bool {
     req.headers()

@@ -359,3 +359,26 @@ async fn open_websockets_do_not_hold_their_address_slots() {
     assert_eq!(healthz(&mut s).await, "HTTP/1.1 200 OK");
     app.shutdown().await;
 }
+
+#[actix_web::test]
+async fn a_body_nobody_reads_cannot_hold_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::boot_edited(dir.path(), |t| {
+        with_server_options(t, "    body_idle_timeout: \"200ms\"\n")
+    })
+    .await;
+    // Paths that answer without reading the body: health, 404, 405.
+    for request in [
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        "POST /nowhere HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        "PUT /auth/token HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{",
+    ] {
+        let mut s = TcpStream::connect(socket_addr(&app.base)).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        // The answer comes, then the server hangs up instead of waiting for
+        // the rest of a body no handler will read.
+        let text = read_all(&mut s).await;
+        assert!(text.starts_with("HTTP/1.1 "), "{request}: {text}");
+    }
+    app.shutdown().await;
+}
