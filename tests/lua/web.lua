@@ -1,5 +1,5 @@
--- HTTP endpoint functions.
-local json = require("json")
+-- HTTP endpoint functions (modules are required where used: each entry
+-- lists only what its own method needs).
 local M = {}
 
 function M.hello()
@@ -16,7 +16,7 @@ function M.fails() error("function boom") end
 
 -- A WebSocket endpoint: spawns a per-connection Lua handler and relays to it.
 function M.ws(args)
-  local http = require("http")
+  local http, json = require("http"), require("json")
   local res = http.response()
   local pid, err = process.spawn(args.handler, args.host)
   if not pid then

@@ -425,3 +425,147 @@ fn check_reports_unknown_modules_of_a_lua_entry() {
     );
     assert!(e.contains("modules[0]") && e.contains("jsonn"), "{e}");
 }
+
+const WEB: &str = r#"
+  - name: user_policy
+    kind: security.policy
+    policy:
+      actions: [process.spawn, process.host]
+      resources: [t:ws_handler, t:host]
+      effect: allow
+  - name: web
+    kind: http.service
+    addr: "127.0.0.1:0"
+  - name: api
+    kind: http.router
+    meta: { server: t:web }
+    prefix: /api
+  - name: ws_router
+    kind: http.router
+    meta: { server: t:web }
+    prefix: /ws
+    middleware: [token_auth]
+    options:
+      token_auth.store: t:tokens
+    post_middleware: [websocket_relay]
+    post_options:
+      wsrelay.allowed.origins: "*"
+  - name: hello
+    kind: function.lua
+    source: file://tests/lua/web.lua
+    method: hello
+    modules: [http]
+  - name: fails
+    kind: function.lua
+    source: file://tests/lua/web.lua
+    method: fails
+    modules: [http]
+  - name: ws
+    kind: function.lua
+    source: file://tests/lua/web.lua
+    method: ws
+    modules: [http, json]
+    args: { handler: t:ws_handler, host: t:host }
+  - name: ws_handler
+    kind: process.lua
+    source: file://tests/lua/web.lua
+    method: ws_handler
+  - name: hello_endpoint
+    kind: http.endpoint
+    meta: { router: t:api }
+    method: POST
+    path: /hello
+    func: t:hello
+  - name: fails_endpoint
+    kind: http.endpoint
+    meta: { router: t:api }
+    method: GET
+    path: /fails
+    func: t:fails
+  - name: ws_endpoint
+    kind: http.endpoint
+    meta: { router: t:ws_router }
+    method: GET
+    path: /echo
+    func: t:ws
+"#;
+
+#[actix_web::test]
+async fn a_lua_function_reads_the_request_and_writes_status_headers_and_json() {
+    let (app, _d) = boot(WEB).await;
+    let mut res = awc::Client::new()
+        .post(app.url("t:web", "/api/hello?name=a%20b"))
+        .send_body(r#"{"n": 5}"#)
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    assert_eq!(res.headers().get("x-lua").unwrap(), "yes");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"method": "POST", "path": "/api/hello", "name": "a b", "got": 5})
+    );
+}
+
+#[actix_web::test]
+async fn a_lua_function_that_raises_answers_500_without_the_error_text() {
+    let (app, _d) = boot(WEB).await;
+    let mut res = awc::Client::new()
+        .get(app.url("t:web", "/api/fails"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 500);
+    let body = res.body().await.unwrap();
+    assert!(!String::from_utf8_lossy(&body).contains("boom"));
+}
+
+#[actix_web::test]
+async fn a_lua_function_without_an_identity_is_denied_a_spawn_as_a_value() {
+    let (app, _d) = boot(WEB).await;
+    // No token: the function runs anonymously, and its spawn returns nil, err.
+    let mut res = awc::Client::new()
+        .get(app.url("t:web", "/ws/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let body = String::from_utf8_lossy(&res.body().await.unwrap()).into_owned();
+    assert!(
+        body.contains("process.spawn") && body.contains("t:ws"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn a_lua_endpoint_relays_a_websocket_to_a_lua_handler_it_spawned() {
+    use futures_util::{SinkExt, StreamExt};
+    let (app, _d) = boot(WEB).await;
+    let tokens = app
+        .registry()
+        .get::<rippy::security::TokenStore>("t:tokens")
+        .unwrap();
+    let token = tokens
+        .create(
+            rippy::security::Actor::new("user:ws"),
+            vec!["t:user_policy".into()],
+            None,
+            Value::Null,
+        )
+        .unwrap();
+    let url = app
+        .url("t:web", &format!("/ws/echo?x-auth-token={token}"))
+        .replacen("http://", "ws://", 1);
+    let (_, mut ws) = awc::Client::new().ws(url).connect().await.unwrap();
+    let text = |f: Option<Result<awc::ws::Frame, _>>| match f {
+        Some(Ok(awc::ws::Frame::Text(t))) => String::from_utf8_lossy(&t).into_owned(),
+        other => panic!("expected a text frame, got {other:?}"),
+    };
+    let first = support::within("the welcome", ws.next()).await;
+    assert_eq!(text(first), "hello from lua");
+    ws.send(awc::ws::Message::Text("shout".into()))
+        .await
+        .unwrap();
+    let echoed = support::within("the echo", ws.next()).await;
+    assert_eq!(text(echoed), "SHOUT");
+}
