@@ -247,12 +247,26 @@ pub(crate) fn runtime_table(lua: &Lua, host: Arc<dyn Host>) -> mlua::Result<Tabl
     }
     rt.set("declared", declared)?;
     let mods = lua.create_table()?;
-    mods.set("json", json(lua)?)?;
-    mods.set("crypto", crypto(lua, host.clone())?)?;
-    mods.set("logger", logger(lua, host.clone())?)?;
-    mods.set("sql", super::data::sql(lua, host.clone())?)?;
-    mods.set("store", super::data::store(lua, host.clone())?)?;
-    mods.set("security", super::data::security(lua, host.clone())?)?;
+    // Only the listed modules are built: an idle state stays small.
+    let has = |m: &str| host.modules().declares(m);
+    if has("json") {
+        mods.set("json", json(lua)?)?;
+    }
+    if has("crypto") {
+        mods.set("crypto", crypto(lua, host.clone())?)?;
+    }
+    if has("logger") {
+        mods.set("logger", logger(lua, host.clone())?)?;
+    }
+    if has("sql") {
+        mods.set("sql", super::data::sql(lua, host.clone())?)?;
+    }
+    if has("store") {
+        mods.set("store", super::data::store(lua, host.clone())?)?;
+    }
+    if has("security") {
+        mods.set("security", super::data::security(lua, host.clone())?)?;
+    }
     rt.set("modules", mods)?;
     Ok(rt)
 }

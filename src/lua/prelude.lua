@@ -142,42 +142,50 @@ function Actor:id() return self._id end
 function Actor:meta() return self._meta or {} end
 local function actor(raw)
   if raw == nil then return nil end
-  return setmetatable({ _id = raw.id, _meta = raw.meta, id_ = raw.id }, Actor)
+  return setmetatable({ _id = raw.id, _meta = raw.meta }, Actor)
 end
 local function raw_actor(a)
   if getmetatable(a) == Actor then return { id = a._id, meta = a._meta or {} } end
   return a
 end
+local security
 local sec = rt.modules.security
-local security = {
-  actor = function() return actor(sec.actor()) end,
-  new_actor = function(id, meta) return actor({ id = id, meta = meta or {} }) end,
-  can = sec.can,
-  token_store = function(id)
-    local s, err = sec.token_store(id)
-    if not s then return nil, err end
-    return {
-      create = function(_, a, scope, opts) return s:create(raw_actor(a), scope, opts) end,
-      validate = function(_, token)
-        local a, scope, err2 = s:validate(token)
-        if not a then return nil, nil, err2 end
-        return actor(a), scope
-      end,
-      revoke = function(_, token) return s:revoke(token) end,
-      close = function() return true end,
-    }
-  end,
-}
+if sec then
+  security = {
+    actor = function() return actor(sec.actor()) end,
+    new_actor = function(id, meta) return actor({ id = id, meta = meta or {} }) end,
+    can = sec.can,
+    token_store = function(id)
+      local s, err = sec.token_store(id)
+      if not s then return nil, err end
+      return {
+        create = function(_, a, scope, opts) return s:create(raw_actor(a), scope, opts) end,
+        validate = function(_, token)
+          local a, scope, err2 = s:validate(token)
+          if not a then return nil, nil, err2 end
+          return actor(a), scope
+        end,
+        revoke = function(_, token) return s:revoke(token) end,
+        close = function() return true end,
+      }
+    end,
+  }
+end
 
 local modules = {
+  -- an unlisted module is absent here, so require names it as undeclared
   json = rt.modules.json, crypto = rt.modules.crypto, logger = rt.modules.logger,
   sql = rt.modules.sql, store = rt.modules.store, security = security, time = time,
   http = rt.modules.http, process = process, channel = channel,
 }
 local free = { process = true, channel = true }
+local known = {
+  json = true, logger = true, time = true, crypto = true, sql = true, store = true,
+  security = true, http = true, process = true, channel = true,
+}
 require = function(name)
   local m = modules[name]
   if m ~= nil and (free[name] or rt.declared[name]) then return m end
-  if m == nil then error(("unknown module %q"):format(tostring(name)), 2) end
+  if not known[name] then error(("unknown module %q"):format(tostring(name)), 2) end
   error(rt.undeclared(name), 2)
 end

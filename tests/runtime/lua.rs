@@ -40,6 +40,10 @@ entries:
     source: file://tests/lua/modules.lua
     method: run
     modules: [json, crypto, time, sql, store, security, logger]
+  - name: idle
+    kind: process.lua
+    source: file://tests/lua/idle.lua
+    method: run
   - name: bare
     kind: process.lua
     source: file://tests/lua/modules.lua
@@ -568,4 +572,16 @@ async fn a_lua_endpoint_relays_a_websocket_to_a_lua_handler_it_spawned() {
         .unwrap();
     let echoed = support::within("the echo", ws.next()).await;
     assert_eq!(text(echoed), "SHOUT");
+}
+
+#[actix_web::test]
+async fn an_idle_lua_process_heap_stays_small() {
+    let (app, _d) = boot("").await;
+    let mut mb = app.mailbox();
+    app.spawn("t:idle", "t:host", json!({"to": mb.pid().to_string()}))
+        .unwrap();
+    let r = mb.recv_topic("idle").await.unwrap().payload.to_json().unwrap();
+    let bytes = r["bytes"].as_u64().unwrap();
+    eprintln!("idle Lua process heap: {bytes} bytes");
+    assert!(bytes < 256 * 1024, "{bytes}");
 }
