@@ -1,7 +1,7 @@
 //! The Lua layer: `process.lua` and `function.lua` entries run Wippy-style
 //! Lua 5.4 code (through `mlua`) against the API of `LUA_API.md`.
 //!
-//! Rules (also in docs/semantics.md §9):
+//! Rules (also in docs/semantics.md §11):
 //! - An entry is `{source: file://x.lua, method, modules, args, meta, lua}`;
 //!   `source` is relative to the manifest's folder. `rippy check` reads the
 //!   file (missing: error at `source`), compiles it as text (syntax error at

@@ -580,7 +580,13 @@ async fn an_idle_lua_process_heap_stays_small() {
     let mut mb = app.mailbox();
     app.spawn("t:idle", "t:host", json!({"to": mb.pid().to_string()}))
         .unwrap();
-    let r = mb.recv_topic("idle").await.unwrap().payload.to_json().unwrap();
+    let r = mb
+        .recv_topic("idle")
+        .await
+        .unwrap()
+        .payload
+        .to_json()
+        .unwrap();
     let bytes = r["bytes"].as_u64().unwrap();
     eprintln!("idle Lua process heap: {bytes} bytes");
     assert!(bytes < 256 * 1024, "{bytes}");
