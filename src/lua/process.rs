@@ -64,7 +64,6 @@ impl LuaProcess {
         install(&lua, host, None).map_err(fail)?;
         let method = self.code.method_of(&lua).map_err(fail)?;
         let thread = lua.create_thread(method).map_err(fail)?;
-        budget.install_on(&thread, self.code.limits).map_err(fail)?;
         let args = match &self.args {
             serde_json::Value::Null => MultiValue::new(),
             v => MultiValue::from_vec(vec![to_lua(&lua, v).map_err(fail)?]),

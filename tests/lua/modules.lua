@@ -82,6 +82,13 @@ function groups.security(args)
   }
 end
 
+function groups.logger()
+  local logger = require("logger")
+  logger:info("hello from lua", { k = 1, s = "x" })
+  logger:warn("plain")
+  return { ok = true }
+end
+
 function groups.denied()
   local ok, err = pcall(require, "sql")
   return { ok = ok, err = tostring(err) }
