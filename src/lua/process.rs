@@ -234,6 +234,10 @@ impl Process for LuaProcess {
                 .map_err(|e| ProcessError(format!("{entry}: {}", error_text(&e))))?;
             return run.drive(ctx, args);
         }
+        // Ticks of a timer nobody is reading conflate: one queued is enough.
+        if matches!(event, Event::Timer(_)) && run.queue.iter().any(|(s, _)| *s == src) {
+            return Ok(Flow::Continue);
+        }
         run.queue.push_back((src, event));
         if run.waiting.contains(&src) {
             run.waiting.clear();

@@ -493,6 +493,17 @@ const WEB: &str = r#"
     kind: process.lua
     source: file://tests/lua/web.lua
     method: ws_handler
+  - name: spins
+    kind: function.lua
+    source: file://tests/lua/web.lua
+    method: spins
+    lua: { max_instructions: 2000000 }
+  - name: spins_endpoint
+    kind: http.endpoint
+    meta: { router: t:api }
+    method: GET
+    path: /spins
+    func: t:spins
   - name: hello_endpoint
     kind: http.endpoint
     meta: { router: t:api }
@@ -553,6 +564,24 @@ async fn a_lua_function_that_raises_answers_500_without_the_error_text() {
     assert_eq!(res.status().as_u16(), 500);
     let body = res.body().await.unwrap();
     assert!(!String::from_utf8_lossy(&body).contains("boom"));
+}
+
+#[actix_web::test]
+async fn a_spinning_lua_function_answers_500_and_the_server_keeps_serving() {
+    let (app, _d) = boot(WEB).await;
+    let client = awc::Client::new();
+    let res = client
+        .get(app.url("t:web", "/api/spins"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 500);
+    let res = client
+        .post(app.url("t:web", "/api/hello"))
+        .send_body("{}")
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
 }
 
 #[actix_web::test]
