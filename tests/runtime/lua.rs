@@ -226,6 +226,16 @@ async fn process_spawns_monitors_and_messages_another_lua_process() {
 }
 
 #[actix_web::test]
+async fn waiting_calls_work_inside_coroutines_the_code_creates() {
+    let (app, _d) = boot("").await;
+    let r = group(&app, "t:modules", "nested", json!({})).await;
+    assert_eq!(
+        r,
+        json!({"ok1": true, "first": 2, "ok2": true, "second": 110, "wrapped": "wrapped", "dead": "dead"})
+    );
+}
+
+#[actix_web::test]
 async fn channels_buffer_select_and_close() {
     let (app, _d) = boot("").await;
     let r = group(&app, "t:modules", "channel", json!({})).await;
