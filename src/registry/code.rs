@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::catalog::{ArgSpec, Catalog, CatalogItem};
 use crate::function::FunctionSpec;
+use crate::lua::LuaEntryConfig;
 use crate::manifest::{Entry, FieldError};
 use crate::process::modules::unknown_module;
 use crate::process::{Capabilities, Module, ProcessSpec, RustEntryConfig};
@@ -29,9 +30,8 @@ pub(crate) fn module_kinds(module: Module) -> &'static [&'static str] {
 }
 
 /// The boot-order edges of a code entry's `modules`.
-fn module_references(config: &RustEntryConfig) -> Vec<Reference> {
-    config
-        .modules
+fn module_references(modules: &[String]) -> Vec<Reference> {
+    modules
         .iter()
         .enumerate()
         .filter_map(|(i, name)| Some((i, Module::parse(name)?)))
@@ -46,9 +46,8 @@ fn module_references(config: &RustEntryConfig) -> Vec<Reference> {
 }
 
 /// Unknown module names, each at its index.
-fn modules_check(config: &RustEntryConfig) -> Vec<FieldError> {
-    config
-        .modules
+fn modules_check(modules: &[String]) -> Vec<FieldError> {
+    modules
         .iter()
         .enumerate()
         .filter(|(_, name)| Module::parse(name).is_none())
@@ -78,7 +77,7 @@ fn needs_check(config: &RustEntryConfig, catalog: &Catalog) -> Vec<FieldError> {
 
 fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<FieldError> {
     let mut errors = catalog_check(config, catalog, want);
-    errors.extend(modules_check(config));
+    errors.extend(modules_check(&config.modules));
     errors.extend(needs_check(config, catalog));
     errors
 }
@@ -86,9 +85,9 @@ fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<Fi
 pub(crate) fn capabilities(
     b: &Boot<'_>,
     e: &Entry,
-    c: &RustEntryConfig,
+    modules: &[String],
 ) -> Result<Capabilities, Fail> {
-    Capabilities::resolve(&e.id, &c.modules, b.components)
+    Capabilities::resolve(&e.id, modules, b.components)
         .map_err(|(i, message)| FieldError::at(format!("modules[{i}]"), message))
 }
 
@@ -101,7 +100,7 @@ pub(crate) fn code_kind(
     Box::new(KindOf::<RustEntryConfig> {
         name,
         references: |c, cx| {
-            let mut refs = module_references(c);
+            let mut refs = module_references(&c.modules);
             refs.extend(arg_references(
                 cx.catalog.args(&c.source, &c.method),
                 &[&c.args],
@@ -239,7 +238,7 @@ pub(crate) fn process_rust() -> Box<dyn Kind> {
         };
         let spec = ProcessSpec::new(
             &e.id,
-            capabilities(b, e, c)?,
+            capabilities(b, e, &c.modules)?,
             factory.clone(),
             args_json(&c.args)?,
         );
@@ -261,11 +260,31 @@ pub(crate) fn function_rust() -> Box<dyn Kind> {
             e,
             Arc::new(FunctionSpec::new(
                 &e.id,
-                capabilities(b, e, c)?,
+                capabilities(b, e, &c.modules)?,
                 args_json(&c.args)?,
                 handler.clone(),
             )),
         );
         Ok(())
+    })
+}
+
+/// A kind whose entries are Lua code (`source: file://x.lua` + `method`):
+/// the same module checks as the Rust code kinds, plus the file's own
+/// checks (it exists, it compiles, `method` is a function of its table).
+pub(crate) fn lua_kind(
+    name: &'static str,
+    boot: fn(&mut Boot<'_>, &Entry, &LuaEntryConfig) -> Result<(), Fail>,
+) -> Box<dyn Kind> {
+    Box::new(KindOf::<LuaEntryConfig> {
+        name,
+        references: |c, _| module_references(&c.modules),
+        check: |c, cx| {
+            let mut errors = modules_check(&c.modules);
+            errors.extend(c.check(cx.base_dir));
+            errors
+        },
+        boot,
+        code: |_| None,
     })
 }

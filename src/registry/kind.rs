@@ -5,6 +5,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
@@ -61,6 +62,8 @@ pub(crate) trait Kind: Send + Sync {
 /// What a kind's checks see beyond the entry's own config.
 pub(crate) struct CheckContext<'a> {
     pub catalog: &'a Catalog,
+    /// The manifest's folder (Lua sources are read relative to it).
+    pub base_dir: &'a Path,
     /// The code each `process.rust` / `function.rust` entry names, by id.
     pub code: HashMap<String, Code>,
 }

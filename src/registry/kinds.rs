@@ -19,8 +19,9 @@ use crate::http::{
     Endpoint, EndpointConfig, HttpService, HttpServiceConfig, Router, RouterConfig, StaticConfig,
     StaticSite,
 };
+use crate::lua::LuaCode;
 use crate::manifest::{Entry, FieldError};
-use crate::process::{HostConfig, ProcessHost, ServiceConfig, ServiceHandle};
+use crate::process::{HostConfig, ProcessHost, ProcessSpec, ServiceConfig, ServiceHandle};
 use crate::security::{
     IdentityConfig, IdentityResolver, JwtConfig, JwtVerifier, Policy, PolicyConfig, TokenStore,
     TokenStoreConfig,
@@ -96,7 +97,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             "process.service",
             |c, cx| {
                 let mut refs = vec![
-                    reference("process", &c.process, &["process.rust"]),
+                    reference("process", &c.process, &["process.rust", "process.lua"]),
                     reference("host", &c.host, &["process.host"]),
                 ];
                 refs.extend(depends_on(&c.lifecycle));
@@ -128,6 +129,30 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             },
         ),
         code::function_rust(),
+        code::lua_kind("process.lua", |b, e, c| {
+            let code = LuaCode::load(b.base_dir, c)?;
+            let spec = ProcessSpec::new(
+                &e.id,
+                code::capabilities(b, e, &c.modules)?,
+                crate::lua::process_factory(Arc::new(code)),
+                args_json(&c.args)?,
+            );
+            b.insert(e, Arc::new(spec));
+            Ok(())
+        }),
+        code::lua_kind("function.lua", |b, e, c| {
+            let code = LuaCode::load(b.base_dir, c)?;
+            b.insert(
+                e,
+                Arc::new(FunctionSpec::new(
+                    &e.id,
+                    code::capabilities(b, e, &c.modules)?,
+                    args_json(&c.args)?,
+                    crate::lua::function::handler(Arc::new(code)),
+                )),
+            );
+            Ok(())
+        }),
         kind::<HttpServiceConfig>(
             "http.service",
             |c, _| depends_on(&c.lifecycle),
@@ -169,7 +194,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             |c, _| {
                 vec![
                     reference("meta.router", &c.meta.router, &["http.router"]),
-                    reference("func", &c.func, &["function.rust"]),
+                    reference("func", &c.func, &["function.rust", "function.lua"]),
                 ]
             },
             |c, _| c.check(),

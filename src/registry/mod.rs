@@ -171,6 +171,7 @@ impl Registry {
         }
         let cx = kind::CheckContext {
             catalog,
+            base_dir: &manifest.base_dir,
             code: decoded
                 .iter()
                 .filter_map(|s| Some((s.entry.id.clone(), s.kind.code(s.config.as_ref())?)))
