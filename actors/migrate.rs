@@ -73,9 +73,13 @@ impl Process for Migrate {
             .call(|conn| {
                 let tx = conn.transaction()?;
                 api_keys::ensure_schema(&tx)?;
-                let left = std::fs::read_to_string(&pending)
-                    .ok()
-                    .map(|k| k.trim().to_owned());
+                let left = match std::fs::read_to_string(&pending) {
+                    Ok(k) => Some(k.trim().to_owned()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    // There but unreadable (not UTF-8, say): no usable key,
+                    // and it must go, or no new key could take its place.
+                    Err(_) => Some(String::new()),
+                };
                 let outcome = match left {
                     Some(key)
                         if api_keys::is_well_formed(&key) && !api_keys::is_known(&tx, &key)? =>

@@ -101,11 +101,43 @@ pub fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()>
             .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
-        std::fs::hard_link(&tmp, path)
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                // A file system without hard links: a rename that refuses
+                // to replace does the same job.
+                rename_no_replace(&tmp, path).map_err(|_| e)
+            }
+            linked => linked,
+        }
     })();
     let _ = std::fs::remove_file(&tmp);
     written?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// `rename(2)` that fails with `AlreadyExists` instead of replacing `to`.
+fn rename_no_replace(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &std::path::Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::other("a path with a NUL byte"))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

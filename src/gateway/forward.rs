@@ -38,6 +38,9 @@ use futures_util::Stream;
 use super::GatewayError;
 use super::trusted::TrustedProxies;
 
+/// Stands in for a timeout too long to represent.
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 pub const X_USER_ID: &str = "x-user-id";
 pub const X_USERNAME: &str = "x-username";
 pub const X_REQUEST_ID: &str = "x-request-id";
@@ -282,7 +285,8 @@ where
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 if !this.armed {
-                    let at = tokio::time::Instant::now() + this.idle;
+                    let now = tokio::time::Instant::now();
+                    let at = now.checked_add(this.idle).unwrap_or(now + DAY);
                     this.deadline.as_mut().reset(at);
                     this.armed = true;
                 }

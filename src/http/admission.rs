@@ -60,6 +60,7 @@ impl Admission {
         if self.max == 0 {
             return Some(Slot(None));
         }
+        let addr = client_key(addr);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(addr).or_insert(0);
         if *n >= self.max {
@@ -74,6 +75,18 @@ impl Admission {
     fn held(&self, addr: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.get(&addr).copied().unwrap_or(0)
+    }
+}
+
+/// The address a cap counts: an IPv4 address (also when IPv4-mapped), or
+/// the /64 of an IPv6 one, since one IPv6 host usually holds a whole /64.
+fn client_key(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -122,6 +135,20 @@ mod tests {
         drop(first);
         assert_eq!(admission.held(a), 1);
         assert!(admission.admit(a).is_some());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_bit_prefix() {
+        let admission = admission(1);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _held = admission.admit(a).unwrap();
+        assert!(admission.admit(b).is_none(), "same /64");
+        assert!(admission.admit(other).is_some());
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let _v4 = admission.admit(mapped).unwrap();
+        assert!(admission.admit("127.0.0.1".parse().unwrap()).is_none());
     }
 
     #[test]

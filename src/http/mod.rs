@@ -90,10 +90,16 @@ pub(crate) async fn read_body(
         return Err(BodyError::TooLarge);
     }
     let deadlines = req.app_data::<BodyDeadlines>().copied().unwrap_or_default();
-    let end = Instant::now() + deadlines.total;
+    let far = |d: std::time::Duration| {
+        // A deadline too far to represent is no deadline at all.
+        Instant::now()
+            .checked_add(d)
+            .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(86_400 * 365))
+    };
+    let end = far(deadlines.total);
     let mut body = actix_web::web::BytesMut::new();
     loop {
-        let next = timeout_at(end.min(Instant::now() + deadlines.idle), payload.next());
+        let next = timeout_at(end.min(far(deadlines.idle)), payload.next());
         match next.await {
             Err(_) => return Err(BodyError::TimedOut),
             Ok(None) => return Ok(body.freeze()),
@@ -181,11 +187,15 @@ impl Drop for GuardedBody {
 }
 
 /// Whether the request asks to become a WebSocket.
+///
+/// The same test actix-http's handshake check makes (the header *contains*
+/// `websocket`, any case), so every request the relay could upgrade goes
+/// through the relay's origin and cookie checks first.
 pub(crate) fn is_websocket_upgrade(req: &actix_web::HttpRequest) -> bool {
     req.headers()
         .get(actix_web::http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        .is_some_and(|v| v.to_ascii_lowercase().contains("websocket"))
 }
 
 /// A JSON error response `{"error": message}` with `status`.

@@ -382,3 +382,13 @@ async fn a_body_nobody_reads_cannot_hold_the_connection() {
     }
     app.shutdown().await;
 }
+
+#[actix_web::test]
+async fn an_unreadable_pending_demo_key_is_replaced_at_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("demo.key.pending"), [0xff, 0xfe, 0x00]).unwrap();
+    let app = App::boot_in(dir.path()).await;
+    token_for(&app.base, &app.demo_key()).await;
+    assert!(!dir.path().join("demo.key.pending").exists());
+    app.shutdown().await;
+}

@@ -81,7 +81,7 @@ pub(super) async fn drive(conn: Arc<Connection>, socket: Socket, config: RelayCo
                     break;
                 }
                 // Never more than one frame's worth, whatever the client sends.
-                let room = (reader.max_size + MAX_HEADER)
+                let room = (reader.max_size.saturating_add(MAX_HEADER))
                     .saturating_sub(buf.len())
                     .min(READ_CHUNK);
                 if room == 0 {
@@ -275,7 +275,10 @@ impl Reader<'_> {
             Frame::Pong(_) => true,
             Frame::Close(reason) => {
                 let code = reason.map_or(1000, |r| u16::from(r.code));
-                self.conn.echo_close(code);
+                // Echo the client's code, unless it may not be sent at all
+                // (RFC 6455 7.4: below 1000, 1004-1006, 1015, 1016-2999).
+                let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+                self.conn.echo_close(if sendable { code } else { 1002 });
                 false
             }
             Frame::Continuation(item) => {
