@@ -1,0 +1,2 @@
+-- Returns at once: one spawn + exit cycle.
+return { run = function() end }
