@@ -103,6 +103,7 @@ pub mod fs;
 pub mod function;
 pub mod gateway;
 pub mod http;
+pub mod lua;
 pub mod manifest;
 pub mod metrics;
 pub mod process;

@@ -45,6 +45,16 @@ impl<'a> ProcessContext<'a> {
         ProcessContext { state, actix }
     }
 
+    /// An owned copy of what this process acts with (see [`Acting`]).
+    pub(crate) fn acting(&self) -> Acting {
+        Acting {
+            node: self.state.node.clone(),
+            pid: self.state.pid.clone(),
+            spec: self.state.spec.clone(),
+            identity: self.state.identity.clone(),
+        }
+    }
+
     pub(crate) fn state_mut(&mut self) -> &mut ActorState {
         self.state
     }
@@ -229,5 +239,96 @@ impl<'a> ProcessContext<'a> {
     fn next_timer(&mut self) -> u64 {
         self.state.next_timer += 1;
         self.state.next_timer
+    }
+}
+
+/// An owned copy of a process's acting rights (node, pid, entry, identity):
+/// the same checked operations as [`ProcessContext`] minus timers, for code
+/// that holds them beyond one hook (the Lua layer's module functions, which
+/// only ever run inside this process's hooks).
+#[derive(Clone)]
+pub(crate) struct Acting {
+    node: Arc<Node>,
+    pid: Pid,
+    spec: Arc<super::ProcessSpec>,
+    identity: Option<Arc<crate::security::Identity>>,
+}
+
+impl Acting {
+    fn authorize(&self, action: &'static str, resource: &str) -> Result<(), Denied> {
+        self.node
+            .authorize(self.identity.as_deref(), &self.spec.id, action, resource)
+    }
+
+    /// This process's pid.
+    pub(crate) fn pid(&self) -> &Pid {
+        &self.pid
+    }
+
+    /// The entry id.
+    pub(crate) fn entry(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// See [`ProcessContext::modules`].
+    pub(crate) fn modules(&self) -> Modules<'_> {
+        Modules::new(&self.spec.caps, &self.node, self.identity.as_ref())
+    }
+
+    /// See [`ProcessContext::send`].
+    pub(crate) fn send(&self, to: Target, topic: Topic, payload: Payload) -> Result<(), SendError> {
+        if let Target::Name(name) = &to {
+            self.authorize(actions::PROCESS_SEND, name)
+                .map_err(SendError::Denied)?;
+        }
+        self.node.send(Some(&self.pid), to, topic, payload)
+    }
+
+    /// See [`ProcessContext::whereis`].
+    pub(crate) fn whereis(&self, name: &str) -> Result<Option<Pid>, Denied> {
+        self.authorize(actions::PROCESS_SEND, name)?;
+        Ok(self.node.whereis(name))
+    }
+
+    /// See [`ProcessContext::register`].
+    pub(crate) fn register(&self, name: &str) -> Result<(), String> {
+        self.authorize(actions::PROCESS_REGISTER, name)
+            .map_err(|d| d.to_string())?;
+        self.node.register(name, &self.pid)
+    }
+
+    /// See [`ProcessContext::monitor`].
+    pub(crate) fn monitor(&self, target: &Pid) {
+        self.node.monitor(&self.pid, target);
+    }
+
+    /// See [`ProcessContext::demonitor`].
+    pub(crate) fn demonitor(&self, target: &Pid) {
+        self.node.demonitor(&self.pid, target);
+    }
+
+    /// See [`ProcessContext::terminate`].
+    pub(crate) fn terminate(&self, target: &Pid) -> Result<bool, Denied> {
+        self.node
+            .terminate(&self.pid, &self.spec.id, self.identity.as_deref(), target)
+    }
+
+    /// See [`ProcessContext::spawn`] / [`ProcessContext::spawn_monitored`].
+    pub(crate) fn spawn(
+        &self,
+        entry: &str,
+        host: &str,
+        args: serde_json::Value,
+        monitored: bool,
+    ) -> Result<Pid, SpawnError> {
+        self.node.spawn_as(
+            &self.spec.id,
+            Some(&self.pid),
+            self.identity.as_ref(),
+            entry,
+            host,
+            args,
+            monitored.then_some(&self.pid),
+        )
     }
 }

@@ -19,6 +19,7 @@ mod wake;
 use std::borrow::Cow;
 use std::fmt;
 
+pub(crate) use context::Acting;
 pub use context::{ProcessContext, TimerId};
 pub use host::{HostConfig, Placement, ProcessHost, ProcessSpec, RustEntryConfig};
 pub use modules::{Capabilities, Logger, MODULES, Module, ModuleError, Modules, Tokens};

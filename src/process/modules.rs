@@ -301,6 +301,11 @@ impl<'a> Modules<'a> {
         }
     }
 
+    /// The module names the entry listed.
+    pub fn declared(&self) -> &[String] {
+        self.caps.declared()
+    }
+
     /// Whether the entry listed the module called `name`.
     pub fn declares(&self, name: &str) -> bool {
         Module::parse(name).is_some_and(|m| self.caps.has(m))

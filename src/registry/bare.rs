@@ -50,6 +50,7 @@ fn pass(mut manifest: Manifest, catalog: &Catalog) -> (Manifest, Written) {
         .collect();
     let cx = CheckContext {
         catalog,
+        base_dir: &manifest.base_dir,
         code: manifest
             .entries
             .iter()

@@ -25,6 +25,7 @@ use crate::http::{
     Endpoint, EndpointConfig, HttpService, HttpServiceConfig, Router, RouterConfig, StaticConfig,
     StaticSite,
 };
+use crate::lua::{LuaCode, LuaEntryConfig};
 use crate::manifest::FieldError;
 use crate::manifest::{Entry, Lifecycle, ManifestError, decode};
 use crate::process::modules::unknown_module;
@@ -70,9 +71,8 @@ pub(crate) fn module_kinds(module: Module) -> &'static [&'static str] {
 }
 
 /// The boot-order edges of a code entry's `modules`.
-fn module_references(config: &RustEntryConfig) -> Vec<Reference> {
-    config
-        .modules
+fn module_references(modules: &[String]) -> Vec<Reference> {
+    modules
         .iter()
         .enumerate()
         .filter_map(|(i, name)| Some((i, Module::parse(name)?)))
@@ -87,9 +87,8 @@ fn module_references(config: &RustEntryConfig) -> Vec<Reference> {
 }
 
 /// Unknown module names, each at its index.
-fn modules_check(config: &RustEntryConfig) -> Vec<FieldError> {
-    config
-        .modules
+fn modules_check(modules: &[String]) -> Vec<FieldError> {
+    modules
         .iter()
         .enumerate()
         .filter(|(_, name)| Module::parse(name).is_none())
@@ -119,13 +118,13 @@ fn needs_check(config: &RustEntryConfig, catalog: &Catalog) -> Vec<FieldError> {
 
 fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<FieldError> {
     let mut errors = catalog_check(config, catalog, want);
-    errors.extend(modules_check(config));
+    errors.extend(modules_check(&config.modules));
     errors.extend(needs_check(config, catalog));
     errors
 }
 
-fn capabilities(b: &Boot<'_>, e: &Entry, c: &RustEntryConfig) -> Result<Capabilities, Fail> {
-    Capabilities::resolve(&e.id, &c.modules, b.components)
+fn capabilities(b: &Boot<'_>, e: &Entry, modules: &[String]) -> Result<Capabilities, Fail> {
+    Capabilities::resolve(&e.id, modules, b.components)
         .map_err(|(i, message)| FieldError::at(format!("modules[{i}]"), message))
 }
 
@@ -154,6 +153,8 @@ pub(crate) trait Kind: Send + Sync {
 /// What a kind's checks see beyond the entry's own config.
 pub(crate) struct CheckContext<'a> {
     pub catalog: &'a Catalog,
+    /// The manifest's folder (Lua sources are read relative to it).
+    pub base_dir: &'a Path,
     /// The code each `process.rust` / `function.rust` entry names, by id.
     pub code: HashMap<String, Code>,
 }
@@ -237,7 +238,7 @@ fn code_kind(
     Box::new(KindOf::<RustEntryConfig> {
         name,
         references: |c, cx| {
-            let mut refs = module_references(c);
+            let mut refs = module_references(&c.modules);
             refs.extend(arg_references(
                 cx.catalog.args(&c.source, &c.method),
                 &[&c.args],
@@ -263,6 +264,29 @@ fn code_kind(
                 args: c.args.clone(),
             })
         },
+    })
+}
+
+/// A kind whose entries are Lua code (`source: file://x.lua` + `method`):
+/// the same module checks as [`code_kind`], plus the file's own checks.
+fn lua_kind(
+    name: &'static str,
+    boot: fn(&mut Boot<'_>, &Entry, &LuaEntryConfig) -> Result<(), Fail>,
+) -> Box<dyn Kind> {
+    Box::new(KindOf::<LuaEntryConfig> {
+        name,
+        references: |c, _| module_references(&c.modules),
+        check: |c, cx| {
+            let mut errors = modules_check(&c.modules);
+            errors.extend(
+                c.check(cx.base_dir)
+                    .into_iter()
+                    .map(|(field, message)| FieldError::at(field, message)),
+            );
+            errors
+        },
+        boot,
+        code: |_| None,
     })
 }
 
@@ -445,7 +469,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             };
             let spec = ProcessSpec::new(
                 &e.id,
-                capabilities(b, e, c)?,
+                capabilities(b, e, &c.modules)?,
                 factory.clone(),
                 args_json(&c.args)?,
             );
@@ -456,7 +480,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             "process.service",
             |c, cx| {
                 let mut refs = vec![
-                    reference("process", &c.process, &["process.rust"]),
+                    reference("process", &c.process, &["process.rust", "process.lua"]),
                     reference("host", &c.host, &["process.host"]),
                 ];
                 refs.extend(depends_on(&c.lifecycle));
@@ -498,9 +522,35 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 e,
                 Arc::new(FunctionSpec::new(
                     &e.id,
-                    capabilities(b, e, c)?,
+                    capabilities(b, e, &c.modules)?,
                     args_json(&c.args)?,
                     handler.clone(),
+                )),
+            );
+            Ok(())
+        }),
+        lua_kind("process.lua", |b, e, c| {
+            let code = LuaCode::load(b.base_dir, c)
+                .map_err(|(field, message)| FieldError::at(field, message))?;
+            let spec = ProcessSpec::new(
+                &e.id,
+                capabilities(b, e, &c.modules)?,
+                crate::lua::process_factory(Arc::new(code)),
+                args_json(&c.args)?,
+            );
+            b.insert(e, Arc::new(spec));
+            Ok(())
+        }),
+        lua_kind("function.lua", |b, e, c| {
+            let code = LuaCode::load(b.base_dir, c)
+                .map_err(|(field, message)| FieldError::at(field, message))?;
+            b.insert(
+                e,
+                Arc::new(FunctionSpec::new(
+                    &e.id,
+                    capabilities(b, e, &c.modules)?,
+                    args_json(&c.args)?,
+                    crate::lua::function::handler(Arc::new(code)),
                 )),
             );
             Ok(())
@@ -551,7 +601,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             |c, _| {
                 vec![
                     reference("meta.router", &c.meta.router, &["http.router"]),
-                    reference("func", &c.func, &["function.rust"]),
+                    reference("func", &c.func, &["function.rust", "function.lua"]),
                 ]
             },
             |c, _| c.check(),

@@ -156,6 +156,7 @@ impl Registry {
         }
         let cx = kinds::CheckContext {
             catalog,
+            base_dir: &manifest.base_dir,
             code: decoded
                 .iter()
                 .filter_map(|s| Some((s.entry.id.clone(), s.kind.code(s.config.as_ref())?)))

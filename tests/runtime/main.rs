@@ -6,6 +6,7 @@ mod support;
 
 mod capabilities;
 mod jobs;
+mod lua;
 mod manifest;
 mod probe;
 mod processes;

@@ -1,0 +1,5 @@
+local M = {}
+function M.run()
+  local x = = 1
+end
+return M

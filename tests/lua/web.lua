@@ -1,0 +1,48 @@
+-- HTTP endpoint functions (modules are required where used: each entry
+-- lists only what its own method needs).
+local M = {}
+
+function M.hello()
+  local http = require("http")
+  local req, res = http.request(), http.response()
+  local body, err = req:body_json()
+  res:set_status(http.STATUS.CREATED)
+  res:set_header("X-Lua", "yes")
+  res:write_json({ method = req:method(), path = req:path(), name = req:query("name"),
+                   got = body and body.n, err = err and "bad json" or nil })
+end
+
+function M.fails() error("function boom") end
+
+-- A WebSocket endpoint: spawns a per-connection Lua handler and relays to it.
+function M.ws(args)
+  local http, json = require("http"), require("json")
+  local res = http.response()
+  local pid, err = process.spawn(args.handler, args.host)
+  if not pid then
+    res:set_status(http.STATUS.FORBIDDEN)
+    res:write(tostring(err))
+    return
+  end
+  res:set_header("X-WS-Relay", json.encode({ target_pid = tostring(pid), metadata = { via = "lua" } }))
+end
+
+-- The per-connection handler: echoes text frames upper-cased.
+function M.ws_handler()
+  local inbox = process.inbox()
+  local client
+  while true do
+    local msg = inbox:receive()
+    local topic, data = msg:topic(), msg:payload():data()
+    if topic == "ws.join" then
+      client = data.client_pid
+      process.send(client, "ws.send", { type = "text", data = "hello from lua" })
+    elseif topic == "ws.message" then
+      process.send(client, "ws.send", { type = "text", data = string.upper(tostring(data.data)) })
+    elseif topic == "ws.leave" then
+      return
+    end
+  end
+end
+
+return M
