@@ -24,11 +24,13 @@ local function send_text(client, value)
 end
 
 -- Subscribes to the ticker if it is registered: returns its pid, or nil
--- (not there yet), or nil plus an error (denied).
+-- (not registered yet: it is restarting), or nil plus an error (denied).
 local function subscribe(client)
   local ticker, err = process.registry.lookup(TICKER)
-  if err then return nil, err end
-  if not ticker then return nil end
+  if not ticker then
+    if tostring(err):find("no process registered", 1, true) then return nil end
+    return nil, err
+  end
   process.monitor(ticker)
   process.send(ticker, "subscribe", { client_pid = client })
   return tostring(ticker)
