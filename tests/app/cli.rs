@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use awc::ws::Message;
 
-use super::support::{Edition, TIMEOUT, manifest_text, repo};
+use super::support::{Edition, TIMEOUT, actors, manifest_text, repo};
 use super::{Ws, token_for};
 
 /// Writes the application manifest into `dir` with its data there and a free port.
@@ -185,6 +185,33 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The Lua migration cannot write files: its demo key is in the log of the
+/// first start only, and it works; later starts find it and do not log it.
+#[actix_web::test]
+async fn the_lua_migration_logs_a_working_demo_key_once() {
+    if Edition::Lua.skip("cli::the_lua_migration_logs_a_working_demo_key_once") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_edition(Edition::Lua, dir.path());
+    let key = server.demo_key();
+    assert!(actors::api_keys::is_well_formed(&key), "{key}");
+    assert!(!dir.path().join("demo.key").exists());
+    token_for(&server.base, &key).await;
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, Some(0));
+
+    let mut again = Server::start_edition(Edition::Lua, dir.path());
+    again.wait_for("demo API key exists");
+    token_for(&again.base, &key).await;
+    let (code, _, log) = again.terminate();
+    assert_eq!(code, Some(0));
+    assert!(
+        !log.iter().any(|l| l.contains(&key)),
+        "the key was logged again"
+    );
 }
 
 fn rippy(args: &[&str]) -> std::process::Output {

@@ -96,9 +96,29 @@ impl Edition {
 
 /// Defines one test body that runs against both editions: `mod $name` with
 /// the tests `$name::rust` and `$name::lua` (skipped, saying why, in a build
-/// without the Lua engine).
+/// without the Lua engine). `lua_pending = "why";` before the body skips the
+/// Lua run with that reason: for what the Lua engine cannot do yet.
 #[macro_export]
 macro_rules! both_editions {
+    (lua_pending = $why:literal; $(#[$meta:meta])* async fn $name:ident($edition:ident: Edition) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($edition: Edition) $body
+
+            #[actix_web::test]
+            async fn rust() {
+                body(Edition::Rust).await
+            }
+
+            #[actix_web::test]
+            async fn lua() {
+                eprintln!("SKIPPED {}::lua: {}", module_path!(), $why);
+            }
+        }
+    };
     ($(#[$meta:meta])* async fn $name:ident($edition:ident: Edition) $body:block) => {
         $(#[$meta])*
         mod $name {
