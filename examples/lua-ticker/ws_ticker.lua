@@ -51,7 +51,7 @@ local function handler(args)
     end
   end
 
-  if not security.can("process.spawn", entry) then
+  if not (security.can("process.spawn", entry) and security.can("process.host", host)) then
     logger:warn("handler spawn refused", { user = actor:id() })
     return fail(res, 403, "forbidden")
   end
