@@ -41,15 +41,6 @@ impl Budget {
     pub fn reset(&self) {
         self.0.store(0, Ordering::Relaxed);
     }
-
-    /// Installs the counting hook on `thread` (and on the main state).
-    pub fn install_on(&self, thread: &mlua::Thread, limits: Limits) -> mlua::Result<()> {
-        let counter = self.0.clone();
-        thread.set_hook(
-            HookTriggers::new().every_nth_instruction(STEP),
-            move |_, _| count(&counter, limits.max_instructions),
-        )
-    }
 }
 
 fn count(counter: &AtomicU64, max: u64) -> mlua::Result<VmState> {
@@ -88,7 +79,9 @@ pub(crate) fn new_state(limits: Limits) -> mlua::Result<(Lua, Budget)> {
     lua.set_memory_limit(limits.max_memory)?;
     let budget = Budget::default();
     let counter = budget.0.clone();
-    lua.set_hook(
+    // A global hook: every thread of the state runs it, including the
+    // coroutines Lua code creates itself (a per-thread hook is not inherited).
+    lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(STEP),
         move |_, _| count(&counter, limits.max_instructions),
     )?;

@@ -132,7 +132,7 @@ impl LuaEntryConfig {
 /// A loaded Lua entry: its text, checked once at boot, and its budgets.
 pub(crate) struct LuaCode {
     name: String,
-    text: Vec<u8>,
+    bytecode: Vec<u8>,
     method: String,
     limits: Limits,
 }
@@ -147,9 +147,9 @@ impl LuaCode {
                 format!("cannot read {}: {e}", path.display()),
             )
         })?;
-        let code = LuaCode {
+        let mut code = LuaCode {
             name: c.rel().to_owned(),
-            text,
+            bytecode: Vec::new(),
             method: c.method.clone(),
             limits: c.limits(),
         };
@@ -158,8 +158,12 @@ impl LuaCode {
             .set_name("=check")
             .exec()
             .map_err(|e| ("source".to_owned(), error_text(&e)))?;
-        let chunk = compile(&lua, &code.name, &code.text)
-            .map_err(|e| ("source".to_owned(), error_text(&e)))?;
+        let chunk =
+            compile(&lua, &code.name, &text).map_err(|e| ("source".to_owned(), error_text(&e)))?;
+        // Our own compilation of checked text, kept with its line info so
+        // each spawn skips the parser (Lua code itself can never load
+        // binary chunks).
+        code.bytecode = chunk.dump(false);
         // Running the chunk without modules: `require` and the globals are
         // inert stand-ins, so `local json = require("json")` loads.
         let table: Value = chunk
@@ -186,7 +190,10 @@ impl LuaCode {
 
     /// Runs the chunk in `lua` and returns its `method`.
     fn method_of(&self, lua: &Lua) -> mlua::Result<Function> {
-        let chunk = compile(lua, &self.name, &self.text)?;
+        let chunk = lua
+            .load(&self.bytecode[..])
+            .set_mode(mlua::chunk::ChunkMode::Binary)
+            .into_function()?;
         let table: Table = chunk.call(())?;
         table.get(self.method.as_str())
     }
@@ -198,10 +205,20 @@ fn install(lua: &Lua, host: Arc<dyn api::Host>, http: Option<Table>) -> mlua::Re
     if let Some(http) = http {
         rt.get::<Table>("modules")?.set("http", http)?;
     }
-    lua.load(PRELUDE)
-        .set_name("=prelude")
-        .set_mode(mlua::chunk::ChunkMode::Text)
-        .call::<()>(rt)
+    static COMPILED: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    let compiled = COMPILED.get_or_init(|| {
+        let lua = Lua::new();
+        compile(&lua, "prelude", PRELUDE.as_bytes())
+            .map(|f| f.dump(true))
+            .map_err(|e| error_text(&e))
+    });
+    match compiled {
+        Ok(bytes) => lua
+            .load(&bytes[..])
+            .set_mode(mlua::chunk::ChunkMode::Binary)
+            .call::<()>(rt),
+        Err(e) => Err(mlua::Error::runtime(format!("prelude: {e}"))),
+    }
 }
 
 /// Makes the process factory of a booted `process.lua` entry.

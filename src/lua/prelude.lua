@@ -1,11 +1,32 @@
 -- The Lua half of rippy's modules: `process`, `channel`, `time`, `require`.
 -- Runs once per state with the Rust `rt` table; waiting calls yield
--- ("wait", {source ids}) to the process driver, which resumes with
+-- ("rippy:wait", {source ids}) to the process driver, which resumes with
 -- (id, value) once one of those sources has something.
 local rt = ...
 local yield, pack, unpack = coroutine.yield, table.pack, table.unpack
 local setmetatable, type, error, ipairs, tostring = setmetatable, type, error, ipairs, tostring
 local INBOX, EVENTS = 1, 2
+
+-- A waiting call made inside a coroutine the code created itself passes
+-- through that coroutine's resume up to the driver and back, so
+-- `inbox:receive()` works at any coroutine depth.
+local raw_resume, raw_status, raw_create = coroutine.resume, coroutine.status, coroutine.create
+local requests = { ["rippy:wait"] = true, ["rippy:timer"] = true, ["rippy:cancel"] = true }
+local function pass(co, ok, ...)
+  if ok and requests[(...)] and raw_status(co) == "suspended" then
+    return pass(co, raw_resume(co, yield(...)))
+  end
+  return ok, ...
+end
+coroutine.resume = function(co, ...) return pass(co, raw_resume(co, ...)) end
+coroutine.wrap = function(f)
+  local co = raw_create(f)
+  local function unwrap(ok, ...)
+    if not ok then error((...), 0) end
+    return ...
+  end
+  return function(...) return unwrap(coroutine.resume(co, ...)) end
+end
 
 local Channel = {}
 Channel.__index = Channel
@@ -56,7 +77,7 @@ local function select(cases)
     end
     if cases.default then return { default = true, ok = false } end
     if #ids == 0 then error("channel.select: no case can become ready (deadlock)", 2) end
-    deliver(yield("wait", ids))
+    deliver(yield("rippy:wait", ids))
   end
 end
 
@@ -84,7 +105,7 @@ external[INBOX], external[EVENTS] = inbox, events
 local function after(d)
   local ms, err = rt.ms(d)
   if not ms then return nil, err end
-  local id = yield("timer", ms, false)
+  local id = yield("rippy:timer", ms, false)
   local ch = new_channel(id)
   external[id] = ch
   return ch
@@ -95,7 +116,7 @@ Ticker.__index = Ticker
 function Ticker:response() return self.ch end
 function Ticker:channel() return self.ch end
 function Ticker:stop()
-  yield("cancel", self.ch.ext)
+  yield("rippy:cancel", self.ch.ext)
   external[self.ch.ext] = nil
   self.ch.closed = true
 end
@@ -114,7 +135,7 @@ local time = {
     local ms, err = rt.ms(d)
     if not ms then return nil, err end
     if ms <= 0 then return nil, "ticker: duration must be positive" end
-    local id = yield("timer", ms, true)
+    local id = yield("rippy:timer", ms, true)
     local ch = new_channel(id)
     external[id] = ch
     return setmetatable({ ch = ch }, Ticker)

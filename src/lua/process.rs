@@ -4,8 +4,10 @@
 //! `init` creates the process's own state, runs the chunk, installs the
 //! modules and starts `method` as a coroutine with the spawn arguments. The
 //! coroutine runs until it waits: the prelude's waiting calls yield
-//! `("wait", ids)` (inbox = 1, events = 2, each timer its own id) or ask
-//! for a timer (`("timer", ms, repeat)`, `("cancel", id)`). The driver
+//! `("rippy:wait", ids)` (inbox = 1, events = 2, each timer its own id) or
+//! ask for a timer (`("rippy:timer", ms, repeat)`, `("rippy:cancel", id)`);
+//! the prelude's `coroutine.resume`/`wrap` pass such requests up from
+//! coroutines the code creates, so waiting works at any depth. The driver
 //! answers timer requests at once; for a wait it hands over the oldest
 //! queued event of one of those sources, or records the wait and returns
 //! `Continue`: `handle` queues every event and resumes the coroutine when one
@@ -64,7 +66,6 @@ impl LuaProcess {
         install(&lua, host, None).map_err(fail)?;
         let method = self.code.method_of(&lua).map_err(fail)?;
         let thread = lua.create_thread(method).map_err(fail)?;
-        budget.install_on(&thread, self.code.limits).map_err(fail)?;
         let args = match &self.args {
             serde_json::Value::Null => MultiValue::new(),
             v => MultiValue::from_vec(vec![to_lua(&lua, v).map_err(fail)?]),
@@ -108,7 +109,7 @@ impl Running {
                 }
             };
             match op.as_str() {
-                "timer" => {
+                "rippy:timer" => {
                     let ms = out.get(1).and_then(Value::as_integer).unwrap_or(0).max(0) as u64;
                     let repeat = out.get(2).and_then(Value::as_boolean).unwrap_or(false);
                     let d = Duration::from_millis(ms);
@@ -121,7 +122,7 @@ impl Running {
                     self.timers.push((id, timer, repeat));
                     args = MultiValue::from_vec(vec![Value::Integer(id as i64)]);
                 }
-                "cancel" => {
+                "rippy:cancel" => {
                     let id = out.get(1).and_then(Value::as_integer).unwrap_or(0) as u64;
                     if let Some(i) = self.timers.iter().position(|(t, _, _)| *t == id) {
                         let (_, timer, _) = self.timers.swap_remove(i);
@@ -130,7 +131,7 @@ impl Running {
                     self.queue.retain(|(src, _)| *src != id);
                     args = MultiValue::new();
                 }
-                "wait" => {
+                "rippy:wait" => {
                     let ids: Vec<u64> = match out.get(1) {
                         Some(Value::Table(t)) => t
                             .sequence_values::<i64>()
@@ -234,6 +235,10 @@ impl Process for LuaProcess {
                 .deliverable(src, event)
                 .map_err(|e| ProcessError(format!("{entry}: {}", error_text(&e))))?;
             return run.drive(ctx, args);
+        }
+        // Ticks of a timer nobody is reading conflate: one queued is enough.
+        if matches!(event, Event::Timer(_)) && run.queue.iter().any(|(s, _)| *s == src) {
+            return Ok(Flow::Continue);
         }
         run.queue.push_back((src, event));
         if run.waiting.contains(&src) {

@@ -82,6 +82,30 @@ function groups.security(args)
   }
 end
 
+function groups.logger()
+  local logger = require("logger")
+  logger:info("hello from lua", { k = 1, s = "x" })
+  logger:warn("plain")
+  return { ok = true }
+end
+
+-- Waiting calls inside coroutines the code creates itself.
+function groups.nested()
+  local time = require("time")
+  local co = coroutine.create(function(a)
+    time.sleep("5ms")
+    local b = coroutine.yield(a + 1)
+    local msg = process.inbox():receive()
+    return b + msg:payload():data().n
+  end)
+  local ok1, first = coroutine.resume(co, 1)
+  process.send(process.pid(), "n", { n = 100 })
+  local ok2, second = coroutine.resume(co, 10)
+  local w = coroutine.wrap(function() time.sleep(1); return "wrapped" end)
+  return { ok1 = ok1, first = first, ok2 = ok2, second = second, wrapped = w(),
+           dead = coroutine.status(co) }
+end
+
 function groups.denied()
   local ok, err = pcall(require, "sql")
   return { ok = ok, err = tostring(err) }

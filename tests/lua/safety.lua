@@ -4,6 +4,7 @@ local M = {}
 function M.raise() error("boom from lua") end
 function M.returns_error() return nil, "why not" end
 function M.spin() while true do end end
+function M.spin_in_coroutine() coroutine.wrap(function() while true do end end)() end
 function M.hog()
   local t = {}
   local s = string.rep("x", 1024)

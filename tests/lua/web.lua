@@ -13,6 +13,7 @@ function M.hello()
 end
 
 function M.fails() error("function boom") end
+function M.spins() while true do end end
 
 -- A WebSocket endpoint: spawns a per-connection Lua handler and relays to it.
 function M.ws(args)

@@ -226,6 +226,16 @@ async fn process_spawns_monitors_and_messages_another_lua_process() {
 }
 
 #[actix_web::test]
+async fn waiting_calls_work_inside_coroutines_the_code_creates() {
+    let (app, _d) = boot("").await;
+    let r = group(&app, "t:modules", "nested", json!({})).await;
+    assert_eq!(
+        r,
+        json!({"ok1": true, "first": 2, "ok2": true, "second": 110, "wrapped": "wrapped", "dead": "dead"})
+    );
+}
+
+#[actix_web::test]
 async fn channels_buffer_select_and_close() {
     let (app, _d) = boot("").await;
     let r = group(&app, "t:modules", "channel", json!({})).await;
@@ -260,6 +270,11 @@ const SAFETY: &str = r#"
     kind: process.lua
     source: file://tests/lua/safety.lua
     method: spin
+    lua: { max_instructions: 5000000 }
+  - name: spin_in_coroutine
+    kind: process.lua
+    source: file://tests/lua/safety.lua
+    method: spin_in_coroutine
     lua: { max_instructions: 5000000 }
   - name: hog
     kind: process.lua
@@ -312,6 +327,20 @@ async fn an_infinite_loop_ends_with_an_error_while_a_process_on_the_same_thread_
     assert!(e.contains("instruction budget exceeded"), "{e}");
     mb.send(&healthy, "still", Value::Null).unwrap();
     mb.recv_topic("echo").await.unwrap();
+}
+
+#[actix_web::test]
+async fn an_infinite_loop_inside_a_user_coroutine_is_bounded_too() {
+    let (app, _d) = boot(SAFETY).await;
+    let e = error_text(exit_of(&app, "t:spin_in_coroutine").await);
+    assert!(e.contains("instruction budget exceeded"), "{e}");
+}
+
+#[actix_web::test]
+async fn logger_lines_take_a_message_and_fields() {
+    let (app, _d) = boot("").await;
+    let r = group(&app, "t:modules", "logger", json!({})).await;
+    assert_eq!(r, json!({"ok": true}));
 }
 
 #[actix_web::test]
@@ -474,6 +503,17 @@ const WEB: &str = r#"
     kind: process.lua
     source: file://tests/lua/web.lua
     method: ws_handler
+  - name: spins
+    kind: function.lua
+    source: file://tests/lua/web.lua
+    method: spins
+    lua: { max_instructions: 2000000 }
+  - name: spins_endpoint
+    kind: http.endpoint
+    meta: { router: t:api }
+    method: GET
+    path: /spins
+    func: t:spins
   - name: hello_endpoint
     kind: http.endpoint
     meta: { router: t:api }
@@ -486,6 +526,18 @@ const WEB: &str = r#"
     method: GET
     path: /fails
     func: t:fails
+  - name: spawn_other
+    kind: function.lua
+    source: file://tests/lua/web.lua
+    method: ws
+    modules: [http, json]
+    args: { handler: t:echo, host: t:host }
+  - name: spawn_other_endpoint
+    kind: http.endpoint
+    meta: { router: t:ws_router }
+    method: GET
+    path: /other
+    func: t:spawn_other
   - name: ws_endpoint
     kind: http.endpoint
     meta: { router: t:ws_router }
@@ -525,6 +577,24 @@ async fn a_lua_function_that_raises_answers_500_without_the_error_text() {
 }
 
 #[actix_web::test]
+async fn a_spinning_lua_function_answers_500_and_the_server_keeps_serving() {
+    let (app, _d) = boot(WEB).await;
+    let client = awc::Client::new();
+    let res = client
+        .get(app.url("t:web", "/api/spins"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 500);
+    let res = client
+        .post(app.url("t:web", "/api/hello"))
+        .send_body("{}")
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+}
+
+#[actix_web::test]
 async fn a_lua_function_without_an_identity_is_denied_a_spawn_as_a_value() {
     let (app, _d) = boot(WEB).await;
     // No token: the function runs anonymously, and its spawn returns nil, err.
@@ -541,22 +611,49 @@ async fn a_lua_function_without_an_identity_is_denied_a_spawn_as_a_value() {
     );
 }
 
-#[actix_web::test]
-async fn a_lua_endpoint_relays_a_websocket_to_a_lua_handler_it_spawned() {
-    use futures_util::{SinkExt, StreamExt};
-    let (app, _d) = boot(WEB).await;
+fn user_token(app: &TestApp) -> String {
     let tokens = app
         .registry()
         .get::<rippy::security::TokenStore>("t:tokens")
         .unwrap();
-    let token = tokens
+    tokens
         .create(
             rippy::security::Actor::new("user:ws"),
             vec!["t:user_policy".into()],
             None,
             Value::Null,
         )
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_lua_function_spawn_the_policy_denies_returns_nil_and_the_denial() {
+    let (app, _d) = boot(WEB).await;
+    let token = user_token(&app);
+    let mut res = awc::Client::new()
+        .get(app.url("t:web", &format!("/ws/other?x-auth-token={token}")))
+        .send()
+        .await
         .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let body = String::from_utf8_lossy(&res.body().await.unwrap()).into_owned();
+    assert!(
+        body.contains("user:ws") && body.contains("t:echo"),
+        "{body}"
+    );
+    assert!(
+        app.node()
+            .metrics()
+            .denials_of("process.spawn", "t:spawn_other")
+            >= 1
+    );
+}
+
+#[actix_web::test]
+async fn a_lua_endpoint_relays_a_websocket_to_a_lua_handler_it_spawned() {
+    use futures_util::{SinkExt, StreamExt};
+    let (app, _d) = boot(WEB).await;
+    let token = user_token(&app);
     let url = app
         .url("t:web", &format!("/ws/echo?x-auth-token={token}"))
         .replacen("http://", "ws://", 1);
