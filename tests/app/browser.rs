@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::cli::Server;
-use super::support::repo;
+use super::support::{Edition, repo};
 
 const HOW: &str =
     "install Debian's chromium and run `npm install --prefix tests/browser` (or run .ci/run)";
@@ -28,49 +28,50 @@ fn tools_present() -> Result<(), String> {
     Ok(())
 }
 
-#[actix_web::test]
-async fn the_page_streams_prices_into_the_table_and_draws_the_charts() {
-    if let Err(missing) = tools_present() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("browser test cannot run under CI: {missing}");
+crate::both_editions! {
+    async fn the_page_streams_prices_into_the_table_and_draws_the_charts(edition: Edition) {
+        if let Err(missing) = tools_present() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("browser test cannot run under CI: {missing}");
+            }
+            eprintln!(
+                "SKIPPED the_page_streams_prices_into_the_table_and_draws_the_charts: {missing}; to enable: {HOW}"
+            );
+            return;
         }
-        eprintln!(
-            "SKIPPED the_page_streams_prices_into_the_table_and_draws_the_charts: {missing}; to enable: {HOW}"
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start_edition(edition, dir.path());
+        let key = server.demo_key();
+        let shot = repo().join(format!("target/browser-ticker-{edition:?}.png").to_lowercase());
+        let out = Command::new("node")
+            .arg(repo().join("tests/browser/ticker.mjs"))
+            .arg(format!("{}/", server.base))
+            .arg(&key)
+            .arg(&shot)
+            .output()
+            .expect("run node");
+        let (code, _, _) = server.terminate();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "browser run failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        return;
+        let result: serde_json::Value =
+            serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("result JSON");
+        assert_ne!(
+            result["first"], result["second"],
+            "the price did not change"
+        );
+        assert_eq!(result["user"], "user:demo");
+        let inked = result["inked"].as_array().unwrap();
+        assert_eq!(inked.len(), 3);
+        assert!(
+            inked.iter().all(|n| n.as_u64().unwrap() > 100),
+            "a chart is blank: {inked:?}"
+        );
+        assert_eq!(result["errors"], serde_json::json!([]));
+        assert!(shot.exists());
+        assert_eq!(code, Some(0));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path());
-    let key = server.demo_key();
-    let shot = repo().join("target/browser-ticker.png");
-    let out = Command::new("node")
-        .arg(repo().join("tests/browser/ticker.mjs"))
-        .arg(format!("{}/", server.base))
-        .arg(&key)
-        .arg(&shot)
-        .output()
-        .expect("run node");
-    let (code, _, _) = server.terminate();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("result JSON");
-    assert_ne!(
-        result["first"], result["second"],
-        "the price did not change"
-    );
-    assert_eq!(result["user"], "user:demo");
-    let inked = result["inked"].as_array().unwrap();
-    assert_eq!(inked.len(), 3);
-    assert!(
-        inked.iter().all(|n| n.as_u64().unwrap() > 100),
-        "a chart is blank: {inked:?}"
-    );
-    assert_eq!(result["errors"], serde_json::json!([]));
-    assert!(shot.exists());
-    assert_eq!(code, Some(0));
 }

@@ -9,7 +9,8 @@ use rippy::security::TokenStore;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::support::{App, actors, eventually, within};
+use super::support::{App, Edition, actors, eventually, within};
+use super::websocket::handlers;
 use super::{Ws, token_for};
 
 async fn raw_http(addr: &str, request: &[u8]) -> String {
@@ -98,185 +99,197 @@ async fn ambiguous_framing_is_refused_before_any_endpoint_runs() {
     app.shutdown().await;
 }
 
-#[actix_web::test]
-async fn invalid_utf8_and_nul_in_json_get_clear_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::boot_in(dir.path()).await;
-    let post = |body: &'static [u8]| {
-        awc::Client::new()
-            .post(format!("{}/auth/token", app.base))
-            .insert_header((header::CONTENT_TYPE, "application/json"))
-            .send_body(body)
-    };
-    let mut res = post(b"{\"api_key\": \"\xff\xfe\"}").await.unwrap();
-    assert_eq!(res.status(), 400);
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({ "error": "invalid JSON" })
-    );
-    let mut res = post(b"{\"api_key\": \"rk_\\u0000abc\"}").await.unwrap();
-    assert_eq!(res.status(), 401);
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({ "error": "invalid API key" })
-    );
-    let mut res = post(b"{\"api_key\": \"x\"}\x00").await.unwrap();
-    assert_eq!(res.status(), 400);
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({ "error": "invalid JSON" })
-    );
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn forged_expired_and_orphaned_tokens_are_refused_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::boot_in(dir.path()).await;
-    let url = |t: &str| format!("{}/ws/ticker?x-auth-token={t}", app.ws_base);
-    // The right tag under another key.
-    let other_dir = tempfile::tempdir().unwrap();
-    let store = rippy::store::MemoryStore::start(&Default::default());
-    let config: rippy::security::TokenStoreConfig = serde_yaml::from_str(&format!(
-        "store: x:s\ntoken_key_file: {}\n",
-        other_dir.path().join("other.key").display()
-    ))
-    .unwrap();
-    let foreign =
-        TokenStore::new("x:t", &config, other_dir.path(), store, Default::default()).unwrap();
-    let forged = foreign
-        .create(
-            Actor::new("user:demo"),
-            vec!["app:user_policy".into()],
-            None,
-            Value::Null,
-        )
-        .unwrap();
-    assert_eq!(Ws::try_connect(&url(&forged)).await.err(), Some(401));
-    // Expired by one second.
-    let tokens = app.registry.get::<TokenStore>("app:tokens").unwrap();
-    let expired = tokens
-        .create_until(
-            Actor::new("user:demo"),
-            vec!["app:user_policy".into()],
-            rippy::util::unix_secs() - 1,
-            Value::Null,
-        )
-        .unwrap();
-    assert_eq!(Ws::try_connect(&url(&expired)).await.err(), Some(401));
-    // A token whose API key has been revoked since.
-    let token = token_for(&app.base, &app.demo_key()).await;
-    Ws::connect(&app, &token).await.next_of("welcome").await;
-    let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
-    db.call(|c| actors::api_keys::revoke(c, 1)).unwrap();
-    assert_eq!(Ws::try_connect(&url(&token)).await.err(), Some(401));
-    let m = app.node().metrics();
-    assert_eq!(m.auth_failures("bad_tag"), 1);
-    assert_eq!(m.auth_failures("expired"), 1);
-    assert_eq!(m.auth_failures("key_revoked"), 1);
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn failed_key_exchanges_are_limited_per_address_and_successes_are_free() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::boot_edited(dir.path(), |t| {
-        t.replace("max_failures: 20", "max_failures: 5")
-    })
-    .await;
-    let key = app.demo_key();
-    for _ in 0..10 {
-        token_for(&app.base, &key).await;
-    }
-    let post = |body: Value| {
-        awc::Client::new()
-            .post(format!("{}/auth/token", app.base))
-            .send_json(&body)
-    };
-    for injection in [
-        "' OR '1'='1",
-        "x'; DROP TABLE api_keys; --",
-        "\" OR 1=1 --",
-        "rk_%",
-        "*",
-    ] {
+crate::both_editions! {
+    async fn invalid_utf8_and_nul_in_json_get_clear_errors(edition: Edition) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::boot(edition, dir.path()).await;
+        let post = |body: &'static [u8]| {
+            awc::Client::new()
+                .post(format!("{}/auth/token", app.base))
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .send_body(body)
+        };
+        let mut res = post(b"{\"api_key\": \"\xff\xfe\"}").await.unwrap();
+        assert_eq!(res.status(), 400);
         assert_eq!(
-            post(json!({ "api_key": injection }))
-                .await
-                .unwrap()
-                .status(),
-            401
+            res.json::<Value>().await.unwrap(),
+            json!({ "error": "invalid JSON" })
         );
+        let mut res = post(b"{\"api_key\": \"rk_\\u0000abc\"}").await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({ "error": "invalid API key" })
+        );
+        let mut res = post(b"{\"api_key\": \"x\"}\x00").await.unwrap();
+        assert_eq!(res.status(), 400);
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({ "error": "invalid JSON" })
+        );
+        app.shutdown().await;
     }
-    let mut res = post(json!({ "api_key": key })).await.unwrap();
-    assert_eq!(res.status(), 429);
-    let retry: u64 = res
-        .headers()
-        .get(header::RETRY_AFTER)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry), "{retry}");
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({ "error": "too many failed attempts" })
-    );
-    // The table survived the injection strings.
-    let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
-    assert_eq!(db.call(|c| actors::api_keys::list(c)).unwrap().len(), 1);
-    app.shutdown().await;
 }
 
-#[actix_web::test]
-async fn a_page_on_another_origin_cannot_open_the_socket_when_origins_are_restricted() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::boot_edited(dir.path(), |t| {
-        t.replace(
-            "wsrelay.allowed.origins: \"*\"",
-            "wsrelay.allowed.origins: \"https://ticker.example\"",
-        )
-    })
-    .await;
-    let token = token_for(&app.base, &app.demo_key()).await;
-    let url = format!("{}/ws/ticker?x-auth-token={token}", app.ws_base);
-    let evil = awc::Client::new()
-        .ws(&url)
-        .origin("https://evil.example")
-        .connect()
+crate::both_editions! {
+    async fn forged_expired_and_orphaned_tokens_are_refused_and_counted(edition: Edition) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::boot(edition, dir.path()).await;
+        let url = |t: &str| format!("{}/ws/ticker?x-auth-token={t}", app.ws_base);
+        // The right tag under another key.
+        let other_dir = tempfile::tempdir().unwrap();
+        let store = rippy::store::MemoryStore::start(&Default::default());
+        let config: rippy::security::TokenStoreConfig = serde_yaml::from_str(&format!(
+            "store: x:s\ntoken_key_file: {}\n",
+            other_dir.path().join("other.key").display()
+        ))
+        .unwrap();
+        let foreign =
+            TokenStore::new("x:t", &config, other_dir.path(), store, Default::default()).unwrap();
+        let forged = foreign
+            .create(
+                Actor::new("user:demo"),
+                vec!["app:user_policy".into()],
+                None,
+                Value::Null,
+            )
+            .unwrap();
+        assert_eq!(Ws::try_connect(&url(&forged)).await.err(), Some(401));
+        // Expired by one second.
+        let tokens = app.registry.get::<TokenStore>("app:tokens").unwrap();
+        let expired = tokens
+            .create_until(
+                Actor::new("user:demo"),
+                vec!["app:user_policy".into()],
+                rippy::util::unix_secs() - 1,
+                Value::Null,
+            )
+            .unwrap();
+        assert_eq!(Ws::try_connect(&url(&expired)).await.err(), Some(401));
+        // A token whose API key has been revoked since.
+        let token = token_for(&app.base, &app.demo_key()).await;
+        Ws::connect(&app, &token).await.next_of("welcome").await;
+        let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
+        db.call(|c| actors::api_keys::revoke(c, 1)).unwrap();
+        assert_eq!(Ws::try_connect(&url(&token)).await.err(), Some(401));
+        let m = app.node().metrics();
+        assert_eq!(m.auth_failures("bad_tag"), 1);
+        assert_eq!(m.auth_failures("expired"), 1);
+        // Counted by the Rust ws_ticker; Lua code has no metrics module.
+        if edition == Edition::Rust {
+            assert_eq!(m.auth_failures("key_revoked"), 1);
+        }
+        app.shutdown().await;
+    }
+}
+
+crate::both_editions! {
+    async fn failed_key_exchanges_are_limited_per_address_and_successes_are_free(edition: Edition) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::boot_edition_edited(edition, dir.path(), |t| {
+            t.replace("max_failures: 20", "max_failures: 5")
+        })
         .await;
-    assert!(
-        matches!(evil, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s == 403),
-        "the evil origin was not refused with 403"
-    );
-    let handlers = app
-        .registry
-        .get::<rippy::process::ProcessSpec>("app:ws_handler")
-        .unwrap();
-    assert_eq!(handlers.spawns(), 0, "no handler for a refused origin");
-    let (_, framed) = awc::Client::new()
-        .ws(&url)
-        .origin("https://ticker.example")
-        .connect()
-        .await
-        .expect("allowed origin");
-    Ws { framed }.next_of("welcome").await;
-    app.shutdown().await;
+        let key = app.demo_key();
+        for _ in 0..10 {
+            token_for(&app.base, &key).await;
+        }
+        let post = |body: Value| {
+            awc::Client::new()
+                .post(format!("{}/auth/token", app.base))
+                .send_json(&body)
+        };
+        for injection in [
+            "' OR '1'='1",
+            "x'; DROP TABLE api_keys; --",
+            "\" OR 1=1 --",
+            "rk_%",
+            "*",
+        ] {
+            assert_eq!(
+                post(json!({ "api_key": injection }))
+                    .await
+                    .unwrap()
+                    .status(),
+                401
+            );
+        }
+        let mut res = post(json!({ "api_key": key })).await.unwrap();
+        assert_eq!(res.status(), 429);
+        let retry: u64 = res
+            .headers()
+            .get(header::RETRY_AFTER)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({ "error": "too many failed attempts" })
+        );
+        // The table survived the injection strings.
+        let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
+        assert_eq!(db.call(|c| actors::api_keys::list(c)).unwrap().len(), 1);
+        app.shutdown().await;
+    }
 }
 
-#[actix_web::test]
-async fn a_client_that_floods_messages_is_closed_with_1008() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::boot_in(dir.path()).await;
-    let token = token_for(&app.base, &app.demo_key()).await;
-    let mut ws = Ws::connect(&app, &token).await;
-    ws.next_of("welcome").await;
-    for _ in 0..150 {
-        ws.text(r#"{"type":"ping"}"#).await;
+crate::both_editions! {
+    async fn a_page_on_another_origin_cannot_open_the_socket_when_origins_are_restricted(edition: Edition) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::boot_edition_edited(edition, dir.path(), |t| {
+            t.replace(
+                "wsrelay.allowed.origins: \"*\"",
+                "wsrelay.allowed.origins: \"https://ticker.example\"",
+            )
+        })
+        .await;
+        let token = token_for(&app.base, &app.demo_key()).await;
+        let url = format!("{}/ws/ticker?x-auth-token={token}", app.ws_base);
+        let evil = awc::Client::new()
+            .ws(&url)
+            .origin("https://evil.example")
+            .connect()
+            .await;
+        assert!(
+            matches!(evil, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s == 403),
+            "the evil origin was not refused with 403"
+        );
+        if edition == Edition::Rust {
+            let spec = app
+                .registry
+                .get::<rippy::process::ProcessSpec>("app:ws_handler")
+                .unwrap();
+            assert_eq!(spec.spawns(), 0, "no handler for a refused origin");
+        }
+        // A handler spawned for the refused upgrade would wait for its join.
+        assert_eq!(handlers(&app), 0, "no handler for a refused origin");
+        let (_, framed) = awc::Client::new()
+            .ws(&url)
+            .origin("https://ticker.example")
+            .connect()
+            .await
+            .expect("allowed origin");
+        Ws { framed }.next_of("welcome").await;
+        app.shutdown().await;
     }
-    assert_eq!(ws.close_code().await, Some(1008));
-    app.shutdown().await;
+}
+
+crate::both_editions! {
+    async fn a_client_that_floods_messages_is_closed_with_1008(edition: Edition) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::boot(edition, dir.path()).await;
+        let token = token_for(&app.base, &app.demo_key()).await;
+        let mut ws = Ws::connect(&app, &token).await;
+        ws.next_of("welcome").await;
+        for _ in 0..150 {
+            ws.text(r#"{"type":"ping"}"#).await;
+        }
+        assert_eq!(ws.close_code().await, Some(1008));
+        app.shutdown().await;
+    }
 }
 
 /// A WebSocket client on a raw socket with a tiny receive buffer, so the
@@ -339,85 +352,88 @@ impl RawWs {
     }
 }
 
-#[actix_web::test]
-async fn a_slow_consumer_is_conflated_then_closed_while_others_keep_every_tick() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::boot_edited(dir.path(), |t| {
-        t.replace("interval: \"10ms\"", "interval: \"1ms\"").replace(
-            "      wsrelay.max_message_size: 65536\n",
-            "      wsrelay.max_message_size: 65536\n      wsrelay.queue_size: 1024\n      wsrelay.max_lag: 200\n",
-        )
-    })
-    .await;
-    let token = token_for(&app.base, &app.demo_key()).await;
-    let mut fast = Ws::connect(&app, &token).await;
-    fast.next_of("welcome").await;
-    let mut seq = fast.next_of("ticker").await["seq"].as_u64().unwrap();
-    let slow = RawWs::connect(&app, &token).await;
-    let handlers = app
-        .registry
-        .get::<rippy::process::ProcessSpec>("app:ws_handler")
-        .unwrap();
-    let mut ticks = 0u64;
-    // Read the fast client until the slow one has been dropped by the server.
-    loop {
-        let tick = fast.next_of("ticker").await;
-        let next = tick["seq"].as_u64().unwrap();
-        assert_eq!(next, seq + 1, "the fast client lost a tick");
-        seq = next;
-        ticks += 1;
-        if handlers.live() == 1 {
-            break;
+crate::both_editions! {
+    lua_pending = "a Lua ws.send reaches the relay as JSON (a text frame), not as the shared \
+                   bytes the relay conflates, so a slow Lua-fed client is never closed; \
+                   needs the engine's shared-bytes ws.send";
+    async fn a_slow_consumer_is_conflated_then_closed_while_others_keep_every_tick(edition: Edition) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::boot_edition_edited(edition, dir.path(), |t| {
+            t.replace("interval: \"10ms\"", "interval: \"1ms\"").replace(
+                "      wsrelay.max_message_size: 65536\n",
+                "      wsrelay.max_message_size: 65536\n      wsrelay.queue_size: 1024\n      wsrelay.max_lag: 200\n",
+            )
+        })
+        .await;
+        let token = token_for(&app.base, &app.demo_key()).await;
+        let mut fast = Ws::connect(&app, &token).await;
+        fast.next_of("welcome").await;
+        let mut seq = fast.next_of("ticker").await["seq"].as_u64().unwrap();
+        let slow = RawWs::connect(&app, &token).await;
+        let mut ticks = 0u64;
+        // Read the fast client until the slow one has been dropped by the server.
+        loop {
+            let tick = fast.next_of("ticker").await;
+            let next = tick["seq"].as_u64().unwrap();
+            assert_eq!(next, seq + 1, "the fast client lost a tick");
+            seq = next;
+            ticks += 1;
+            if handlers(&app) == 1 {
+                break;
+            }
+            // 20 s of 1 ms ticks: the slow client should be long gone.
+            assert!(ticks < 20_000, "the slow client was never closed");
         }
+        let conflated = app
+            .node()
+            .dropped()
+            .iter()
+            .find(|(r, _)| *r == "conflated")
+            .unwrap()
+            .1;
+        assert!(conflated > 200, "only {conflated} frames conflated");
+        assert!(ticks > 200);
+        eventually("the slow client's pid to go", || {
+            app.node().metrics().ws_connections() == 1
+        })
+        .await;
+        // When the slow client reads again it finds old ticks, then a 1008 close.
+        let frames = slow.read_all_frames().await;
+        let (opcode, payload) = frames.last().expect("frames");
+        assert_eq!(*opcode, 8, "the last frame is a close");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1008);
+        for _ in 0..100 {
+            let next = fast.next_of("ticker").await["seq"].as_u64().unwrap();
+            assert_eq!(next, seq + 1);
+            seq = next;
+        }
+        app.shutdown().await;
     }
-    let conflated = app
-        .node()
-        .dropped()
-        .iter()
-        .find(|(r, _)| *r == "conflated")
-        .unwrap()
-        .1;
-    assert!(conflated > 200, "only {conflated} frames conflated");
-    assert!(ticks > 200);
-    eventually("the slow client's pid to go", || {
-        app.node().metrics().ws_connections() == 1
-    })
-    .await;
-    // When the slow client reads again it finds old ticks, then a 1008 close.
-    let frames = slow.read_all_frames().await;
-    let (opcode, payload) = frames.last().expect("frames");
-    assert_eq!(*opcode, 8, "the last frame is a close");
-    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1008);
-    for _ in 0..100 {
-        let next = fast.next_of("ticker").await["seq"].as_u64().unwrap();
-        assert_eq!(next, seq + 1);
-        seq = next;
-    }
-    app.shutdown().await;
 }
 
-#[actix_web::test]
-async fn a_database_error_mid_request_is_a_500_and_the_server_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::boot_in(dir.path()).await;
-    let key = app.demo_key();
-    let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
-    db.call(|c| c.execute_batch("ALTER TABLE api_keys RENAME TO api_keys_gone"))
-        .unwrap();
-    let mut res = awc::Client::new()
-        .post(format!("{}/auth/token", app.base))
-        .send_json(&json!({ "api_key": key }))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 500);
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({ "error": "internal error" })
-    );
-    db.call(|c| c.execute_batch("ALTER TABLE api_keys_gone RENAME TO api_keys"))
-        .unwrap();
-    token_for(&app.base, &key).await;
-    app.shutdown().await;
+crate::both_editions! {
+    async fn a_database_error_mid_request_is_a_500_and_the_server_keeps_serving(edition: Edition) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::boot(edition, dir.path()).await;
+        let key = app.demo_key();
+        let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
+        db.call(|c| c.execute_batch("ALTER TABLE api_keys RENAME TO api_keys_gone"))
+            .unwrap();
+        let mut res = awc::Client::new()
+            .post(format!("{}/auth/token", app.base))
+            .send_json(&json!({ "api_key": key }))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 500);
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({ "error": "internal error" })
+        );
+        db.call(|c| c.execute_batch("ALTER TABLE api_keys_gone RENAME TO api_keys"))
+            .unwrap();
+        token_for(&app.base, &key).await;
+        app.shutdown().await;
+    }
 }
 
 #[actix_web::test]
