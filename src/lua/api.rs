@@ -132,9 +132,21 @@ pub(crate) fn duration(v: &Value) -> Result<Duration, String> {
     }
 }
 
-/// A message payload from Lua: a string stays text (shared bytes are not
-/// re-encoded), anything else is JSON.
-fn payload(lua: &Lua, v: Value) -> mlua::Result<Payload> {
+/// A message payload from Lua, as JSON; except a `ws.send` of one text
+/// frame (`{type = "text", data = s}`), which goes as the frame's bytes, as
+/// a Rust broadcast does: no JSON on the way, and the relay treats it as a
+/// frame it may conflate for a client that falls behind.
+fn payload(lua: &Lua, topic: &str, v: Value) -> mlua::Result<Payload> {
+    if topic == crate::http::middleware::websocket_relay::TOPIC_SEND
+        && let Value::Table(t) = &v
+        && t.get::<Option<mlua::LuaString>>("type")?
+            .is_some_and(|k| k.as_bytes().as_ref() == b"text")
+        && let Some(data) = t.get::<Option<mlua::LuaString>>("data")?
+    {
+        return Ok(Payload::Bytes(bytes::Bytes::copy_from_slice(
+            &data.as_bytes(),
+        )));
+    }
     Ok(Payload::Json(to_json(lua, v)?))
 }
 
@@ -155,7 +167,8 @@ pub(crate) fn runtime_table(lua: &Lua, host: Arc<dyn Host>) -> mlua::Result<Tabl
     rt.set(
         "send",
         lua.create_function(move |lua, (to, topic, data): (String, String, Value)| {
-            match h.send(target(&to), topic, payload(lua, data)?) {
+            let payload = payload(lua, &topic, data)?;
+            match h.send(target(&to), topic, payload) {
                 Ok(()) => ok(lua, true),
                 Err(e) => err(lua, e),
             }

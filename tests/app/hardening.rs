@@ -353,9 +353,6 @@ impl RawWs {
 }
 
 crate::both_editions! {
-    lua_pending = "a Lua ws.send reaches the relay as JSON (a text frame), not as the shared \
-                   bytes the relay conflates, so a slow Lua-fed client is never closed; \
-                   needs the engine's shared-bytes ws.send";
     async fn a_slow_consumer_is_conflated_then_closed_while_others_keep_every_tick(edition: Edition) {
         let dir = tempfile::tempdir().unwrap();
         let app = App::boot_edition_edited(edition, dir.path(), |t| {
