@@ -260,6 +260,9 @@ fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
         .ok()
 }
 
+/// How a tick frame says what it is, wherever its keys stand.
+const TICKER_TYPE: &[u8] = b"\"type\":\"ticker\"";
+
 /// Reads ticks until its task is dropped; records seq gaps and latency into
 /// its thread's histogram (no lock, no timer per read).
 async fn ws_client(
@@ -293,7 +296,11 @@ async fn ws_client(
                 break;
             }
             let payload = &buf[i + h..i + h + len];
-            if opcode == 1 && payload.starts_with(b"{\"type\":\"ticker\"") {
+            // Key order is not part of JSON: the Lua edition's encoder sorts keys.
+            if opcode == 1
+                && (payload.starts_with(b"{\"type\":\"ticker\"")
+                    || payload.windows(TICKER_TYPE.len()).any(|w| w == TICKER_TYPE))
+            {
                 if let (Some(seq), Some(sent)) = (
                     number_after(payload, b"\"seq\":"),
                     number_after(payload, b"\"sent_at_ms\":"),
