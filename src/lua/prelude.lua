@@ -169,18 +169,49 @@ local function raw_actor(a)
   if getmetatable(a) == Actor then return { id = a._id, meta = a._meta or {} } end
   return a
 end
+-- policies and scopes: a scope is the list of policy ids a token carries
+local Policy = {}
+Policy.__index = Policy
+function Policy:id() return self._id end
+local Scope = {}
+Scope.__index = Scope
+function Scope:with(p)
+  local ids = { table.unpack(self._ids) }
+  ids[#ids + 1] = getmetatable(p) == Policy and p._id or p
+  return setmetatable({ _ids = ids }, Scope)
+end
+function Scope:policies() return { table.unpack(self._ids) } end
+local function new_scope(policies)
+  local ids = {}
+  for _, p in ipairs(policies or {}) do
+    ids[#ids + 1] = getmetatable(p) == Policy and p._id or p
+  end
+  return setmetatable({ _ids = ids }, Scope)
+end
+local function raw_scope(s)
+  if getmetatable(s) == Scope then return s._ids end
+  if getmetatable(s) == Policy then return { s._id } end
+  return s
+end
 local security
 local sec = rt.modules.security
 if sec then
   security = {
     actor = function() return actor(sec.actor()) end,
     new_actor = function(id, meta) return actor({ id = id, meta = meta or {} }) end,
+    policy = function(id)
+      if type(id) ~= "string" or not id:match("^[%w_.-]+:[%w_.-]+$") then
+        return nil, "policy: expected an entry id like app:name, got " .. tostring(id)
+      end
+      return setmetatable({ _id = id }, Policy)
+    end,
+    new_scope = new_scope,
     can = sec.can,
     token_store = function(id)
       local s, err = sec.token_store(id)
       if not s then return nil, err end
       return {
-        create = function(_, a, scope, opts) return s:create(raw_actor(a), scope, opts) end,
+        create = function(_, a, scope, opts) return s:create(raw_actor(a), raw_scope(scope), opts) end,
         validate = function(_, token)
           local a, scope, err2 = s:validate(token)
           if not a then return nil, nil, err2 end

@@ -82,6 +82,20 @@ function groups.security(args)
   }
 end
 
+function groups.scopes(args)
+  local security = require("security")
+  local bad, err = security.policy("not an id")
+  local p = assert(security.policy("t:p"))
+  local scope = security.new_scope({ p }):with("t:q")
+  local ts = assert(security.token_store(args.tokens))
+  local token = assert(ts:create(security.new_actor("user:lua"), scope, { expiration = "1h" }))
+  local _, got = ts:validate(token)
+  return {
+    bad_nil = bad == nil, bad_err = tostring(err), id = p:id(),
+    policies = scope:policies(), scope = got,
+  }
+end
+
 function groups.logger()
   local logger = require("logger")
   logger:info("hello from lua", { k = 1, s = "x" })

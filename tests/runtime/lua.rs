@@ -197,6 +197,17 @@ async fn security_tokens_are_created_validated_and_revoked() {
 }
 
 #[actix_web::test]
+async fn security_policies_and_scopes_build_a_token_scope() {
+    let (app, _d) = boot("").await;
+    let r = group(&app, "t:modules", "scopes", json!({})).await;
+    assert_eq!(r["bad_nil"], true, "{r}");
+    assert!(r["bad_err"].as_str().unwrap().contains("entry id"), "{r}");
+    assert_eq!(r["id"], "t:p");
+    assert_eq!(r["policies"], json!(["t:p", "t:q"]));
+    assert_eq!(r["scope"], json!(["t:p", "t:q"]));
+}
+
+#[actix_web::test]
 async fn require_of_an_unlisted_module_raises_naming_the_entry_and_module() {
     let (app, _d) = boot("").await;
     let r = group(&app, "t:bare", "denied", json!({})).await;
