@@ -91,13 +91,16 @@ impl Host for crate::process::Acting {
     }
 }
 
-type Ret = mlua::Result<MultiValue>;
+/// What a module function returns to Lua: values, or `nil, err`.
+pub(super) type Ret = mlua::Result<MultiValue>;
 
-fn ok(lua: &Lua, v: impl mlua::IntoLua) -> Ret {
+/// One value back to Lua.
+pub(super) fn ok(lua: &Lua, v: impl mlua::IntoLua) -> Ret {
     Ok(MultiValue::from_vec(vec![v.into_lua(lua)?]))
 }
 
-fn err(lua: &Lua, e: impl std::fmt::Display) -> Ret {
+/// An expected failure back to Lua, as a value: `nil, err`.
+pub(super) fn err(lua: &Lua, e: impl std::fmt::Display) -> Ret {
     Ok(MultiValue::from_vec(vec![
         Value::Nil,
         Value::String(lua.create_string(e.to_string())?),

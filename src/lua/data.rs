@@ -11,21 +11,8 @@ use std::sync::Arc;
 use mlua::{Lua, MultiValue, Table, Value};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
-use super::api::{Host, actor_from, duration};
+use super::api::{Host, actor_from, duration, err, ok};
 use super::engine::{to_json, to_lua};
-
-type Ret = mlua::Result<MultiValue>;
-
-fn ok(lua: &Lua, v: impl mlua::IntoLua) -> Ret {
-    Ok(MultiValue::from_vec(vec![v.into_lua(lua)?]))
-}
-
-fn err(lua: &Lua, e: impl std::fmt::Display) -> Ret {
-    Ok(MultiValue::from_vec(vec![
-        Value::Nil,
-        Value::String(lua.create_string(e.to_string())?),
-    ]))
-}
 
 fn sql_params(lua: &Lua, params: Option<Table>) -> mlua::Result<Vec<SqlValue>> {
     let Some(params) = params else {
