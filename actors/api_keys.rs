@@ -1,11 +1,12 @@
-//! API keys in SQLite: only a SHA-256 digest of each key is stored, and keys
-//! are looked up by digest. Keys are `rk_` + 40 hex characters (160 random
-//! bits), URL-safe. Shared by the migration, the token function and the CLI.
+//! API keys in SQL (SQLite or PostgreSQL, the same statements): only a
+//! SHA-256 digest of each key is stored, and keys are looked up by digest.
+//! Keys are `rk_` + 40 hex characters (160 random bits), URL-safe. Shared by
+//! the migration, the token function and the CLI.
 
-use rippy::prelude::rusqlite::{Connection, OptionalExtension, params};
 use rippy::prelude::*;
+use rippy::sql::{Dialect, Sql, SqlError, cell_bool};
 
-/// The schema, idempotent.
+/// The schema, idempotent (SQLite).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
     id          INTEGER PRIMARY KEY,
@@ -17,6 +18,19 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);
 ";
+
+/// The same schema for PostgreSQL.
+pub const SCHEMA_POSTGRES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS api_keys (
+        id          BIGSERIAL PRIMARY KEY,
+        key_hash    TEXT      NOT NULL UNIQUE,
+        user_id     TEXT      NOT NULL,
+        role        TEXT      NOT NULL DEFAULT 'user',
+        created_at  BIGINT    NOT NULL,
+        revoked_at  BIGINT
+    )",
+    "CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id)",
+];
 
 /// A stored key, without the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +50,32 @@ pub struct KeyOwner {
     pub role: String,
 }
 
-pub fn ensure_schema(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or_default()
+}
+
+pub fn ensure_schema(db: &dyn Sql) -> Result<(), SqlError> {
+    match db.dialect() {
+        Dialect::Sqlite => {
+            for stmt in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                db.execute(stmt, &[])?;
+            }
+        }
+        Dialect::Postgres => {
+            // Nodes booting together must not race on CREATE (or on the
+            // demo key after it): the rest of the caller's transaction is
+            // serialised behind one advisory lock.
+            db.query("SELECT pg_advisory_xact_lock(7061)::text", &[])?;
+            for stmt in SCHEMA_POSTGRES {
+                db.execute(stmt, &[])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A new random key from `random` (at least 20 bytes).
@@ -50,50 +88,57 @@ pub fn format_key(random: &[u8]) -> String {
 }
 
 /// Stores a key's digest for `user_id`; returns the row id.
-pub fn insert(conn: &Connection, key: &str, user_id: &str, role: &str) -> rusqlite::Result<i64> {
-    conn.execute(
-        "INSERT INTO api_keys (key_hash, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            sha256_hex(key.as_bytes()),
-            user_id,
-            role,
-            unix_secs() as i64
+pub fn insert(db: &dyn Sql, key: &str, user_id: &str, role: &str) -> Result<i64, SqlError> {
+    let rows = db.query(
+        "INSERT INTO api_keys (key_hash, user_id, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        &[
+            sha256_hex(key.as_bytes()).into(),
+            user_id.into(),
+            role.into(),
+            (unix_secs() as i64).into(),
         ],
     )?;
-    Ok(conn.last_insert_rowid())
+    Ok(rows.first().map(|r| int(&r[0])).unwrap_or_default())
 }
 
 /// The owner of `key` if it exists and is not revoked.
-pub fn lookup(conn: &Connection, key: &str) -> rusqlite::Result<Option<KeyOwner>> {
+pub fn lookup(db: &dyn Sql, key: &str) -> Result<Option<KeyOwner>, SqlError> {
     let digest = sha256_hex(key.as_bytes());
-    let row: Option<(i64, String, String, String)> = conn
-        .prepare_cached("SELECT id, key_hash, user_id, role FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")?
-        .query_row(params![digest], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
+    let rows = db.query(
+        "SELECT id, key_hash, user_id, role FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        &[digest.clone().into()],
+    )?;
     // The index lookup already matched; compare again without a timing signal.
-    Ok(row
-        .filter(|(_, stored, _, _)| constant_time_eq(stored.as_bytes(), digest.as_bytes()))
-        .map(|(key_id, _, user_id, role)| KeyOwner {
-            key_id,
-            user_id,
-            role,
+    Ok(rows
+        .first()
+        .filter(|r| constant_time_eq(text(&r[1]).as_bytes(), digest.as_bytes()))
+        .map(|r| KeyOwner {
+            key_id: int(&r[0]),
+            user_id: text(&r[2]),
+            role: text(&r[3]),
         }))
 }
 
+fn exists(db: &dyn Sql, sql: &str, param: Value) -> Result<bool, SqlError> {
+    let rows = db.query(sql, &[param])?;
+    Ok(rows.first().is_some_and(|r| cell_bool(&r[0])))
+}
+
 /// Whether key `id` exists and is not revoked.
-pub fn is_active(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL)",
-    )?
-    .query_row(params![id], |r| r.get(0))
+pub fn is_active(db: &dyn Sql, id: i64) -> Result<bool, SqlError> {
+    exists(
+        db,
+        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL)",
+        id.into(),
+    )
 }
 
 /// Whether `key` was ever stored (live or revoked).
-pub fn is_known(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE key_hash = ?1)",
-        params![sha256_hex(key.as_bytes())],
-        |r| r.get(0),
+pub fn is_known(db: &dyn Sql, key: &str) -> Result<bool, SqlError> {
+    exists(
+        db,
+        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE key_hash = ?)",
+        sha256_hex(key.as_bytes()).into(),
     )
 }
 
@@ -105,36 +150,38 @@ pub fn is_well_formed(text: &str) -> bool {
 }
 
 /// Whether any live key belongs to `user_id`.
-pub fn user_has_key(conn: &Connection, user_id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE user_id = ?1 AND revoked_at IS NULL)",
-        params![user_id],
-        |r| r.get(0),
+pub fn user_has_key(db: &dyn Sql, user_id: &str) -> Result<bool, SqlError> {
+    exists(
+        db,
+        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE user_id = ? AND revoked_at IS NULL)",
+        user_id.into(),
     )
 }
 
 /// Every key, oldest first.
-pub fn list(conn: &Connection) -> rusqlite::Result<Vec<KeyInfo>> {
-    let mut stmt = conn.prepare(
+pub fn list(db: &dyn Sql) -> Result<Vec<KeyInfo>, SqlError> {
+    let rows = db.query(
         "SELECT id, user_id, role, created_at, revoked_at IS NOT NULL FROM api_keys ORDER BY id",
+        &[],
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(KeyInfo {
-            id: r.get(0)?,
-            user_id: r.get(1)?,
-            role: r.get(2)?,
-            created_at: r.get(3)?,
-            revoked: r.get(4)?,
+    Ok(rows
+        .rows
+        .iter()
+        .map(|r| KeyInfo {
+            id: int(&r[0]),
+            user_id: text(&r[1]),
+            role: text(&r[2]),
+            created_at: int(&r[3]),
+            revoked: cell_bool(&r[4]),
         })
-    })?;
-    rows.collect()
+        .collect())
 }
 
 /// Revokes key `id`; returns whether a live key was revoked.
-pub fn revoke(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-        params![unix_secs() as i64, id],
+pub fn revoke(db: &dyn Sql, id: i64) -> Result<bool, SqlError> {
+    let n = db.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        &[(unix_secs() as i64).into(), id.into()],
     )?;
     Ok(n == 1)
 }

@@ -23,8 +23,12 @@ pub enum AuthError {
     InvalidJson,
     ApiKeyRequired,
     InvalidApiKey,
-    TooManyAttempts { retry_after: u64 },
+    TooManyAttempts {
+        retry_after: u64,
+    },
     Internal,
+    /// The key database (or the token store) cannot be reached.
+    Unavailable,
 }
 
 impl AuthError {
@@ -34,6 +38,7 @@ impl AuthError {
             AuthError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             AuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -44,6 +49,7 @@ impl AuthError {
             AuthError::InvalidApiKey => "invalid API key",
             AuthError::TooManyAttempts { .. } => "too many failed attempts",
             AuthError::Internal => "internal error",
+            AuthError::Unavailable => "service unavailable",
         }
     }
 
@@ -151,7 +157,10 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
     let owner = db
         .read(move |conn| api_keys::lookup(conn, &api_key))
         .await
-        .map_err(internal)?
+        .map_err(|e| match e.unavailable {
+            true => unavailable(e),
+            false => internal(e),
+        })?
         .ok_or(AuthError::InvalidApiKey)?;
     let scope: Vec<String> = match ctx.args().get("scope") {
         Some(Value::Array(items)) => items
@@ -165,9 +174,13 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
         .with_meta("user_id", owner.user_id.clone())
         .with_meta("role", owner.role.clone());
     let lifetime = tokens.default_expiration();
+    // A token store that cannot write its record (Redis down) is a 503.
     let token = tokens
         .create(actor, scope, None, json!({ "api_key_id": owner.key_id }))
-        .map_err(internal)?;
+        .map_err(|e| match e {
+            ModuleError::Failed { .. } => unavailable(e),
+            e => internal(e),
+        })?;
     log::info!("token issued user_id={} role={}", owner.user_id, owner.role);
     // A credential: no cache (browser, proxy) may keep it (RFC 6749 5.1).
     Ok(HttpResponse::Ok()
@@ -179,6 +192,11 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
         "role": owner.role,
         "expires_in": lifetime.as_secs(),
         })))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> AuthError {
+    log::warn!("token exchange unavailable error={e}");
+    AuthError::Unavailable
 }
 
 fn internal(e: impl std::fmt::Display) -> AuthError {

@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 
 use rippy::prelude::*;
+use rippy::sql::{Db, Sql, SqlError};
 
 use super::api_keys;
 
@@ -22,6 +23,7 @@ pub const DEMO_USER: &str = "demo";
 
 pub struct Migrate {
     db: String,
+    key_file: Option<String>,
 }
 
 impl Migrate {
@@ -32,13 +34,21 @@ impl Migrate {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
+            key_file: args
+                .get("demo_key_file")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         }
     }
 }
 
-/// Where the demo key file lives for a database file.
-pub fn demo_key_path(db: &SqliteDb) -> PathBuf {
-    db.path().with_file_name("demo.key")
+/// Where the demo key file lives: beside a SQLite database file, or where
+/// the migration's `demo_key_file` arg says (a PostgreSQL database has no
+/// file of its own to stand beside).
+pub fn demo_key_path(db: &Db, configured: Option<&str>) -> Option<PathBuf> {
+    configured
+        .map(PathBuf::from)
+        .or_else(|| db.sqlite().map(|s| s.path().with_file_name("demo.key")))
 }
 
 /// What the migration did about the demo key.
@@ -57,8 +67,52 @@ fn publish(pending: &std::path::Path, path: &std::path::Path) -> std::io::Result
     }
 }
 
-fn file_error(e: std::io::Error) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+fn file_error(e: std::io::Error) -> SqlError {
+    SqlError::new("demo key file", e)
+}
+
+/// The schema and the demo key, in one transaction. With no key file (a
+/// PostgreSQL database and no `demo_key_file`), a new key is only logged.
+fn migrate(tx: &dyn Sql, path: Option<PathBuf>, fresh: String) -> Result<DemoKey, SqlError> {
+    api_keys::ensure_schema(tx)?;
+    let Some(path) = path else {
+        return Ok(if api_keys::user_has_key(tx, DEMO_USER)? {
+            DemoKey::Exists
+        } else {
+            api_keys::insert(tx, &fresh, DEMO_USER, "user")?;
+            DemoKey::Created(fresh)
+        });
+    };
+    let pending = path.with_file_name("demo.key.pending");
+    let left = match std::fs::read_to_string(&pending) {
+        Ok(k) => Some(k.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        // There but unreadable (not UTF-8, say): no usable key,
+        // and it must go, or no new key could take its place.
+        Err(_) => Some(String::new()),
+    };
+    Ok(match left {
+        Some(key) if api_keys::is_well_formed(&key) && !api_keys::is_known(tx, &key)? => {
+            api_keys::insert(tx, &key, DEMO_USER, "user")?;
+            DemoKey::Recovered(key)
+        }
+        Some(key) if api_keys::is_well_formed(&key) && api_keys::lookup(tx, &key)?.is_some() => {
+            DemoKey::Recovered(key)
+        }
+        left => {
+            if left.is_some() {
+                // Malformed, or a key revoked since: never published.
+                std::fs::remove_file(&pending).map_err(file_error)?;
+            }
+            if api_keys::user_has_key(tx, DEMO_USER)? {
+                DemoKey::Exists
+            } else {
+                write_private(&pending, format!("{fresh}\n").as_bytes()).map_err(file_error)?;
+                api_keys::insert(tx, &fresh, DEMO_USER, "user")?;
+                DemoKey::Created(fresh)
+            }
+        }
+    })
 }
 
 impl Process for Migrate {
@@ -66,52 +120,23 @@ impl Process for Migrate {
         let modules = ctx.modules();
         let db = modules.sql(&self.db)?;
         let random = modules.random_bytes(20)?;
-        let path = demo_key_path(&db);
-        let pending = path.with_file_name("demo.key.pending");
+        let path = demo_key_path(&db, self.key_file.as_deref());
         let fresh = api_keys::format_key(&random);
+        let in_tx = path.clone();
         let outcome = db
-            .call(|conn| {
-                let tx = conn.transaction()?;
-                api_keys::ensure_schema(&tx)?;
-                let left = match std::fs::read_to_string(&pending) {
-                    Ok(k) => Some(k.trim().to_owned()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    // There but unreadable (not UTF-8, say): no usable key,
-                    // and it must go, or no new key could take its place.
-                    Err(_) => Some(String::new()),
-                };
-                let outcome = match left {
-                    Some(key)
-                        if api_keys::is_well_formed(&key) && !api_keys::is_known(&tx, &key)? =>
-                    {
-                        api_keys::insert(&tx, &key, DEMO_USER, "user")?;
-                        DemoKey::Recovered(key)
-                    }
-                    Some(key)
-                        if api_keys::is_well_formed(&key)
-                            && api_keys::lookup(&tx, &key)?.is_some() =>
-                    {
-                        DemoKey::Recovered(key)
-                    }
-                    left => {
-                        if left.is_some() {
-                            // Malformed, or a key revoked since: never published.
-                            std::fs::remove_file(&pending).map_err(file_error)?;
-                        }
-                        if api_keys::user_has_key(&tx, DEMO_USER)? {
-                            DemoKey::Exists
-                        } else {
-                            write_private(&pending, format!("{fresh}\n").as_bytes())
-                                .map_err(file_error)?;
-                            api_keys::insert(&tx, &fresh, DEMO_USER, "user")?;
-                            DemoKey::Created(fresh)
-                        }
-                    }
-                };
-                tx.commit()?;
-                Ok(outcome)
-            })
+            .transaction(move |tx| migrate(tx, in_tx, fresh))
             .map_err(|e| e.to_string())?;
+        let Some(path) = path else {
+            match outcome {
+                DemoKey::Created(key) | DemoKey::Recovered(key) => {
+                    log::info!("demo API key created api_key={key}")
+                }
+                DemoKey::Exists => log::info!("demo API key exists"),
+            }
+            log::info!("migrations applied db={}", self.db);
+            return Ok(Flow::Stop);
+        };
+        let pending = path.with_file_name("demo.key.pending");
         if let DemoKey::Created(_) | DemoKey::Recovered(_) = outcome {
             publish(&pending, &path)
                 .map_err(|e| format!("cannot publish the demo key file {}: {e}", path.display()))?;

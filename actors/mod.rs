@@ -19,7 +19,7 @@ use rippy::prelude::{ArgSpec, Catalog};
 pub fn catalog() -> Catalog {
     Catalog::new()
         .process("file://actors/migrate.rs", "run", migrate::Migrate::new)
-        .with_args(ArgSpec::new().entry("db", &["db.sql.sqlite"]))
+        .with_args(ArgSpec::new().entry("db", &["db.sql.sqlite", "db.sql.postgres"]))
         .process("file://actors/ticker.rs", "run", ticker::Ticker::new)
         .process(
             "file://actors/ws_handler.rs",
@@ -33,7 +33,7 @@ pub fn catalog() -> Catalog {
         )
         .with_args(
             ArgSpec::new()
-                .entry("db", &["db.sql.sqlite"])
+                .entry("db", &["db.sql.sqlite", "db.sql.postgres"])
                 .entry("tokens", &["security.token_store"])
                 .entry("attempts_store", &["store.memory"])
                 .entries("scope", &["security.policy"]),
@@ -41,7 +41,7 @@ pub fn catalog() -> Catalog {
         .function("file://actors/ws_ticker.rs", "handler", ws_ticker::handler)
         .with_args(
             ArgSpec::new()
-                .entry("db", &["db.sql.sqlite"])
+                .entry("db", &["db.sql.sqlite", "db.sql.postgres"])
                 .entry("handler", &["process.rust"])
                 .entry("host", &["process.host"]),
         )

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
 struct Keys {
     #[command(subcommand)]
     action: KeysAction,
-    /// The db.sql.sqlite entry id (needed if the manifest has several).
+    /// The database entry id (needed if the manifest has several).
     #[arg(long, global = true)]
     db: Option<String>,
 }
@@ -49,7 +49,7 @@ enum KeysAction {
 fn keys(matches: &clap::ArgMatches, app: &AppContext) -> Result<(), String> {
     let Keys { action, db } = Keys::from_arg_matches(matches).map_err(|e| e.to_string())?;
     let db = app.open_db(db.as_deref())?;
-    db.call(|c| actors::api_keys::ensure_schema(c))
+    db.transaction(|c| actors::api_keys::ensure_schema(c))
         .map_err(|e| e.to_string())?;
     match action {
         KeysAction::Create { user, role } => {
@@ -58,7 +58,10 @@ fn keys(matches: &clap::ArgMatches, app: &AppContext) -> Result<(), String> {
             rand::rngs::OsRng.fill_bytes(&mut random);
             let key = actors::api_keys::format_key(&random);
             let id = db
-                .call(|c| actors::api_keys::insert(c, &key, &user, &role))
+                .call({
+                    let (key, user, role) = (key.clone(), user.clone(), role.clone());
+                    move |c| actors::api_keys::insert(c, &key, &user, &role)
+                })
                 .map_err(|e| e.to_string())?;
             eprintln!("key {id} created for user {user} (role {role}); it is shown only once:");
             println!("{key}");
@@ -81,7 +84,7 @@ fn keys(matches: &clap::ArgMatches, app: &AppContext) -> Result<(), String> {
         }
         KeysAction::Revoke { id } => {
             let revoked = db
-                .call(|c| actors::api_keys::revoke(c, id))
+                .call(move |c| actors::api_keys::revoke(c, id))
                 .map_err(|e| e.to_string())?;
             if !revoked {
                 return Err(format!("no active key with id {id}"));

@@ -17,7 +17,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches};
@@ -25,7 +25,7 @@ use clap::{Arg, ArgAction, ArgMatches};
 use crate::catalog::Catalog;
 use crate::manifest::{Manifest, ManifestErrors, decode};
 use crate::registry::{Registry, RegistryError};
-use crate::sql::{SqliteConfig, SqliteDb};
+use crate::sql::{Db, PostgresConfig, PostgresDb, SqliteConfig, SqliteDb};
 
 /// The manifest `run` and `check` use when none is given.
 pub const DEFAULT_MANIFEST: &str = "_index.yaml";
@@ -280,29 +280,42 @@ impl AppContext {
         Manifest::load(&self.manifest).map_err(|e| e.to_string())
     }
 
-    /// Opens the manifest's `db.sql.sqlite` entry `id`, or its only one when
-    /// `id` is `None`, outside any running runtime (for offline commands).
-    pub fn open_db(&self, id: Option<&str>) -> Result<Arc<SqliteDb>, String> {
+    /// Opens the manifest's database entry `id` (`db.sql.sqlite` or
+    /// `db.sql.postgres`), or its only one when `id` is `None`, outside any
+    /// running runtime (for offline commands).
+    pub fn open_db(&self, id: Option<&str>) -> Result<Db, String> {
         let manifest = self.load_manifest()?;
         let path = self.manifest.display();
         let dbs: Vec<_> = manifest
             .entries
             .iter()
-            .filter(|e| e.kind == "db.sql.sqlite" && id.is_none_or(|id| e.id == id))
+            .filter(|e| {
+                (e.kind == "db.sql.sqlite" || e.kind == "db.sql.postgres")
+                    && id.is_none_or(|id| e.id == id)
+            })
             .collect();
         let entry = match dbs.as_slice() {
             [one] => *one,
             [] => {
                 return Err(format!(
-                    "{path}: no db.sql.sqlite entry{}",
+                    "{path}: no db.sql.sqlite or db.sql.postgres entry{}",
                     id.map(|i| format!(" {i}")).unwrap_or_default()
                 ));
             }
             _ => return Err(format!("{path}: several databases; choose one with --db")),
         };
+        if entry.kind == "db.sql.postgres" {
+            let config: PostgresConfig =
+                decode(&manifest.file, entry).map_err(|e| e.to_string())?;
+            return PostgresDb::open(&entry.id, &config)
+                .map(Db::from)
+                .map_err(|e| e.to_string());
+        }
         let config: SqliteConfig = decode(&manifest.file, entry).map_err(|e| e.to_string())?;
         let file = manifest.base_dir.join(&config.file);
-        SqliteDb::open(&entry.id, &file, &config).map_err(|e| e.to_string())
+        SqliteDb::open(&entry.id, &file, &config)
+            .map(Db::from)
+            .map_err(|e| e.to_string())
     }
 }
 

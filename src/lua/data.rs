@@ -1,45 +1,36 @@
-//! The entry-reaching modules for Lua: `sql` (`db.sql.sqlite` entries),
+//! The entry-reaching modules for Lua: `sql` (`db.sql.sqlite` and
+//! `db.sql.postgres` entries, the same `?` statements on both),
 //! `store` (`store.memory`) and `security` (token stores, the actor).
 //!
 //! SQL runs synchronously on the calling process's thread (SQLite reads are
 //! short; a long write holds that host thread, as it would in a Rust actor
-//! using `SqliteDb::call`). Parameters bind positionally (`?`); rows come
+//! using `Db::call`; on PostgreSQL the statement runs on a pool thread while
+//! this one waits). Parameters bind positionally (`?`); rows come
 //! back as tables keyed by column name.
 
 use std::sync::Arc;
 
 use mlua::{Lua, MultiValue, Table, Value};
-use rusqlite::types::{Value as SqlValue, ValueRef};
 
 use super::api::{Host, actor_from, duration, err, ok};
 use super::engine::{to_json, to_lua};
 
-fn sql_params(lua: &Lua, params: Option<Table>) -> mlua::Result<Vec<SqlValue>> {
+fn sql_params(lua: &Lua, params: Option<Table>) -> mlua::Result<Vec<serde_json::Value>> {
     let Some(params) = params else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for v in params.sequence_values::<Value>() {
         out.push(match v? {
-            Value::Nil => SqlValue::Null,
-            Value::Boolean(b) => SqlValue::Integer(b as i64),
-            Value::Integer(i) => SqlValue::Integer(i),
-            Value::Number(n) => SqlValue::Real(n),
-            Value::String(s) => SqlValue::Text(s.to_string_lossy()),
-            other => SqlValue::Text(to_json(lua, other)?.to_string()),
+            Value::Nil => serde_json::Value::Null,
+            Value::Boolean(b) => serde_json::Value::from(b as i64),
+            Value::Integer(i) => serde_json::Value::from(i),
+            Value::Number(n) => serde_json::Value::from(n),
+            Value::String(s) => serde_json::Value::from(s.to_string_lossy()),
+            other => serde_json::Value::from(to_json(lua, other)?.to_string()),
         });
     }
     Ok(out)
-}
-
-fn cell(v: ValueRef<'_>) -> serde_json::Value {
-    match v {
-        ValueRef::Null => serde_json::Value::Null,
-        ValueRef::Integer(i) => i.into(),
-        ValueRef::Real(f) => f.into(),
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
-        ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned().into(),
-    }
 }
 
 /// The `sql` module.
@@ -59,21 +50,7 @@ pub(crate) fn sql(lua: &Lua, host: Arc<dyn Host>) -> mlua::Result<Table> {
                 lua.create_function(
                     move |lua, (_this, q, params): (Value, String, Option<Table>)| {
                         let params = sql_params(lua, params)?;
-                        let rows = d.call(|conn| {
-                            let mut stmt = conn.prepare(&q)?;
-                            let names: Vec<String> =
-                                stmt.column_names().iter().map(|s| s.to_string()).collect();
-                            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-                            let mut out = Vec::new();
-                            while let Some(row) = rows.next()? {
-                                let mut obj = serde_json::Map::new();
-                                for (i, name) in names.iter().enumerate() {
-                                    obj.insert(name.clone(), cell(row.get_ref(i)?));
-                                }
-                                out.push(serde_json::Value::Object(obj));
-                            }
-                            Ok(out)
-                        });
+                        let rows = d.call(move |sql| Ok(sql.query(&q, &params)?.objects()));
                         match rows {
                             Ok(rows) => ok(lua, to_lua(lua, &serde_json::Value::Array(rows))?),
                             Err(e) => err(lua, e),
@@ -87,15 +64,27 @@ pub(crate) fn sql(lua: &Lua, host: Arc<dyn Host>) -> mlua::Result<Table> {
                 lua.create_function(
                     move |lua, (_this, q, params): (Value, String, Option<Table>)| {
                         let params = sql_params(lua, params)?;
-                        let done = d.call(|conn| {
-                            let n = conn.execute(&q, rusqlite::params_from_iter(params.iter()))?;
-                            Ok((n, conn.last_insert_rowid()))
+                        let done = d.call(move |sql| {
+                            let n = sql.execute(&q, &params)?;
+                            // SQLite's rowid of the last insert; PostgreSQL has
+                            // none (use RETURNING with query).
+                            let id = match sql.dialect() {
+                                crate::sql::Dialect::Sqlite => sql
+                                    .query("SELECT last_insert_rowid()", &[])?
+                                    .first()
+                                    .and_then(|r| r.first())
+                                    .and_then(serde_json::Value::as_i64),
+                                crate::sql::Dialect::Postgres => None,
+                            };
+                            Ok((n, id))
                         });
                         match done {
                             Ok((n, id)) => {
                                 let r = lua.create_table()?;
                                 r.set("rows_affected", n as i64)?;
-                                r.set("last_insert_id", id)?;
+                                if let Some(id) = id {
+                                    r.set("last_insert_id", id)?;
+                                }
                                 ok(lua, r)
                             }
                             Err(e) => err(lua, e),

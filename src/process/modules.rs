@@ -31,7 +31,7 @@ use std::time::Duration;
 use super::Node;
 use crate::component::Components;
 use crate::security::{Actor, Denied, Identity, TokenError, TokenRecord, TokenStore, actions};
-use crate::sql::SqliteDb;
+use crate::sql::Db;
 use crate::store::MemoryStore;
 
 /// Every module name the runtime knows, in [`Module`] order.
@@ -175,7 +175,7 @@ pub struct Capabilities {
     entry: Arc<str>,
     declared: u16,
     names: Vec<String>,
-    sql: Vec<(String, Arc<SqliteDb>)>,
+    sql: Vec<(String, Arc<Db>)>,
     stores: Vec<(String, Arc<MemoryStore>)>,
     tokens: Vec<(String, Arc<TokenStore>)>,
 }
@@ -212,7 +212,7 @@ impl Capabilities {
             caps.names.push(name.clone());
         }
         if caps.has(Module::Sql) {
-            caps.sql = sorted(components.all::<SqliteDb>());
+            caps.sql = sorted(components.all::<Db>());
         }
         if caps.has(Module::Store) {
             caps.stores = sorted(components.all::<MemoryStore>());
@@ -311,9 +311,11 @@ impl<'a> Modules<'a> {
         Module::parse(name).is_some_and(|m| self.caps.has(m))
     }
 
-    /// The `db.sql.sqlite` entry `id` (module `sql`).
-    pub fn sql(&self, id: &str) -> Result<Arc<SqliteDb>, ModuleError> {
-        self.caps.pick(Module::Sql, &self.caps.sql, id)
+    /// The `db.sql.sqlite` or `db.sql.postgres` entry `id` (module `sql`).
+    pub fn sql(&self, id: &str) -> Result<Db, ModuleError> {
+        self.caps
+            .pick(Module::Sql, &self.caps.sql, id)
+            .map(|db| (*db).clone())
     }
 
     /// The `store.memory` entry `id` (module `store`).

@@ -22,7 +22,7 @@ use super::kind::{Code, Fail, Kind, KindOf, Reference, reference};
 /// The kinds of entry a module reaches by id.
 pub(crate) fn module_kinds(module: Module) -> &'static [&'static str] {
     match module {
-        Module::Sql => &["db.sql.sqlite"],
+        Module::Sql => super::kinds::SQL_KINDS,
         Module::Store => &["store.memory"],
         Module::Security => &["security.token_store"],
         _ => &[],

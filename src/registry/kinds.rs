@@ -23,11 +23,14 @@ use crate::lua::LuaCode;
 use crate::manifest::{Entry, FieldError};
 use crate::process::{HostConfig, ProcessHost, ProcessSpec, ServiceConfig, ServiceHandle};
 use crate::security::{
-    IdentityConfig, IdentityResolver, JwtConfig, JwtVerifier, Policy, PolicyConfig, TokenStore,
-    TokenStoreConfig,
+    IdentityConfig, IdentityResolver, JwtConfig, JwtVerifier, Policy, PolicyConfig, TokenBackend,
+    TokenStore, TokenStoreConfig,
 };
-use crate::sql::{SqliteConfig, SqliteDb};
-use crate::store::{MemoryStore, MemoryStoreConfig};
+
+/// The kinds a `sql` reference may name.
+pub(crate) const SQL_KINDS: &[&str] = &["db.sql.sqlite", "db.sql.postgres"];
+use crate::sql::{Db, PostgresConfig, PostgresDb, SqliteConfig, SqliteDb};
+use crate::store::{MemoryStore, MemoryStoreConfig, RedisStore, RedisStoreConfig};
 
 fn resolve_path(base: &Path, rel: &str) -> std::path::PathBuf {
     let rel = rel.strip_prefix("file://").unwrap_or(rel);
@@ -43,7 +46,28 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             |b, e, c| {
                 let db = SqliteDb::open(&e.id, &resolve_path(b.base_dir, &c.file), c)
                     .map_err(|err| FieldError::at("file", err.to_string()))?;
-                b.insert(e, db);
+                b.insert(e, Arc::new(Db::from(db)));
+                Ok(())
+            },
+        ),
+        kind::<PostgresConfig>(
+            "db.sql.postgres",
+            |c, _| depends_on(&c.lifecycle),
+            |c, _| c.check(),
+            |b, e, c| {
+                let db = PostgresDb::open(&e.id, c)
+                    .map_err(|err| FieldError::at("url", err.to_string()))?;
+                b.insert(e, Arc::new(Db::from(db)));
+                Ok(())
+            },
+        ),
+        kind::<RedisStoreConfig>(
+            "store.redis",
+            |c, _| depends_on(&c.lifecycle),
+            |c, _| c.check(),
+            |b, e, c| {
+                let store = RedisStore::new(&e.id, c).map_err(|m| FieldError::at("url", m))?;
+                b.insert(e, Arc::new(store));
                 Ok(())
             },
         ),
@@ -59,13 +83,20 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         kind::<TokenStoreConfig>(
             "security.token_store",
             |c, _| {
-                let mut refs = vec![reference("store", &c.store, &["store.memory"])];
+                let mut refs = vec![reference(
+                    "store",
+                    &c.store,
+                    &["store.memory", "store.redis"],
+                )];
                 refs.extend(depends_on(&c.lifecycle));
                 refs
             },
             |c, _| c.check(),
             |b, e, c| {
-                let store = b.handle::<MemoryStore>("store", &c.store)?;
+                let store = match b.handle::<MemoryStore>("store", &c.store) {
+                    Ok(memory) => TokenBackend::Memory(memory),
+                    Err(_) => TokenBackend::Redis(b.handle::<RedisStore>("store", &c.store)?),
+                };
                 let tokens = TokenStore::new(&e.id, c, b.base_dir, store, b.components.clone())
                     .map_err(fail)?;
                 b.insert(e, Arc::new(tokens));
@@ -251,11 +282,11 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
         ),
         kind::<IdentityConfig>(
             "security.identity",
-            |c, _| vec![reference("db", &c.db, &["db.sql.sqlite"])],
+            |c, _| vec![reference("db", &c.db, SQL_KINDS)],
             |c, _| c.check(),
             |b, e, c| {
-                let db = b.handle::<SqliteDb>("db", &c.db)?;
-                b.insert(e, Arc::new(IdentityResolver::new(c, db)));
+                let db = b.handle::<Db>("db", &c.db)?;
+                b.insert(e, Arc::new(IdentityResolver::new(c, (*db).clone())));
                 Ok(())
             },
         ),

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 
 use crate::manifest::FieldError;
 use crate::manifest::ManifestDuration;
-use crate::sql::SqliteDb;
+use crate::sql::Db;
 
 /// The `security.identity` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,7 +52,7 @@ type Lookup = Result<Option<String>, String>;
 
 /// A booted `security.identity`.
 pub struct IdentityResolver {
-    db: Arc<SqliteDb>,
+    db: Db,
     query: Arc<str>,
     ttl: Duration,
     max_cache: usize,
@@ -63,7 +63,7 @@ pub struct IdentityResolver {
 
 impl IdentityResolver {
     /// An identity source over its users database.
-    pub fn new(config: &IdentityConfig, db: Arc<SqliteDb>) -> Self {
+    pub fn new(config: &IdentityConfig, db: Db) -> Self {
         IdentityResolver {
             db,
             query: config.query.as_str().into(),
@@ -120,10 +120,14 @@ impl IdentityResolver {
                 let query = self.query.clone();
                 let name = username.to_owned();
                 self.db
-                    .run(move |conn| {
-                        use rusqlite::OptionalExtension;
-                        conn.query_row(&query, [name], |row| row.get::<_, String>(0))
-                            .optional()
+                    .run(move |sql| {
+                        let rows = sql.query(&query, &[serde_json::Value::from(name)])?;
+                        // The id as text, whatever its column type.
+                        Ok(rows.first().and_then(|r| r.first()).and_then(|v| match v {
+                            serde_json::Value::Null => None,
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            other => Some(other.to_string()),
+                        }))
                     })
                     .await
                     .map_err(|e| e.to_string())

@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use identity::{IdentityConfig, IdentityResolver};
 pub use jwt::{Claims, JwtConfig, JwtError, JwtVerifier};
 pub use policy::{Effect, Policy, PolicyConfig, PolicyRules, pattern_matches};
-pub use token_store::{TokenError, TokenRecord, TokenStore, TokenStoreConfig};
+pub use token_store::{TokenBackend, TokenError, TokenRecord, TokenStore, TokenStoreConfig};
 
 /// The actions the runtime checks, the only values a policy's `actions` can
 /// usefully name (besides `*` patterns). A fixed set: they are also the

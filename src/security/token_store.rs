@@ -25,13 +25,68 @@ use super::{Actor, Identity, Policy, Scope};
 use crate::component::Components;
 use crate::manifest::FieldError;
 use crate::manifest::ManifestDuration;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, RedisStore};
 use crate::util::{hex, unhex, unix_secs};
 
 const TAG_LEN: usize = 32;
 /// Records outlive their expiry by this much so an expired token is reported
 /// as expired rather than unknown.
 const EXPIRED_GRACE: Duration = Duration::from_secs(300);
+
+/// Where token records live: this node's memory, or Redis, shared by every
+/// node pointed at it (a token minted on one validates on all; the record's
+/// TTL is the token's expiry plus a grace, and a revocation deletes it for
+/// everyone).
+#[derive(Clone)]
+pub enum TokenBackend {
+    /// A `store.memory` entry.
+    Memory(Arc<MemoryStore>),
+    /// A `store.redis` entry; records are keyed `<key_prefix>token:<id>`.
+    Redis(Arc<RedisStore>),
+}
+
+impl From<Arc<MemoryStore>> for TokenBackend {
+    fn from(m: Arc<MemoryStore>) -> Self {
+        TokenBackend::Memory(m)
+    }
+}
+
+impl From<Arc<RedisStore>> for TokenBackend {
+    fn from(r: Arc<RedisStore>) -> Self {
+        TokenBackend::Redis(r)
+    }
+}
+
+impl TokenBackend {
+    fn set(&self, id: &str, value: serde_json::Value, ttl: Duration) -> Result<(), String> {
+        match self {
+            TokenBackend::Memory(m) => m.set(id, value, Some(ttl)).map_err(|e| e.to_string()),
+            TokenBackend::Redis(r) => r
+                .set_json(&format!("token:{id}"), &value, Some(ttl))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<Option<serde_json::Value>, TokenError> {
+        match self {
+            TokenBackend::Memory(m) => Ok(m.get(id)),
+            TokenBackend::Redis(r) => r.get_json(&format!("token:{id}")).map_err(|e| {
+                log::warn!("token store unreachable error={e}");
+                TokenError::Unavailable
+            }),
+        }
+    }
+
+    fn delete(&self, id: &str) -> bool {
+        match self {
+            TokenBackend::Memory(m) => m.delete(id),
+            TokenBackend::Redis(r) => r.delete(&format!("token:{id}")).unwrap_or_else(|e| {
+                log::warn!("token revocation failed error={e}");
+                false
+            }),
+        }
+    }
+}
 
 /// The `security.token_store` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +158,8 @@ pub enum TokenError {
     Unknown,
     /// Past `expires_at`.
     Expired,
+    /// The backing store could not be reached (Redis down).
+    Unavailable,
 }
 
 impl TokenError {
@@ -113,6 +170,7 @@ impl TokenError {
             TokenError::BadTag => "bad_tag",
             TokenError::Unknown => "unknown",
             TokenError::Expired => "expired",
+            TokenError::Unavailable => "unavailable",
         }
     }
 }
@@ -124,6 +182,7 @@ impl std::fmt::Display for TokenError {
             TokenError::BadTag => "token tag does not verify",
             TokenError::Unknown => "unknown or revoked token",
             TokenError::Expired => "token expired",
+            TokenError::Unavailable => "token store unavailable",
         })
     }
 }
@@ -136,7 +195,7 @@ pub struct TokenStore {
     key: Vec<u8>,
     token_length: usize,
     default_expiration: Duration,
-    store: Arc<MemoryStore>,
+    store: TokenBackend,
     components: Arc<Components>,
     /// Every policy, read once: policies do not change after boot.
     policies: std::sync::OnceLock<Vec<(String, Arc<Policy>)>>,
@@ -152,7 +211,7 @@ impl TokenStore {
         id: &str,
         config: &TokenStoreConfig,
         base_dir: &Path,
-        store: Arc<MemoryStore>,
+        store: impl Into<TokenBackend>,
         components: Arc<Components>,
     ) -> Result<Self, String> {
         let from_env = config
@@ -200,7 +259,7 @@ impl TokenStore {
             default_expiration: config
                 .default_expiration
                 .map_or(Duration::from_secs(3600), |d| d.get()),
-            store,
+            store: store.into(),
             components,
             policies: std::sync::OnceLock::new(),
             max_per_actor: config.max_tokens_per_actor.unwrap_or(100).max(1),
@@ -259,9 +318,7 @@ impl TokenStore {
             meta,
         };
         let value = serde_json::to_value(&record).map_err(|e| e.to_string())?;
-        self.store
-            .set(&id, value, Some(lifetime + EXPIRED_GRACE))
-            .map_err(|e| e.to_string())?;
+        self.store.set(&id, value, lifetime + EXPIRED_GRACE)?;
         self.remember(actor_id, id);
         let mut token = hex(&random);
         token.push_str(&hex(&self.tag(&random)));
@@ -298,7 +355,7 @@ impl TokenStore {
         let (key, _) = self.split(token)?;
         let value = self
             .store
-            .get(&key.to_ascii_lowercase())
+            .get(&key.to_ascii_lowercase())?
             .ok_or(TokenError::Unknown)?;
         let record: TokenRecord = serde_json::from_value(value).map_err(|_| TokenError::Unknown)?;
         if record.expires_at <= unix_secs() {

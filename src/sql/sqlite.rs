@@ -46,8 +46,33 @@ pub struct SqliteConfig {
 pub struct SqlError {
     /// The `db.sql.sqlite` entry id.
     pub db: String,
-    /// SQLite's message.
+    /// The database's message.
     pub message: String,
+    /// SQLite was busy or locked (a read in place moves to the blocking pool).
+    pub busy: bool,
+    /// The server could not be reached (PostgreSQL down): callers answer
+    /// 503, not 500.
+    pub unavailable: bool,
+}
+
+impl SqlError {
+    /// An error of database `db`.
+    pub fn new(db: &str, message: impl std::fmt::Display) -> Self {
+        SqlError {
+            db: db.to_owned(),
+            message: message.to_string(),
+            busy: false,
+            unavailable: false,
+        }
+    }
+
+    /// The server of database `db` could not be reached.
+    pub fn unavailable(db: &str, message: impl std::fmt::Display) -> Self {
+        SqlError {
+            unavailable: true,
+            ..SqlError::new(db, message)
+        }
+    }
 }
 
 impl std::fmt::Display for SqlError {
@@ -73,10 +98,8 @@ impl SqliteDb {
     /// Opens (creating if needed) the database file and checks it with one connection.
     pub fn open(id: &str, path: &Path, config: &SqliteConfig) -> Result<Arc<Self>, SqlError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| SqlError {
-                db: id.to_owned(),
-                message: format!("cannot create {}: {e}", dir.display()),
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| SqlError::new(id, format!("cannot create {}: {e}", dir.display())))?;
         }
         let db = Arc::new(SqliteDb {
             id: id.to_owned(),
@@ -111,10 +134,66 @@ impl SqliteDb {
         &self.path
     }
 
+    /// An error naming this database.
+    pub(crate) fn error(&self, message: String) -> SqlError {
+        SqlError::new(&self.id, message)
+    }
+
+    /// Runs `f` with a pooled connection on the calling thread (blocking),
+    /// for code written against [`Sql`](super::Sql).
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let result = f(&mut conn).map_err(|e| self.named(e));
+        self.release(conn);
+        result
+    }
+
+    fn named(&self, mut e: SqlError) -> SqlError {
+        if e.db.is_empty() {
+            e.db = self.id.clone();
+        }
+        e
+    }
+
+    /// [`SqliteDb::read`] for code written against [`Sql`](super::Sql): in
+    /// place on a reader that never waits, on the blocking pool when busy.
+    pub(crate) async fn read_sql<T, F>(self: &Arc<Self>, f: F) -> Result<T, SqlError>
+    where
+        T: Send + 'static,
+        F: Fn(&dyn super::Sql) -> Result<T, SqlError> + Clone + Send + 'static,
+    {
+        if let Ok(conn) = self.reader() {
+            let result = f(&conn).map_err(|e| self.named(e));
+            {
+                let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+                if readers.len() < self.pool_size {
+                    readers.push(conn);
+                }
+            }
+            if !result.as_ref().is_err_and(|e| e.busy) {
+                return result;
+            }
+        }
+        let db = self.clone();
+        match tokio::task::spawn_blocking(move || db.with(|conn| f(conn))).await {
+            Ok(result) => result,
+            Err(join) => Err(self.err(format!("query task failed: {join}"))),
+        }
+    }
+
     fn err(&self, e: impl std::fmt::Display) -> SqlError {
         SqlError {
             db: self.id.clone(),
             message: e.to_string(),
+            busy: false,
+            unavailable: false,
         }
     }
 
@@ -207,5 +286,76 @@ impl SqliteDb {
             Ok(result) => result,
             Err(join) => Err(self.err(format!("query task failed: {join}"))),
         }
+    }
+}
+
+fn sql_param(v: &serde_json::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        serde_json::Value::Null => V::Null,
+        serde_json::Value::Bool(b) => V::Integer(*b as i64),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => V::Integer(i),
+            None => V::Real(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => V::Text(s.clone()),
+        other => V::Text(other.to_string()),
+    }
+}
+
+fn sql_cell(v: rusqlite::types::ValueRef<'_>) -> serde_json::Value {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => serde_json::Value::Null,
+        ValueRef::Integer(i) => i.into(),
+        ValueRef::Real(f) => f.into(),
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned().into(),
+    }
+}
+
+fn sqlite_error(e: rusqlite::Error) -> SqlError {
+    let busy = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    // The connection does not know its entry; `SqliteDb::with` names it.
+    SqlError {
+        db: String::new(),
+        message: e.to_string(),
+        busy,
+        unavailable: false,
+    }
+}
+
+impl super::Sql for Connection {
+    fn dialect(&self) -> super::Dialect {
+        super::Dialect::Sqlite
+    }
+
+    fn query(&self, sql: &str, params: &[serde_json::Value]) -> Result<super::Rows, SqlError> {
+        let mut stmt = self.prepare_cached(sql).map_err(sqlite_error)?;
+        let columns: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let params: Vec<_> = params.iter().map(sql_param).collect();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(sqlite_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sqlite_error)? {
+            let mut cells = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                cells.push(sql_cell(row.get_ref(i).map_err(sqlite_error)?));
+            }
+            out.push(cells);
+        }
+        Ok(super::Rows { columns, rows: out })
+    }
+
+    fn execute(&self, sql: &str, params: &[serde_json::Value]) -> Result<u64, SqlError> {
+        let params: Vec<_> = params.iter().map(sql_param).collect();
+        self.prepare_cached(sql)
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(params.iter())))
+            .map(|n| n as u64)
+            .map_err(sqlite_error)
     }
 }

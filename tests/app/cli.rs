@@ -517,7 +517,7 @@ async fn sigkill_while_keys_are_created_leaves_a_consistent_database() {
     for key in &created {
         let k = key.clone();
         let owner = db
-            .call(move |c| super::support::actors::api_keys::lookup(c, &k))
+            .with(move |c| super::support::actors::api_keys::lookup(c, &k))
             .unwrap();
         assert!(owner.is_some(), "a reported key is missing");
     }

@@ -169,7 +169,7 @@ crate::both_editions! {
         // A token whose API key has been revoked since.
         let token = token_for(&app.base, &app.demo_key()).await;
         Ws::connect(&app, &token).await.next_of("welcome").await;
-        let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
+        let db = app.registry.get::<rippy::sql::Db>("app:db").unwrap();
         db.call(|c| actors::api_keys::revoke(c, 1)).unwrap();
         assert_eq!(Ws::try_connect(&url(&token)).await.err(), Some(401));
         let m = app.node().metrics();
@@ -230,7 +230,7 @@ crate::both_editions! {
             json!({ "error": "too many failed attempts" })
         );
         // The table survived the injection strings.
-        let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
+        let db = app.registry.get::<rippy::sql::Db>("app:db").unwrap();
         assert_eq!(db.call(|c| actors::api_keys::list(c)).unwrap().len(), 1);
         app.shutdown().await;
     }
@@ -413,8 +413,8 @@ crate::both_editions! {
         let dir = tempfile::tempdir().unwrap();
         let app = App::boot(edition, dir.path()).await;
         let key = app.demo_key();
-        let db = app.registry.get::<rippy::sql::SqliteDb>("app:db").unwrap();
-        db.call(|c| c.execute_batch("ALTER TABLE api_keys RENAME TO api_keys_gone"))
+        let db = app.registry.get::<rippy::sql::Db>("app:db").unwrap();
+        db.call(|c| c.execute("ALTER TABLE api_keys RENAME TO api_keys_gone", &[]))
             .unwrap();
         let mut res = awc::Client::new()
             .post(format!("{}/auth/token", app.base))
@@ -426,7 +426,7 @@ crate::both_editions! {
             res.json::<Value>().await.unwrap(),
             json!({ "error": "internal error" })
         );
-        db.call(|c| c.execute_batch("ALTER TABLE api_keys_gone RENAME TO api_keys"))
+        db.call(|c| c.execute("ALTER TABLE api_keys_gone RENAME TO api_keys", &[]))
             .unwrap();
         token_for(&app.base, &key).await;
         app.shutdown().await;

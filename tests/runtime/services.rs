@@ -295,7 +295,7 @@ async fn an_optional_entry_that_fails_to_boot_lets_boot_continue() {
         wippy_service("after", "{ register: after }", "{ auto_start: true }")
     ));
     assert_eq!(rt.registry.skipped(), ["t:broken"]);
-    assert!(rt.registry.get::<rippy::sql::SqliteDb>("t:broken").is_err());
+    assert!(rt.registry.get::<rippy::sql::Db>("t:broken").is_err());
     super::support::eventually("the later service", || rt.node().whereis("after").is_some()).await;
 }
 
