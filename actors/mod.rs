@@ -21,6 +21,7 @@ pub fn catalog() -> Catalog {
         .process("file://actors/migrate.rs", "run", migrate::Migrate::new)
         .with_args(ArgSpec::new().entry("db", &["db.sql.sqlite", "db.sql.postgres"]))
         .process("file://actors/ticker.rs", "run", ticker::Ticker::new)
+        .with_args(ArgSpec::new().optional_entry("feed", &["feed.redis"]))
         .process(
             "file://actors/ws_handler.rs",
             "run",

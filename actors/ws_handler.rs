@@ -24,6 +24,8 @@ const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(20);
 
 pub struct WsHandler {
     client: Option<Pid>,
+    /// The last seq the client saw before this connection (`?since=`).
+    since: Option<u64>,
     user_id: String,
     ticker: Option<Pid>,
     join_timer: Option<TimerId>,
@@ -34,6 +36,7 @@ impl WsHandler {
     pub fn new(_args: Value) -> Self {
         WsHandler {
             client: None,
+            since: None,
             user_id: String::new(),
             ticker: None,
             join_timer: None,
@@ -57,11 +60,13 @@ impl WsHandler {
             return Ok(false);
         };
         ctx.monitor(&ticker);
-        let _ = ctx.send(
-            &ticker,
-            ticker::TOPIC_SUBSCRIBE,
-            json!({ "client_pid": client.to_string() }),
-        );
+        // `since` serves the first subscription only: after a ticker
+        // restart this handler cannot tell what its client has seen.
+        let payload = match self.since.take() {
+            Some(since) => json!({ "client_pid": client.to_string(), "since": since }),
+            None => json!({ "client_pid": client.to_string() }),
+        };
+        let _ = ctx.send(&ticker, ticker::TOPIC_SUBSCRIBE, payload);
         self.ticker = Some(ticker);
         Ok(true)
     }
@@ -80,6 +85,7 @@ impl WsHandler {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
+        self.since = payload.pointer("/metadata/since").and_then(Value::as_u64);
         self.client = Some(client);
         self.send_text(ctx, json!({ "type": "welcome", "user_id": self.user_id }));
         if !self.subscribe(ctx)? {

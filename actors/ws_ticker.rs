@@ -1,7 +1,9 @@
 //! `ws_ticker`: `GET /ws/ticker` spawns a `ws_handler` for the caller and
 //! asks the relay to upgrade. No identity (no, bad, revoked or expired
 //! token, or a token whose API key has since been revoked) -> 401 before any
-//! upgrade; a scope that may not spawn -> 403.
+//! upgrade; a scope that may not spawn -> 403. `?since=<seq>` (the last seq
+//! the client saw) asks for the ticks it missed before live ones; anything
+//! but a sequence number there -> 400.
 
 use rippy::prelude::*;
 
@@ -11,10 +13,27 @@ fn unauthorized() -> HttpResponse {
     json_error(StatusCode::UNAUTHORIZED, "authentication required")
 }
 
+/// The `since` query parameter: `Ok(None)` when absent.
+fn since(query: &str) -> Result<Option<u64>, ()> {
+    let Ok(pairs) = actix_web::web::Query::<Vec<(String, String)>>::from_query(query) else {
+        return Err(());
+    };
+    match pairs.iter().find(|(k, _)| k == "since") {
+        None => Ok(None),
+        Some((_, v)) if !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) => {
+            v.parse().map(Some).map_err(|_| ())
+        }
+        Some(_) => Err(()),
+    }
+}
+
 pub async fn handler(call: FunctionCall) -> HttpResponse {
     let ctx = &call.ctx;
     let Some(identity) = ctx.identity() else {
         return unauthorized();
+    };
+    let Ok(since) = since(call.req.query_string()) else {
+        return json_error(StatusCode::BAD_REQUEST, "since must be a sequence number");
     };
     // A token outlives nothing: its API key must still be active.
     if let Some(key_id) = identity.meta.get("api_key_id").and_then(Value::as_i64) {
@@ -52,10 +71,17 @@ pub async fn handler(call: FunctionCall) -> HttpResponse {
     };
     let target = RelayTarget {
         target_pid: pid,
-        metadata: json!({
-            "user_id": identity.actor.id,
-            "role": identity.actor.meta_str("role"),
-        }),
+        metadata: match since {
+            Some(since) => json!({
+                "user_id": identity.actor.id,
+                "role": identity.actor.meta_str("role"),
+                "since": since,
+            }),
+            None => json!({
+                "user_id": identity.actor.id,
+                "role": identity.actor.meta_str("role"),
+            }),
+        },
     };
     HttpResponse::Ok()
         .insert_header((RELAY_HEADER, target.header_value()))

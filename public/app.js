@@ -42,7 +42,7 @@ const conn = {
   attempt: 0, reconnectTimer: 0, pingTimer: 0, pingSentAt: null,
 };
 const view = {
-  user: null, seq: null, lastUpdateMs: null, rate: 0, rtt: null,
+  user: null, seq: null, lastUpdateMs: null, rate: 0, rtt: null, resets: 0,
   ticksInWindow: 0, windowStart: performance.now(),
 };
 const symbols = new Map(); // symbol -> entry (see ensureSymbol)
@@ -203,9 +203,12 @@ function teardown() {
   try { ws.close(1000, "client disconnect"); } catch { /* already closed */ }
 }
 
-function openSocket(session) {
+function openSocket(session, resume = false) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const url = `${proto}//${location.host}/ws/ticker?x-auth-token=${encodeURIComponent(conn.token)}`;
+  // After a drop, ask for the ticks missed meanwhile (any node has them);
+  // a server that no longer has them answers with a "reset" first.
+  const since = resume && view.seq !== null ? `&since=${view.seq}` : "";
+  const url = `${proto}//${location.host}/ws/ticker?x-auth-token=${encodeURIComponent(conn.token)}${since}`;
   let ws;
   try { ws = new WebSocket(url); } catch { return scheduleReconnect(session, true, "Could not open socket"); }
   conn.ws = ws;
@@ -256,7 +259,7 @@ async function reconnect(session, needToken) {
     if (session !== conn.session) return;
   }
   setStatus("reconnecting", "Opening socket…");
-  openSocket(session);
+  openSocket(session, true);
 }
 
 function startPing(ws) {
@@ -287,6 +290,11 @@ function handleMessage(raw) {
   } else if (msg?.type === "pong" && conn.pingSentAt !== null) {
     view.rtt = performance.now() - conn.pingSentAt;
     conn.pingSentAt = null;
+    markDirty("stats");
+  } else if (msg?.type === "reset") {
+    // The ticks since our last one are gone: the charts start over here.
+    view.resets++;
+    showError(`Stream reset (${msg.reason}): some ticks were missed`);
     markDirty("stats");
   } else if (msg?.type === "welcome") {
     view.user = msg.user_id == null ? null : String(msg.user_id);

@@ -99,6 +99,7 @@
 
 pub mod catalog;
 pub mod component;
+pub mod feed;
 pub mod fs;
 pub mod function;
 pub mod gateway;
@@ -120,6 +121,7 @@ pub use runtime::{AppContext, Runtime, RuntimeBuilder, RuntimeError};
 /// What application code (actors and functions) needs.
 pub mod prelude {
     pub use crate::catalog::{ArgSpec, Catalog};
+    pub use crate::feed::{RedisFeed, TOPIC_FEED_TICK};
     pub use crate::function::{FunctionCall, FunctionContext};
     pub use crate::http::json_error;
     pub use crate::http::middleware::websocket_relay::{
@@ -133,7 +135,7 @@ pub mod prelude {
         Tokens,
     };
     pub use crate::security::{Actor, Denied, Identity};
-    pub use crate::sql::SqliteDb;
+    pub use crate::sql::{Db, Sql, SqlError, SqliteDb};
     pub use crate::store::MemoryStore;
     pub use crate::util::{constant_time_eq, sha256_hex, unix_ms, unix_secs, write_private};
     pub use actix_web::http::StatusCode;

@@ -40,6 +40,10 @@ pub struct HttpServiceConfig {
     /// `host:port` (or Go's `:port` for every interface); port 0 picks a
     /// free port.
     pub addr: String,
+    /// An environment variable that, when set, holds the address instead
+    /// (several nodes from one manifest).
+    #[serde(default)]
+    pub addr_env: Option<String>,
     /// Worker threads (default: the number of cores).
     #[serde(default)]
     pub workers: Option<usize>,
@@ -90,9 +94,15 @@ impl HttpServiceConfig {
     /// `addr` as the system resolver takes it: Go's `:8081` (every
     /// interface) becomes `0.0.0.0:8081`.
     fn bind_addr(&self) -> String {
-        match self.addr.strip_prefix(':') {
+        let addr = self
+            .addr_env
+            .as_deref()
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| self.addr.clone());
+        match addr.strip_prefix(':') {
             Some(port) => format!("0.0.0.0:{port}"),
-            None => self.addr.clone(),
+            None => addr,
         }
     }
 }

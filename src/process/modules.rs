@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use super::Node;
 use crate::component::Components;
+use crate::feed::RedisFeed;
 use crate::security::{Actor, Denied, Identity, TokenError, TokenRecord, TokenStore, actions};
 use crate::sql::Db;
 use crate::store::MemoryStore;
@@ -37,6 +38,7 @@ use crate::store::MemoryStore;
 /// Every module name the runtime knows, in [`Module`] order.
 pub const MODULES: &[&str] = &[
     "json", "logger", "time", "crypto", "sql", "store", "security", "http", "process", "channel",
+    "feed",
 ];
 
 /// One runtime module.
@@ -62,10 +64,12 @@ pub enum Module {
     Process,
     /// `channel`: channels and select (a global).
     Channel,
+    /// `feed`: `feed.*` entries (rippy's own: one producer across nodes).
+    Feed,
 }
 
 impl Module {
-    const ALL: [Module; 10] = [
+    const ALL: [Module; 11] = [
         Module::Json,
         Module::Logger,
         Module::Time,
@@ -76,6 +80,7 @@ impl Module {
         Module::Http,
         Module::Process,
         Module::Channel,
+        Module::Feed,
     ];
 
     /// The module's name in a manifest.
@@ -178,6 +183,7 @@ pub struct Capabilities {
     sql: Vec<(String, Arc<Db>)>,
     stores: Vec<(String, Arc<MemoryStore>)>,
     tokens: Vec<(String, Arc<TokenStore>)>,
+    feeds: Vec<(String, Arc<RedisFeed>)>,
 }
 
 fn sorted<T>(mut v: Vec<(String, Arc<T>)>) -> Vec<(String, Arc<T>)> {
@@ -195,6 +201,7 @@ impl Capabilities {
             sql: Vec::new(),
             stores: Vec::new(),
             tokens: Vec::new(),
+            feeds: Vec::new(),
         }
     }
 
@@ -219,6 +226,9 @@ impl Capabilities {
         }
         if caps.has(Module::Security) {
             caps.tokens = sorted(components.all::<TokenStore>());
+        }
+        if caps.has(Module::Feed) {
+            caps.feeds = sorted(components.all::<RedisFeed>());
         }
         Ok(caps)
     }
@@ -333,6 +343,11 @@ impl<'a> Modules<'a> {
             identity: self.identity.cloned(),
             node: self.node.clone(),
         })
+    }
+
+    /// The `feed.redis` entry `id` (module `feed`).
+    pub fn feed(&self, id: &str) -> Result<Arc<RedisFeed>, ModuleError> {
+        self.caps.pick(Module::Feed, &self.caps.feeds, id)
     }
 
     /// `n` random bytes from the OS (module `crypto`).

@@ -25,6 +25,7 @@ pub(crate) fn module_kinds(module: Module) -> &'static [&'static str] {
         Module::Sql => super::kinds::SQL_KINDS,
         Module::Store => &["store.memory"],
         Module::Security => &["security.token_store"],
+        Module::Feed => &["feed.redis"],
         _ => &[],
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, LazyLock};
 
 use super::code::{self, arg_references, args_json, missing_args};
 use super::kind::{Kind, depends_on, fail, kind, no_check, reference};
+use crate::feed::{FeedConfig, RedisFeed};
 use crate::fs::{Directory, DirectoryConfig};
 use crate::function::FunctionSpec;
 use crate::gateway::{Proxy, ProxyConfig};
@@ -77,6 +78,21 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
             no_check,
             |b, e, c| {
                 b.insert(e, MemoryStore::start(c));
+                Ok(())
+            },
+        ),
+        kind::<FeedConfig>(
+            "feed.redis",
+            |c, _| {
+                let mut refs = vec![reference("store", &c.store, &["store.redis"])];
+                refs.extend(depends_on(&c.lifecycle));
+                refs
+            },
+            |c, _| c.check(),
+            |b, e, c| {
+                let store = b.handle::<RedisStore>("store", &c.store)?;
+                let feed = RedisFeed::start(&e.id, c, store, b.node.metrics());
+                b.insert(e, feed);
                 Ok(())
             },
         ),

@@ -478,6 +478,10 @@ impl Registry {
         for http in &self.http {
             http.stop().await;
         }
+        // Last: a feed's lease is given up only once nothing here produces.
+        for (_, feed) in self.components.all::<crate::feed::RedisFeed>() {
+            feed.stop();
+        }
         stop_hosts(&self.hosts);
         log::info!("shutdown complete");
     }

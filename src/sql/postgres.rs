@@ -143,6 +143,9 @@ impl PostgresDb {
             .map_or(10_000, |d| d.get().as_millis());
         pg.options(&format!("-c statement_timeout={statement_ms}"));
         pg.application_name("rippy");
+        // NOTICEs (`... already exists, skipping` from idempotent init) are
+        // not events of the node.
+        pg.notice_callback(|n| log::debug!("postgres notice: {}", n.message()));
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..config.pool_size.unwrap_or(4).max(1) {

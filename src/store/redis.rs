@@ -94,6 +94,12 @@ pub struct RedisStore {
     down_until: Mutex<Option<Instant>>,
 }
 
+/// Whether `e` leaves the connection unusable (I/O, timeout, dropped); a
+/// server error (WRONGTYPE, a script's error) does not.
+fn broken(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::IoError || e.is_timeout() || e.is_connection_dropped()
+}
+
 /// How long calls fail fast after a connect failed.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
@@ -160,53 +166,50 @@ impl RedisStore {
         Ok(conn)
     }
 
-    /// Runs `f` on a pooled connection.
+    /// Runs `f` on a pooled connection. A pooled connection may have died
+    /// while idle (the server restarted): a connection error on one is
+    /// retried once on a fresh connection.
     pub fn with<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, RedisError> {
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => {
-                {
-                    let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-                    if down.is_some_and(|t| Instant::now() < t) {
-                        return Err(self.error("unavailable (a connect failed just now)"));
-                    }
+        if let Some(mut conn) = pooled {
+            match f(&mut conn) {
+                Err(e) if broken(&e) => {} // dropped; one more try below
+                result => {
+                    self.give_back(conn);
+                    return result.map_err(|e| self.error(e));
                 }
-                match self.connect(None) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(Instant::now() + RETRY_AFTER);
-                        return Err(e);
-                    }
-                }
+            }
+        }
+        {
+            let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+            if down.is_some_and(|t| Instant::now() < t) {
+                return Err(self.error("unavailable (a connect failed just now)"));
+            }
+        }
+        let mut conn = match self.connect(None) {
+            Ok(c) => c,
+            Err(e) => {
+                *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Instant::now() + RETRY_AFTER);
+                return Err(e);
             }
         };
         match f(&mut conn) {
-            Ok(v) => {
-                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                if idle.len() < self.pool_size {
-                    idle.push(conn);
-                }
-                Ok(v)
+            Err(e) if broken(&e) => Err(self.error(e)),
+            result => {
+                self.give_back(conn);
+                result.map_err(|e| self.error(e))
             }
-            // A server error (WRONGTYPE, a script's error) leaves the
-            // connection usable; an I/O error or timeout does not.
-            Err(e)
-                if e.kind() != redis::ErrorKind::IoError
-                    && !e.is_timeout()
-                    && !e.is_connection_dropped() =>
-            {
-                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                if idle.len() < self.pool_size {
-                    idle.push(conn);
-                }
-                Err(self.error(e))
-            }
-            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    fn give_back(&self, conn: redis::Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.pool_size {
+            idle.push(conn);
         }
     }
 

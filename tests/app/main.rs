@@ -6,11 +6,13 @@ mod support;
 
 mod browser;
 mod cli;
+mod cluster;
 mod hardening;
 mod harness;
 mod http_api;
 mod limits;
 mod relay_security;
+mod resume;
 mod websocket;
 
 use awc::ws::{Codec, Frame, Message};
@@ -70,6 +72,17 @@ impl Ws {
                 Frame::Text(t) => return serde_json::from_slice(&t).expect("JSON frame"),
                 Frame::Ping(_) | Frame::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next text frame as JSON, `None` once the socket has ended.
+    pub async fn try_json(&mut self) -> Option<Value> {
+        loop {
+            match self.framed.next().await {
+                Some(Ok(Frame::Text(t))) => return serde_json::from_slice(&t).ok(),
+                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => continue,
             }
         }
     }

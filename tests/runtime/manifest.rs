@@ -38,9 +38,10 @@ fn assert_has(text: &str, parts: &[&str]) {
 fn a_manifest_using_every_kind_validates() {
     let manifest = Manifest::load(&fixture("valid_every_kind.yaml")).unwrap();
     let plan = Registry::check(manifest, &actors::catalog()).unwrap();
-    assert_eq!(plan.len(), 13);
+    assert_eq!(plan.len(), 16);
     let order = plan.boot_order();
     let pos = |id: &str| order.iter().position(|x| *x == id).unwrap();
+    assert!(pos("app:redis") < pos("app:feed"));
     assert!(pos("app:store") < pos("app:tokens"));
     assert!(pos("app:server") < pos("app:router"));
     assert!(pos("app:router") < pos("app:endpoint"));
@@ -59,9 +60,9 @@ fn an_unknown_kind_is_named_with_the_known_ones() {
     assert_has(
         &e,
         &[
-            "entry app:cache (store.redis)",
+            "entry app:cache (store.etcd)",
             "field kind",
-            "unknown kind \"store.redis\"",
+            "unknown kind \"store.etcd\"",
             "store.memory",
         ],
     );

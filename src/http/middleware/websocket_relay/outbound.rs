@@ -27,6 +27,9 @@ pub(super) enum Outgoing {
     /// A shared broadcast frame: the one kind that may be conflated.
     Shared(Bytes),
     Binary(Bytes),
+    /// Text frames that go out in order, each its own message, taking one
+    /// place in the queue and never conflated (a resume's replay).
+    Batch(Vec<Bytes>),
     Pong(Bytes),
     Close {
         code: u16,
@@ -259,6 +262,13 @@ impl Connection {
         let mut closed = None;
         for frame in frames {
             let (bytes, op) = match frame {
+                Outgoing::Batch(texts) => {
+                    for text in texts {
+                        Parser::write_message(&mut out, text, OpCode::Text, true, false);
+                        sent += 1;
+                    }
+                    continue;
+                }
                 Outgoing::Text(b) | Outgoing::Shared(b) => (b, OpCode::Text),
                 Outgoing::Binary(b) => (b, OpCode::Binary),
                 Outgoing::Pong(b) => (b, OpCode::Pong),
@@ -381,8 +391,20 @@ impl Mailbox for ClientMailbox {
     }
 }
 
-/// `ws.send {type, data}` as one frame.
+/// `ws.send {type, data}` as one frame; `ws.send {type: "text", frames:
+/// [text, ...]}` as that many text frames, in order, never conflated.
 fn send_frame(v: &Value) -> Outgoing {
+    if let Some(frames) = v.get("frames").and_then(Value::as_array) {
+        return Outgoing::Batch(
+            frames
+                .iter()
+                .map(|f| match f {
+                    Value::String(s) => Bytes::copy_from_slice(s.as_bytes()),
+                    other => other.to_string().into(),
+                })
+                .collect(),
+        );
+    }
     let data = v.get("data").unwrap_or(&Value::Null);
     let binary = v.get("type").and_then(Value::as_str) == Some("binary");
     match (binary, data) {
