@@ -297,7 +297,7 @@ impl Ticker {
     }
 
     /// A frame the feed read back from the stream.
-    fn from_feed(&mut self, ctx: &mut ProcessContext<'_>, frame: Bytes) {
+    fn on_feed_frame(&mut self, ctx: &mut ProcessContext<'_>, frame: Bytes) {
         let Some(seq) = seq_of(&frame) else {
             log::warn!("feed frame without a seq dropped");
             return;
@@ -445,7 +445,7 @@ impl Process for Ticker {
             }) if topic.as_ref() == TOPIC_FEED_TICK && self.feed.is_some() => {
                 // Only the runtime sends without a sender pid: no process
                 // (a user's handler) can inject a frame here.
-                self.from_feed(ctx, frame);
+                self.on_feed_frame(ctx, frame);
                 Ok(Flow::Continue)
             }
             Event::Message(_) => Ok(Flow::Continue),
