@@ -699,3 +699,26 @@ async fn an_idle_lua_process_heap_stays_small() {
     eprintln!("idle Lua process heap: {bytes} bytes");
     assert!(bytes < 256 * 1024, "{bytes}");
 }
+
+#[actix_web::test]
+async fn sql_runs_the_same_statements_on_postgres() {
+    let name = "sql_runs_the_same_statements_on_postgres";
+    let Some(pg) = support::servers::Postgres::start(name) else {
+        return;
+    };
+    let pg_entry = format!(
+        "  - name: pg\n    kind: db.sql.postgres\n    url: {}\n",
+        pg.url()
+    );
+    let (app, _d) = boot(&pg_entry).await;
+    let r = group(&app, "t:modules", "sql", json!({ "db": "t:pg" })).await;
+    assert_eq!(r["rows_affected"], 1, "{r}");
+    // PostgreSQL has no rowid: RETURNING is the way to get an id.
+    assert_eq!(r["last_insert_id"], Value::Null);
+    assert_eq!(r["rows"], json!([{"k": "a", "v": 1}, {"k": "b", "v": 2}]));
+    assert_eq!(r["bad_nil"], true);
+    assert!(
+        r["bad_err"].as_str().unwrap().contains("missing_table"),
+        "{r}"
+    );
+}
