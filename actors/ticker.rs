@@ -307,11 +307,8 @@ impl Ticker {
         }
         if self.seq != 0 && seq > self.seq + 1 {
             log::warn!("feed gap last_seq={} seq={seq}", self.seq);
-            let reset = Bytes::from(
-                json!({ "type": "reset", "reason": "gap", "since": self.seq, "seq": seq })
-                    .to_string(),
-            );
             self.ring.clear();
+            let reset = reset_message("gap", self.seq, seq);
             self.send_all(ctx, 0, reset);
         }
         self.broadcast(ctx, seq, frame);
@@ -324,42 +321,50 @@ impl Ticker {
             self.ring.pop_front();
         }
         self.ring.push_back((seq, frame.clone()));
-        self.send_all(ctx, seq, frame);
+        self.send_all(ctx, seq, Payload::Bytes(frame));
     }
 
     /// Sends `frame` (of `seq`; 0: not a tick) to every subscriber.
-    fn send_all(&mut self, ctx: &mut ProcessContext<'_>, seq: u64, frame: Bytes) {
+    fn send_all(&mut self, ctx: &mut ProcessContext<'_>, seq: u64, frame: Payload) {
         let from = ctx.pid().clone();
         let before = self.subs.len();
         // A dead client is dropped now; a full one keeps its place (its
         // relay conflates). The handler's EXIT or unsubscribe follows anyway.
+        let history = self.history as u64;
         self.subs.retain(|_, sub| {
             if let Some(after) = sub.after {
-                if seq == 0 || seq <= after {
+                // A resuming subscriber ahead of this node: skip what it has
+                // (unless "ahead" is further than any history: no seq of
+                // this feed), and its first frame must follow `after`.
+                if seq == 0 || (seq <= after && after - seq <= history) {
                     return true;
                 }
                 sub.after = None;
-                if seq > after + 1 {
-                    let reset =
-                        json!({ "type": "reset", "reason": "gap", "since": after, "seq": seq });
+                if seq != after + 1 {
+                    let reason = if seq > after { "gap" } else { "beyond_window" };
                     let _ = sub.client.send(
                         Some(&from),
                         TOPIC_SEND.into(),
-                        Payload::Bytes(Bytes::from(reset.to_string())),
+                        reset_message(reason, after, seq),
                     );
                 }
             }
-            let sent = sub.client.send(
-                Some(&from),
-                TOPIC_SEND.into(),
-                Payload::Bytes(frame.clone()),
-            );
+            let sent = sub
+                .client
+                .send(Some(&from), TOPIC_SEND.into(), frame.clone());
             !matches!(sent, Err(SendError::DeadPid(_)))
         });
         if self.subs.len() != before {
             self.update_gauge();
         }
     }
+}
+
+/// `{"type":"reset",...}` as a text frame of its own: never conflated with
+/// ticks, so a slow client cannot miss that it missed something.
+fn reset_message(reason: &str, since: u64, seq: u64) -> Payload {
+    let text = json!({ "type": "reset", "reason": reason, "since": since, "seq": seq });
+    Payload::Json(json!({ "type": "text", "data": text.to_string() }))
 }
 
 /// The seq of a frame this module encoded (`{"type":"ticker","seq":N,...`).

@@ -4,6 +4,7 @@
 //! rippy-load ws        --url http://127.0.0.1:8081 --key rk_... --clients 1000 --duration 10
 //! rippy-load token     --url ... --key rk_... --connections 64 --duration 10 [--path /healthz]
 //! rippy-load handshake --url ... --key rk_... --concurrency 32 --duration 10
+//! rippy-load watch     --url ... --key rk_... --duration 10   # longest pause, gaps, resets
 //! ```
 //!
 //! Clients are plain tokio sockets with a minimal WebSocket reader (server
@@ -81,6 +82,12 @@ enum Mode {
         common: Common,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+    },
+    /// One client reading the stream for --duration seconds: the longest
+    /// pause between two ticks, seq gaps and resets (failover timing).
+    Watch {
+        #[command(flatten)]
+        common: Common,
     },
     /// Connect, wait for a tick, disconnect (half with a close frame, half by
     /// cutting TCP), `--cycles` times; reports server RSS before and after.
@@ -260,8 +267,34 @@ fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
         .ok()
 }
 
+/// The next whole server frame at the start of `buf`: its opcode, header
+/// length and payload length (server frames are unmasked).
+fn next_frame(buf: &[u8]) -> Option<(u8, usize, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let opcode = buf[0] & 0x0f;
+    let (len, h) = match (buf[1] & 0x7f) as usize {
+        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+        127 if buf.len() >= 10 => (
+            u64::from_be_bytes(buf[2..10].try_into().unwrap_or([0; 8])) as usize,
+            10,
+        ),
+        126 | 127 => return None,
+        n => (n, 2),
+    };
+    (buf.len() >= h + len).then_some((opcode, h, len))
+}
+
 /// How a tick frame says what it is, wherever its keys stand.
 const TICKER_TYPE: &[u8] = b"\"type\":\"ticker\"";
+
+/// Whether a text frame is a tick. Key order is not part of JSON: the Lua
+/// edition's encoder sorts keys.
+fn is_tick(payload: &[u8]) -> bool {
+    payload.starts_with(b"{\"type\":\"ticker\"")
+        || payload.windows(TICKER_TYPE.len()).any(|w| w == TICKER_TYPE)
+}
 
 /// Reads ticks until its task is dropped; records seq gaps and latency into
 /// its thread's histogram (no lock, no timer per read).
@@ -275,32 +308,9 @@ async fn ws_client(
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         let mut i = 0;
-        while i + 2 <= buf.len() {
-            let opcode = buf[i] & 0x0f;
-            let mut len = (buf[i + 1] & 0x7f) as usize;
-            let mut h = 2;
-            if len == 126 {
-                if i + 4 > buf.len() {
-                    break;
-                }
-                len = u16::from_be_bytes([buf[i + 2], buf[i + 3]]) as usize;
-                h = 4;
-            } else if len == 127 {
-                if i + 10 > buf.len() {
-                    break;
-                }
-                len = u64::from_be_bytes(buf[i + 2..i + 10].try_into().unwrap_or([0; 8])) as usize;
-                h = 10;
-            }
-            if i + h + len > buf.len() {
-                break;
-            }
+        while let Some((opcode, h, len)) = next_frame(&buf[i..]) {
             let payload = &buf[i + h..i + h + len];
-            // Key order is not part of JSON: the Lua edition's encoder sorts keys.
-            if opcode == 1
-                && (payload.starts_with(b"{\"type\":\"ticker\"")
-                    || payload.windows(TICKER_TYPE.len()).any(|w| w == TICKER_TYPE))
-            {
+            if opcode == 1 && is_tick(payload) {
                 if let (Some(seq), Some(sent)) = (
                     number_after(payload, b"\"seq\":"),
                     number_after(payload, b"\"sent_at_ms\":"),
@@ -725,8 +735,60 @@ fn run_churn(c: Common, cycles: usize, concurrency: usize) {
     println!("{line}");
 }
 
+fn run_watch(c: Common) {
+    let addr = server_addr(&c.url);
+    let line = runtime().block_on(async {
+        let token = post_token(addr, &c.key).await;
+        let (mut s, mut buf) = open_ws(addr, Ipv4Addr::LOCALHOST, &token)
+            .await
+            .expect("connect");
+        let until = Instant::now() + Duration::from_secs(c.duration);
+        let (mut ticks, mut gaps, mut resets) = (0u64, 0u64, 0u64);
+        let mut last: Option<(u64, Instant)> = None;
+        let (mut longest, mut longest_after) = (Duration::ZERO, 0u64);
+        let mut chunk = vec![0u8; 16 * 1024];
+        while Instant::now() < until {
+            let mut i = 0;
+            while let Some((opcode, h, len)) = next_frame(&buf[i..]) {
+                let payload = &buf[i + h..i + h + len];
+                if opcode == 1 && payload.windows(16).any(|w| w == b"\"type\":\"reset\"") {
+                    resets += 1;
+                } else if opcode == 1
+                    && is_tick(payload)
+                    && let Some(seq) = number_after(payload, b"\"seq\":")
+                {
+                    let now = Instant::now();
+                    if let Some((prev, at)) = last {
+                        gaps += seq.saturating_sub(prev + 1);
+                        if now - at > longest {
+                            (longest, longest_after) = (now - at, prev);
+                        }
+                    }
+                    last = Some((seq, now));
+                    ticks += 1;
+                }
+                i += h + len;
+            }
+            buf.drain(..i);
+            let left = until.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, s.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => break,
+                Err(_) => {}
+            }
+        }
+        format!(
+            "mode=watch ticks={ticks} gaps={gaps} resets={resets} longest_pause_ms={} pause_after_seq={longest_after} last_seq={}",
+            longest.as_millis(),
+            last.map_or(0, |(s, _)| s)
+        )
+    });
+    println!("{line}");
+}
+
 fn main() {
     match Cli::parse().mode {
+        Mode::Watch { common } => run_watch(common),
         Mode::Churn {
             common,
             cycles,
