@@ -36,8 +36,14 @@ fn a_token_minted_on_one_node_validates_on_another_and_a_revocation_reaches_both
     };
     let dir = tempfile::tempdir().unwrap();
     // Two nodes: two connection pools, one key, one Redis.
-    let (a_redis, b_redis) = (redis_store("t:redis", &redis), redis_store("t:redis", &redis));
-    let (a, b) = (token_store(a_redis.clone(), dir.path()), token_store(b_redis, dir.path()));
+    let (a_redis, b_redis) = (
+        redis_store("t:redis", &redis),
+        redis_store("t:redis", &redis),
+    );
+    let (a, b) = (
+        token_store(a_redis.clone(), dir.path()),
+        token_store(b_redis, dir.path()),
+    );
     let token = a
         .create(
             Actor::new("user:alice"),
@@ -51,7 +57,10 @@ fn a_token_minted_on_one_node_validates_on_another_and_a_revocation_reaches_both
     assert_eq!(record.meta["api_key_id"], 7);
     // The record lives as long as the token, plus the grace that lets an
     // expired token be told from an unknown one.
-    let ttl = a_redis.ttl(&format!("token:{}", &token[..64])).unwrap().unwrap();
+    let ttl = a_redis
+        .ttl(&format!("token:{}", &token[..64]))
+        .unwrap()
+        .unwrap();
     assert!(
         ttl > Duration::from_secs(355) && ttl <= Duration::from_secs(360),
         "{ttl:?}"
@@ -75,7 +84,11 @@ fn with_redis_down_validation_fails_at_once_as_unavailable_and_recovers_with_it(
     redis.kill();
     let started = Instant::now();
     assert_eq!(tokens.validate(&token).err(), Some(TokenError::Unavailable));
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         tokens
             .create(Actor::new("user:a"), vec![], None, Value::Null)
@@ -151,19 +164,28 @@ fn postgres_runs_the_question_mark_statements_sqlite_runs_with_the_same_rows() {
     assert_eq!(results[0], results[1]);
     assert_eq!(
         results[1],
-        vec![json!([1, "a '?' b", 2.5, true, null]), json!([2, "c", 10.0, false, "n"])]
+        vec![
+            json!([1, "a '?' b", 2.5, true, null]),
+            json!([2, "c", 10.0, false, "n"])
+        ]
     );
 }
 
 #[test]
 fn a_statement_error_names_the_database_and_a_stopped_server_is_unavailable_not_a_hang() {
-    let name = "a_statement_error_names_the_database_and_a_stopped_server_is_unavailable_not_a_hang";
+    let name =
+        "a_statement_error_names_the_database_and_a_stopped_server_is_unavailable_not_a_hang";
     let Some(mut pg) = Postgres::start(name) else {
         return;
     };
     let db = postgres_db(&pg);
-    let e = db.call(|sql| sql.query("SELECT * FROM nope", &[])).unwrap_err();
-    assert!(e.to_string().contains("t:pg") && e.to_string().contains("nope"), "{e}");
+    let e = db
+        .call(|sql| sql.query("SELECT * FROM nope", &[]))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("t:pg") && e.to_string().contains("nope"),
+        "{e}"
+    );
     assert!(!e.unavailable);
     let e = db
         .call(|sql| sql.query("SELECT ?::text", &[json!(1), json!(2)]))
@@ -178,7 +200,11 @@ fn a_statement_error_names_the_database_and_a_stopped_server_is_unavailable_not_
     }
     let e = last.unwrap().unwrap_err();
     assert!(e.unavailable, "{e}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[actix_web::test]
@@ -195,10 +221,9 @@ async fn security_identity_maps_usernames_on_postgres() {
         )
     })
     .unwrap();
-    let config: IdentityConfig = serde_yaml::from_str(
-        "db: t:pg\nquery: \"SELECT id FROM users WHERE username = ?\"\n",
-    )
-    .unwrap();
+    let config: IdentityConfig =
+        serde_yaml::from_str("db: t:pg\nquery: \"SELECT id FROM users WHERE username = ?\"\n")
+            .unwrap();
     let identity = IdentityResolver::new(&config, db);
     assert_eq!(identity.resolve("alice").await, Ok(Some("42".into())));
     assert_eq!(identity.resolve("bob").await, Ok(None));
