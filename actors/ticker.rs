@@ -259,6 +259,10 @@ impl Ticker {
         if self.subs.remove(handler).is_some() {
             ctx.demonitor(handler);
             self.update_gauge();
+            // A burst of clients has left: give the table's room back.
+            if self.subs.capacity() > 256 && self.subs.len() * 4 < self.subs.capacity() {
+                self.subs.shrink_to(self.subs.len() * 2);
+            }
         }
     }
 

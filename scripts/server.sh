@@ -25,7 +25,7 @@ start_server() {
       -e "s#interval: \"10ms\"#interval: \"$tick\"#" \
       -e "s#max_failures: 20#max_failures: 1000000#" \
       _index.yaml > "$work/app.yaml"
-  RUST_LOG=warn "$bin/rippy" run "$work/app.yaml" 2>"$work/server.log" &
+  RUST_LOG=${SERVER_LOG:-warn} "$bin/rippy" run "$work/app.yaml" 2>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 200); do
     [ -s "$work/data/demo.key" ] && curl -sf -o /dev/null http://127.0.0.1:18081/healthz && break

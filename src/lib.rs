@@ -106,6 +106,7 @@ pub mod gateway;
 pub mod http;
 pub mod lua;
 pub mod manifest;
+pub mod memory;
 pub mod metrics;
 pub mod process;
 pub mod registry;

@@ -237,6 +237,7 @@ impl RuntimeBuilder {
             // Handlers first: a signal during boot must still shut down cleanly.
             let signals = Signals::install().map_err(RuntimeError::Signals)?;
             let registry = Registry::boot_plan(plan, &self.catalog).map_err(RuntimeError::Boot)?;
+            crate::memory::watch(registry.node());
             log::info!(
                 "rippy started manifest={} entries={}",
                 path.display(),

@@ -241,3 +241,16 @@ mod time_tests {
         );
     }
 }
+
+/// This process's resident memory in KiB (Linux: `/proc/self/status`).
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}

@@ -493,7 +493,13 @@ impl Node {
     /// Removes `pid` and notifies its monitors. Called once per process, by
     /// the process's own actor when it has stopped.
     pub(crate) fn exit(&self, pid: &Pid, reason: &ExitReason) {
-        let Some(slot) = self.shard(pid).remove(pid) else {
+        let slot = {
+            let mut shard = self.shard(pid);
+            let slot = shard.remove(pid);
+            compact(&mut shard);
+            slot
+        };
+        let Some(slot) = slot else {
             return;
         };
         if let Some(name) = &slot.name {
@@ -585,5 +591,18 @@ impl Node {
 fn remove_one(list: &mut Vec<Pid>, pid: &Pid) {
     if let Some(i) = list.iter().position(|p| p == pid) {
         list.swap_remove(i);
+        // The ticker's list of watchers grows with a burst of clients; give
+        // the room back once it is mostly empty (amortised O(1) per removal).
+        if list.capacity() > 64 && list.len() * 4 < list.capacity() {
+            list.shrink_to(list.len() * 2);
+        }
+    }
+}
+
+/// Gives a table's room back once a burst has left it mostly empty: a
+/// hash table never shrinks by itself. Amortised O(1) per removal.
+pub(crate) fn compact<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 256 && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
     }
 }
