@@ -259,10 +259,15 @@ impl Ticker {
         if self.subs.remove(handler).is_some() {
             ctx.demonitor(handler);
             self.update_gauge();
-            // A burst of clients has left: give the table's room back.
-            if self.subs.capacity() > 256 && self.subs.len() * 4 < self.subs.capacity() {
-                self.subs.shrink_to(self.subs.len() * 2);
-            }
+            self.compact();
+        }
+    }
+
+    /// Gives the subscription table's room back once a burst of clients has
+    /// left it mostly empty (it never shrinks by itself).
+    fn compact(&mut self) {
+        if self.subs.capacity() > 64 && self.subs.len() * 4 < self.subs.capacity() {
+            self.subs.shrink_to(self.subs.len() * 2);
         }
     }
 
@@ -360,6 +365,7 @@ impl Ticker {
         });
         if self.subs.len() != before {
             self.update_gauge();
+            self.compact();
         }
     }
 }

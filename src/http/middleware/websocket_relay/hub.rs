@@ -63,7 +63,10 @@ impl Hub {
     /// first, so a connection pushed after the take wakes the hub again.
     fn take_ready(&self, batch: &mut Vec<Arc<Connection>>) {
         self.scheduled.store(false, Ordering::Release);
-        batch.append(&mut self.ready.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        let n = ready.len();
+        batch.append(&mut ready);
+        shrink_after_burst(&mut ready, n);
     }
 
     async fn run(hub: Arc<Hub>) {
@@ -95,6 +98,7 @@ impl Hub {
             let started = Instant::now();
             let mut sent = 0;
             let mut last = None;
+            let n = batch.len();
             for conn in batch.drain(..) {
                 sent += conn.write_queued(&mut scratch);
                 last = Some(conn);
@@ -103,7 +107,16 @@ impl Hub {
             if let Some(conn) = last {
                 conn.count_sent(sent);
             }
+            shrink_after_burst(&mut batch, n);
             last_round = Some((started, started.elapsed()));
         }
+    }
+}
+
+/// A list sized by a burst of connections keeps its room while bursts that
+/// size go on, and gives it back once a round uses less than a quarter.
+fn shrink_after_burst<T>(list: &mut Vec<T>, used: usize) {
+    if list.capacity() > 1024 && used * 4 < list.capacity() {
+        list.shrink_to(used * 2);
     }
 }
