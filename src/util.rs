@@ -254,3 +254,25 @@ pub fn rss_kib() -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// A setting given inline or through an environment variable, which wins
+/// when set and not empty (so production keeps secrets out of the
+/// manifest): `field` names the inline field in errors.
+pub fn inline_or_env(
+    inline: Option<&str>,
+    env: Option<&str>,
+    field: &str,
+) -> Result<String, String> {
+    if let Some(value) = env.and_then(|var| std::env::var(var).ok())
+        && !value.is_empty()
+    {
+        return Ok(value);
+    }
+    match (inline, env) {
+        (Some(v), _) => Ok(v.to_owned()),
+        (None, Some(var)) => Err(format!(
+            "environment variable {var} is unset and no {field} is given"
+        )),
+        (None, None) => Err(format!("expected {field} or {field}_env")),
+    }
+}

@@ -146,11 +146,9 @@ impl Db {
     ) -> Result<T, SqlError> {
         match self {
             Db::Sqlite(db) => db.with(|conn| {
-                let tx = conn
-                    .unchecked_transaction()
-                    .map_err(|e| db.error(e.to_string()))?;
+                let tx = conn.unchecked_transaction().map_err(|e| db.err(e))?;
                 let out = f(&*tx)?;
-                tx.commit().map_err(|e| db.error(e.to_string()))?;
+                tx.commit().map_err(|e| db.err(e))?;
                 Ok(out)
             }),
             Db::Postgres(db) => db.transaction(f),
@@ -181,7 +179,7 @@ impl Db {
                 let db2 = db.clone();
                 match tokio::task::spawn_blocking(move || db2.with(|conn| f(conn))).await {
                     Ok(r) => r,
-                    Err(e) => Err(db.error(format!("query task failed: {e}"))),
+                    Err(e) => Err(db.err(format!("query task failed: {e}"))),
                 }
             }
             Db::Postgres(db) => db.run(f).await,

@@ -78,18 +78,7 @@ impl PostgresConfig {
     }
 
     fn resolve_url(&self) -> Result<String, String> {
-        if let Some(var) = &self.url_env {
-            match std::env::var(var) {
-                Ok(v) if !v.is_empty() => return Ok(v),
-                _ if self.url.is_none() => {
-                    return Err(format!("environment variable {var} is unset"));
-                }
-                _ => {}
-            }
-        }
-        self.url
-            .clone()
-            .ok_or_else(|| "expected url or url_env".to_owned())
+        crate::util::inline_or_env(self.url.as_deref(), self.url_env.as_deref(), "url")
     }
 }
 

@@ -134,11 +134,6 @@ impl SqliteDb {
         &self.path
     }
 
-    /// An error naming this database.
-    pub(crate) fn error(&self, message: String) -> SqlError {
-        SqlError::new(&self.id, message)
-    }
-
     /// Runs `f` with a pooled connection on the calling thread (blocking),
     /// for code written against [`Sql`](super::Sql).
     pub fn with<T>(
@@ -171,12 +166,7 @@ impl SqliteDb {
     {
         if let Ok(conn) = self.reader() {
             let result = f(&conn).map_err(|e| self.named(e));
-            {
-                let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-                if readers.len() < self.pool_size {
-                    readers.push(conn);
-                }
-            }
+            self.release_reader(conn);
             if !result.as_ref().is_err_and(|e| e.busy) {
                 return result;
             }
@@ -188,13 +178,9 @@ impl SqliteDb {
         }
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> SqlError {
-        SqlError {
-            db: self.id.clone(),
-            message: e.to_string(),
-            busy: false,
-            unavailable: false,
-        }
+    /// An error naming this database.
+    pub(crate) fn err(&self, e: impl std::fmt::Display) -> SqlError {
+        SqlError::new(&self.id, e)
     }
 
     fn connect(&self) -> Result<Connection, SqlError> {
@@ -222,14 +208,14 @@ impl SqliteDb {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, SqlError> {
-        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
-        };
-        let result = f(&mut conn).map_err(|e| self.err(e));
-        self.release(conn);
-        result
+        self.with(|conn| f(conn).map_err(|e| self.err(e)))
+    }
+
+    fn release_reader(&self, conn: Connection) {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < self.pool_size {
+            readers.push(conn);
+        }
     }
 
     fn reader(&self) -> Result<Connection, SqlError> {
@@ -256,12 +242,7 @@ impl SqliteDb {
             Err(_) => return self.run(f).await,
         };
         let result = f(&mut conn);
-        {
-            let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-            if readers.len() < self.pool_size {
-                readers.push(conn);
-            }
-        }
+        self.release_reader(conn);
         match result {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if matches!(

@@ -107,17 +107,8 @@ impl RedisStore {
     /// The store; it connects lazily (a server that is down at boot is an
     /// error at first use, and the node keeps running).
     pub fn new(id: &str, config: &RedisStoreConfig) -> Result<Self, String> {
-        let url = match config
-            .url_env
-            .as_deref()
-            .and_then(|v| std::env::var(v).ok())
-        {
-            Some(url) if !url.is_empty() => url,
-            _ => config.url.clone().ok_or_else(|| match &config.url_env {
-                Some(var) => format!("environment variable {var} is unset and no url is given"),
-                None => "expected url or url_env".to_owned(),
-            })?,
-        };
+        let url =
+            crate::util::inline_or_env(config.url.as_deref(), config.url_env.as_deref(), "url")?;
         let client = redis::Client::open(url.as_str()).map_err(|e| format!("bad url: {e}"))?;
         Ok(RedisStore {
             id: id.to_owned(),
