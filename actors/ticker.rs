@@ -245,12 +245,10 @@ impl Ticker {
         reason: &str,
         since: u64,
     ) -> Result<(), ProcessError> {
-        let frame = json!({ "type": "reset", "reason": reason, "since": since, "seq": self.seq })
-            .to_string();
         let _ = client.send(
             Some(ctx.pid()),
             TOPIC_SEND.into(),
-            Payload::Bytes(Bytes::from(frame)),
+            reset_message(reason, since, self.seq),
         );
         Ok(())
     }
