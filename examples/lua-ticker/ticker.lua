@@ -12,6 +12,12 @@
 --
 -- `seq` is a tick clock: it starts at unix_ms / interval and rises by one
 -- per tick, so after a restart it continues instead of starting at zero.
+--
+-- Resume: the last `args.history` ticks (3000) stay in a ring. A subscriber
+-- that gives `since` (the last seq its client saw) gets every tick after it
+-- in one `ws.send {type, frames}` (one message each, never conflated), then
+-- live ticks; when the ring does not reach back to since + 1 (or since is
+-- ahead of this ticker) it gets `{"type":"reset",...}` and a snapshot.
 
 local json = require("json")
 local time = require("time")
@@ -39,7 +45,7 @@ local function interval_ms(d)
   return math.max(1, math.floor(n * scale))
 end
 
-local function new_state(interval)
+local function new_state(interval, history)
   local prices = {}
   for i, p in ipairs(START_PRICES) do prices[i] = p end
   return {
@@ -47,6 +53,8 @@ local function new_state(interval)
     seq = now_ms() // interval,
     subs = {},  -- handler pid -> client pid
     count = 0,
+    ring = {},  -- seq -> encoded tick, for the last `history` seqs
+    history = history,
   }
 end
 
@@ -73,13 +81,35 @@ local function frame(state)
   return { type = "text", data = text }
 end
 
+local function reset(state, client, since)
+  process.send(client, "ws.send", { type = "text", data = json.encode({
+    type = "reset", reason = "beyond_window", since = since, seq = state.seq }) })
+  process.send(client, "ws.send", frame(state))
+end
+
+-- The ticks after `since` from the ring, or a reset and a snapshot.
+local function resume(state, client, since)
+  local oldest = state.seq - state.history + 1
+  if since > state.seq or since + 1 < oldest or (since < state.seq and state.ring[since + 1] == nil) then
+    return reset(state, client, since)
+  end
+  local frames = {}
+  for seq = since + 1, state.seq do frames[#frames + 1] = state.ring[seq] end
+  if #frames > 0 then process.send(client, "ws.send", { type = "text", frames = frames }) end
+end
+
 local function subscribe(state, handler, payload)
   local client = type(payload) == "table" and payload.client_pid or nil
   if type(client) ~= "string" or client == "" then
     logger:warn("subscribe without a valid client_pid", { from = handler })
     return
   end
-  process.send(client, "ws.send", frame(state))
+  local since = type(payload.since) == "number" and math.tointeger(payload.since) or nil
+  if since then
+    resume(state, client, since)
+  else
+    process.send(client, "ws.send", frame(state))
+  end
   if state.subs[handler] == nil then
     state.count = state.count + 1
     process.monitor(handler)
@@ -99,6 +129,8 @@ local function tick(state)
   step(state)
   state.seq = state.seq + 1
   local f = frame(state)
+  state.ring[state.seq] = f.data
+  state.ring[state.seq - state.history] = nil
   for _, client in pairs(state.subs) do
     -- A dead or full client is the relay's business; its handler's EXIT
     -- or unsubscribe removes the subscription.
@@ -108,10 +140,12 @@ end
 
 local function main(args)
   local interval = interval_ms(args and args.interval or "10ms")
+  local history = args and type(args.history) == "number" and math.tointeger(args.history) or 3000
+  history = math.max(1, history)
   local ok, err = process.registry.register(NAME)
   if not ok then return nil, "cannot register " .. NAME .. ": " .. tostring(err) end
 
-  local state = new_state(interval)
+  local state = new_state(interval, history)
   local ticker, terr = time.ticker(interval)
   if not ticker then return nil, "ticker: " .. tostring(terr) end
   local ticks = ticker:response()

@@ -25,14 +25,15 @@ end
 
 -- Subscribes to the ticker if it is registered: returns its pid, or nil
 -- (not registered yet: it is restarting), or nil plus an error (denied).
-local function subscribe(client)
+-- `since` (the last seq the client saw) goes with the first subscription.
+local function subscribe(client, since)
   local ticker, err = process.registry.lookup(TICKER)
   if not ticker then
     if tostring(err):find("no process registered", 1, true) then return nil end
     return nil, err
   end
   process.monitor(ticker)
-  process.send(ticker, "subscribe", { client_pid = client })
+  process.send(ticker, "subscribe", { client_pid = client, since = since })
   return tostring(ticker)
 end
 
@@ -69,7 +70,7 @@ local function main()
         local metadata = type(payload.metadata) == "table" and payload.metadata or {}
         send_text(client, { type = "welcome", user_id = metadata.user_id or "" })
         local err
-        ticker, err = subscribe(client)
+        ticker, err = subscribe(client, tonumber(metadata.since))
         if err then return nil, "ticker lookup: " .. tostring(err) end
         if not ticker then retry = time.ticker(RESUBSCRIBE_EVERY) end
       elseif topic == "ws.message" and client then

@@ -2,7 +2,9 @@
 -- relay to upgrade (the X-WS-Relay header). No identity (no, bad, revoked
 -- or expired token, or a token whose API key has since been revoked) -> 401
 -- `{"error":"authentication required"}` before any upgrade; a scope that
--- may not spawn the handler -> 403.
+-- may not spawn the handler -> 403. `?since=<seq>` (the last seq the
+-- client saw) asks for the ticks it missed; anything but a sequence number
+-- there -> 400.
 
 local http = require("http")
 local json = require("json")
@@ -26,6 +28,14 @@ local function key_is_active(db_id, key_id)
   return rows[1] ~= nil and tonumber(rows[1].n) > 0
 end
 
+-- The since query parameter: nil when absent, false when malformed.
+local function since_of(req)
+  local v = req:query("since")
+  if v == nil then return nil end
+  if #v == 0 or #v > 15 or not v:match("^%d+$") then return false end
+  return tonumber(v)
+end
+
 local function handler(args)
   args = args or {}
   local db_id = args.db or "app:db"
@@ -38,6 +48,10 @@ local function handler(args)
     return fail(res, 401, "authentication required")
   end
   local meta = actor:meta() or {}
+  local since = since_of(http.request())
+  if since == false then
+    return fail(res, 400, "since must be a sequence number")
+  end
 
   -- A token outlives nothing: its API key must still be active.
   if meta.api_key_id ~= nil then
@@ -63,7 +77,7 @@ local function handler(args)
 
   res:set_header("X-WS-Relay", json.encode({
     target_pid = tostring(pid),
-    metadata = { user_id = actor:id(), role = meta.role or "" },
+    metadata = { user_id = actor:id(), role = meta.role or "", since = since },
   }))
   res:set_status(200)
 end
