@@ -14,7 +14,7 @@ use crate::function::FunctionSpec;
 use crate::lua::LuaEntryConfig;
 use crate::manifest::{Entry, FieldError};
 use crate::process::modules::unknown_module;
-use crate::process::{Capabilities, Module, ProcessSpec, RustEntryConfig};
+use crate::process::{Capabilities, MODULES, Module, ProcessSpec, RustEntryConfig};
 
 use super::Boot;
 use super::kind::{Code, Fail, Kind, KindOf, Reference, reference};
@@ -80,7 +80,46 @@ fn code_check(config: &RustEntryConfig, catalog: &Catalog, want: &str) -> Vec<Fi
     let mut errors = catalog_check(config, catalog, want);
     errors.extend(modules_check(&config.modules));
     errors.extend(needs_check(config, catalog));
+    errors.extend(arg_modules_check(
+        catalog.args(&config.source, &config.method),
+        &config.args,
+        &config.modules,
+    ));
     errors
+}
+
+/// An entry id in `args` is only of use through the module that reaches its
+/// kind (`args.db` through `sql`, `args.feed` through `feed`): `modules`
+/// must list it, or the code fails at run time.
+pub(crate) fn arg_modules_check(
+    spec: Option<&ArgSpec>,
+    args: &Option<serde_yaml::Value>,
+    modules: &[String],
+) -> Vec<FieldError> {
+    let (Some(spec), Some(args)) = (spec, args) else {
+        return Vec::new();
+    };
+    spec.fields()
+        .iter()
+        .filter(|f| args.get(f.name).is_some())
+        .filter_map(|f| {
+            let module = MODULES.iter().filter_map(|n| Module::parse(n)).find(|m| {
+                let reach = module_kinds(*m);
+                !reach.is_empty() && f.kinds.iter().all(|k| reach.contains(k))
+            })?;
+            (!modules.iter().any(|m| m == module.name())).then(|| {
+                FieldError::at(
+                    format!("args.{}", f.name),
+                    format!(
+                        "names a {} entry, which code reaches through module `{}`; `modules` does not list it (listed: [{}])",
+                        f.kinds.join(" or "),
+                        module.name(),
+                        modules.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn capabilities(
@@ -125,6 +164,7 @@ pub(crate) fn code_kind(
                 source: c.source.clone(),
                 method: c.method.clone(),
                 args: c.args.clone(),
+                modules: c.modules.clone(),
             })
         },
     })

@@ -74,6 +74,7 @@ pub(crate) struct Code {
     pub source: String,
     pub method: String,
     pub args: Option<serde_yaml::Value>,
+    pub modules: Vec<String>,
 }
 
 pub(crate) struct KindOf<T> {

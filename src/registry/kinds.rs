@@ -161,6 +161,8 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 if let Some(code) = cx.code.get(&c.process) {
                     let spec = cx.catalog.args(&code.source, &code.method);
                     errors.extend(missing_args(spec, &[&c.args, &code.args]));
+                    // The process entry checks its own args; these are the service's.
+                    errors.extend(code::arg_modules_check(spec, &c.args, &code.modules));
                 }
                 errors
             },

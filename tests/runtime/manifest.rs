@@ -49,6 +49,21 @@ fn a_manifest_using_every_kind_validates() {
 }
 
 #[test]
+fn an_entry_id_in_args_needs_the_module_that_reaches_its_kind() {
+    let errors = errors_of("arg_without_module.yaml");
+    let feed = errors
+        .iter()
+        .find(|e| e.contains("entry app:ticker (process.rust) field args.feed"))
+        .unwrap_or_else(|| panic!("{errors:#?}"));
+    assert_has(feed, &["module `feed`", "listed: [time]"]);
+    let db = errors
+        .iter()
+        .find(|e| e.contains("entry app:migrate-service (process.service) field args.db"))
+        .unwrap_or_else(|| panic!("{errors:#?}"));
+    assert_has(db, &["module `sql`", "listed: [crypto]"]);
+}
+
+#[test]
 fn the_shipped_manifest_validates() {
     let manifest = Manifest::load(&repo().join("_index.yaml")).unwrap();
     Registry::check(manifest, &actors::catalog()).unwrap();
