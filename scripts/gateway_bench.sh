@@ -2,6 +2,11 @@
 # Gateway overhead: wrk against an upstream directly, then through the
 # gateway (unauthenticated and JWT-authenticated routes), same run.
 # Usage: scripts/gateway_bench.sh [seconds] [connections]
+# With nginx installed (Debian nginx-light) the upstream is nginx (one
+# worker answering a fixed 200) and one more row runs nginx (one worker,
+# pooled keep-alive upstream connections) as a plain proxy in front of it:
+# the peer the gateway is measured against. UPSTREAM=rust keeps
+# examples/upstream instead.
 # BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
 # there instead of building, and GATEWAY_MANIFEST=file another manifest,
 # for before/after comparisons.
@@ -43,7 +48,39 @@ s = b(hmac.new(sys.argv[1].encode(), f"{h}.{p}".encode(), hashlib.sha256).digest
 print(f"{h}.{p}.{s}")
 PY
 )
-"$upstream" 127.0.0.1:19000 1 &
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+if [ "${UPSTREAM:-nginx}" = nginx ] && [ -x "$nginx_bin" ]; then
+  # The upstream on 19000 and the plain proxy on 19001, one worker each.
+  cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:19000; keepalive 64; }
+  server {
+    listen 127.0.0.1:19000 reuseport backlog=4096;
+    keepalive_requests 1000000;
+    location / { return 200 "ok\n"; }
+  }
+  server {
+    listen 127.0.0.1:19001 backlog=4096;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+  "$nginx_bin" -c "$work/nginx.conf" -g 'daemon off;' &
+  upstream_kind=nginx
+else
+  "$upstream" 127.0.0.1:19000 1 &
+  upstream_kind=rust
+fi
 # Access logging on, as in production, written to a file.
 RUST_LOG=info "$bin/rippy" run "$work/gateway.yaml" 2>"$work/rippy.log" &
 for _ in $(seq 100); do
@@ -61,6 +98,8 @@ run() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99"
 }
+echo "upstream=$upstream_kind"
 run direct http://127.0.0.1:19000/api/auth/x
+[ "$upstream_kind" = nginx ] && run nginx_proxy http://127.0.0.1:19001/api/auth/x
 run gateway_open http://127.0.0.1:18080/api/auth/x
 run gateway_jwt -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x

@@ -17,6 +17,12 @@
 //! the `Host` header; only a peer in `trusted_proxies` may pass on its own
 //! `X-Forwarded-For` (the peer is appended), `-Proto` and `-Host`.
 //!
+//! A request body declared (`Content-Length`) over [`STREAM_FROM`] bytes is
+//! streamed upstream as it arrives, under the server's body deadlines, with
+//! the same `Content-Length`: a 1 GiB upload costs no more memory than a
+//! small one. Smaller bodies and chunked ones (no declared size) are read
+//! whole first, within `max_body`, so an error can still be a clean 4xx.
+//!
 //! The response is streamed, never held whole: the upstream is read only as
 //! fast as the client takes the body. The route timeout bounds the wait for
 //! the response head; after it, the same duration bounds the wait for each
@@ -196,27 +202,135 @@ pub fn upstream_headers(
     out
 }
 
+/// Declared request bodies larger than this are streamed, not read whole.
+pub const STREAM_FROM: u64 = 64 * 1024;
+
+/// A request body on its way upstream.
+pub enum Upload {
+    /// Read whole (small, or chunked).
+    Whole(Bytes),
+    /// Streamed as it arrives: its declared length and the stream.
+    Stream(u64, UploadStream),
+}
+
+/// Why a streamed upload stopped (the client's fault either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadError {
+    /// The body did not arrive within the server's body deadlines.
+    TimedOut,
+    /// The client's connection failed mid-body.
+    Unreadable,
+}
+
+impl std::fmt::Display for UploadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UploadError::TimedOut => "request body timed out",
+            UploadError::Unreadable => "request body unreadable",
+        })
+    }
+}
+
+impl std::error::Error for UploadError {}
+
+/// The client's body as a stream for awc, failing at the server's body
+/// deadlines (`total` from now, `idle` between parts) and recording why, so
+/// the answer can say whose fault it was.
+pub struct UploadStream {
+    payload: actix_web::web::Payload,
+    idle: Duration,
+    total: Pin<Box<tokio::time::Sleep>>,
+    next: Pin<Box<tokio::time::Sleep>>,
+    failed: std::rc::Rc<std::cell::Cell<Option<UploadError>>>,
+}
+
+impl UploadStream {
+    /// Wraps `payload` with the deadlines.
+    pub fn new(payload: actix_web::web::Payload, total: Duration, idle: Duration) -> Self {
+        let at = |d: Duration| {
+            let now = tokio::time::Instant::now();
+            now.checked_add(d)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365))
+        };
+        UploadStream {
+            payload,
+            idle,
+            total: Box::pin(tokio::time::sleep_until(at(total))),
+            next: Box::pin(tokio::time::sleep_until(at(idle))),
+            failed: Default::default(),
+        }
+    }
+
+    fn fail(&self, e: UploadError) -> Poll<Option<Result<Bytes, UploadError>>> {
+        self.failed.set(Some(e));
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl Stream for UploadStream {
+    type Item = Result<Bytes, UploadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.total.as_mut().poll(cx).is_ready() {
+            return self.fail(UploadError::TimedOut);
+        }
+        match Pin::new(&mut self.payload).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                let idle = self.idle;
+                if let Some(at) = tokio::time::Instant::now().checked_add(idle) {
+                    self.next.as_mut().reset(at);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(_))) => self.fail(UploadError::Unreadable),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if self.next.as_mut().poll(cx).is_ready() => {
+                self.fail(UploadError::TimedOut)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// Sends the request upstream and streams the answer back.
 pub async fn forward(
     req: &HttpRequest,
     url: String,
     headers: Vec<(HeaderName, HeaderValue)>,
-    body: Bytes,
+    body: Upload,
     timeout: Duration,
+    body_deadline: Duration,
 ) -> Result<HttpResponse, GatewayError> {
     let mut upstream = CLIENT.with(|c| c.request(req.method().clone(), url));
-    // awc's timeout covers connecting, sending and the response head only;
-    // the body's pace is `IdleTimeout`'s business.
-    upstream = upstream.timeout(timeout);
     for (name, value) in headers {
         upstream = upstream.append_header((name, value));
     }
-    let res = tokio::time::timeout(timeout, upstream.send_body(body))
-        .await
+    // awc's timeout covers connecting, sending and the response head only;
+    // the body's pace is `IdleTimeout`'s business. A streamed upload takes
+    // as long as the client sends (its own deadlines bound that), then the
+    // route timeout bounds the wait for the head.
+    let (sent, failed) = match body {
+        Upload::Whole(body) => {
+            let wait = timeout;
+            let sent = upstream.timeout(wait).send_body(body);
+            (tokio::time::timeout(wait, sent).await, None)
+        }
+        Upload::Stream(length, stream) => {
+            let wait = timeout.saturating_add(body_deadline);
+            let failed = stream.failed.clone();
+            let sent = upstream
+                .timeout(wait)
+                .send_body(SizedStream::new(length, stream));
+            (tokio::time::timeout(wait, sent).await, Some(failed))
+        }
+    };
+    let res = sent
         .map_err(|_| GatewayError::UpstreamTimeout)?
-        .map_err(|e| match e {
-            awc::error::SendRequestError::Timeout => GatewayError::UpstreamTimeout,
-            awc::error::SendRequestError::Connect(_) => GatewayError::ServiceUnavailable,
+        .map_err(|e| match (failed.and_then(|f| f.get()), e) {
+            (Some(UploadError::TimedOut), _) => GatewayError::RequestTimeout,
+            (Some(UploadError::Unreadable), _) => GatewayError::BadRequest,
+            (None, awc::error::SendRequestError::Timeout) => GatewayError::UpstreamTimeout,
+            (None, awc::error::SendRequestError::Connect(_)) => GatewayError::ServiceUnavailable,
             _ => GatewayError::BadGateway,
         })?;
     let status =

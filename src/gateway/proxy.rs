@@ -332,15 +332,30 @@ impl Proxy {
             return tunnel::open(&target, &route.authority, headers, route.timeout).await;
         }
         let limit = self.max_body;
-        let body = crate::http::read_body(req, payload, limit)
-            .await
-            .map_err(|e| match e {
-                crate::http::BodyError::TooLarge => GatewayError::PayloadTooLarge { limit },
-                crate::http::BodyError::Unreadable => GatewayError::BadRequest,
-                crate::http::BodyError::TimedOut => GatewayError::RequestTimeout,
-            })?;
+        let deadlines = req
+            .app_data::<crate::http::BodyDeadlines>()
+            .copied()
+            .unwrap_or_default();
+        let body = match crate::http::declared_length(req) {
+            Some(n) if n > limit as u64 => {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
+            Some(n) if n > forward::STREAM_FROM => forward::Upload::Stream(
+                n,
+                forward::UploadStream::new(payload, deadlines.total, deadlines.idle),
+            ),
+            _ => {
+                forward::Upload::Whole(crate::http::read_body(req, payload, limit).await.map_err(
+                    |e| match e {
+                        crate::http::BodyError::TooLarge => GatewayError::PayloadTooLarge { limit },
+                        crate::http::BodyError::Unreadable => GatewayError::BadRequest,
+                        crate::http::BodyError::TimedOut => GatewayError::RequestTimeout,
+                    },
+                )?)
+            }
+        };
         let url = format!("{}{path}{sep}{query}", route.upstream);
-        forward::forward(req, url, headers, body, route.timeout).await
+        forward::forward(req, url, headers, body, route.timeout, deadlines.total).await
     }
 
     /// Checks the bearer token, then maps its username to a user id.

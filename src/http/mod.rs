@@ -71,6 +71,14 @@ impl Default for BodyDeadlines {
     }
 }
 
+/// The declared `Content-Length` of a request, if any.
+pub(crate) fn declared_length(req: &actix_web::HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Reads the whole body, refusing more than `limit` bytes (at once when
 /// `Content-Length` already says so) and giving up at the server's body
 /// deadlines, so a client that trickles its body cannot hold a connection.
@@ -81,11 +89,7 @@ pub(crate) async fn read_body(
 ) -> Result<actix_web::web::Bytes, BodyError> {
     use futures_util::StreamExt;
     use tokio::time::{Instant, timeout_at};
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(req);
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }

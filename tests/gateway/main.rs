@@ -9,6 +9,7 @@ mod auth;
 mod forwarding;
 mod limits;
 mod security;
+mod streaming;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
