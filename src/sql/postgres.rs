@@ -150,9 +150,15 @@ impl PostgresDb {
                 .spawn(move || {
                     loop {
                         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(&mut worker),
-                            Err(_) => return,
+                        let Ok(job) = job else { return };
+                        // Code that panics inside a call costs its caller an
+                        // error ("the query was dropped"), not this pool a
+                        // thread; the connection may be mid-statement, so it
+                        // goes too.
+                        let run = std::panic::AssertUnwindSafe(|| job(&mut worker));
+                        if std::panic::catch_unwind(run).is_err() {
+                            worker.client = None;
+                            worker.cache.clear();
                         }
                     }
                 })

@@ -228,3 +228,23 @@ async fn security_identity_maps_usernames_on_postgres() {
     assert_eq!(identity.resolve("alice").await, Ok(Some("42".into())));
     assert_eq!(identity.resolve("bob").await, Ok(None));
 }
+
+#[test]
+fn code_that_panics_in_a_call_gets_an_error_and_the_pool_keeps_its_thread() {
+    let name = "code_that_panics_in_a_call_gets_an_error_and_the_pool_keeps_its_thread";
+    let Some(pg) = Postgres::start(name) else {
+        return;
+    };
+    let config: PostgresConfig =
+        serde_yaml::from_str(&format!("url: {}\npool_size: 1\n", pg.url())).unwrap();
+    let db = Db::from(PostgresDb::open("t:pg", &config).unwrap());
+    let e = db
+        .call(|_| -> Result<(), rippy::sql::SqlError> { panic!("a bug in the caller's code") })
+        .unwrap_err();
+    assert!(e.message.contains("dropped"), "{e}");
+    // The one pool thread is still there, with a fresh connection.
+    let rows = db
+        .call(|sql| sql.query("SELECT 7::int8 AS n", &[]))
+        .unwrap();
+    assert_eq!(rows.rows, vec![vec![json!(7)]]);
+}
