@@ -34,12 +34,25 @@ pub fn require(test: &str, name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
     None
 }
 
-/// A free loopback port (bound and released: the server binds it next).
+/// A free loopback port for a server that binds it a moment later (a
+/// PostgreSQL after its initdb, a node after its boot). Taken below the
+/// kernel's ephemeral range (32768 and up here), where no outgoing
+/// connection or `bind(0)` can take it meanwhile; each call in this process
+/// starts from a different point, and a port that is busy is skipped.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000; // up to 31,999
+    let base = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < SPAN, "no free port left below the ephemeral range");
+        let port = (LOW + (base + n * 37) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits until `port` accepts connections (the server's own readiness).
