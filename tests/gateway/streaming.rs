@@ -60,6 +60,34 @@ fn counting_upstream() -> std::net::SocketAddr {
     addr
 }
 
+/// A gateway with one open route `/files` to `up`; `server_fields` go on
+/// its `http.service`. Bodies up to 2 GiB.
+fn files_gateway(
+    up: std::net::SocketAddr,
+    server_fields: &str,
+) -> (Registry, std::net::SocketAddr) {
+    let text = format!(
+        r#"version: "1.0"
+namespace: app
+entries:
+  - name: gateway
+    kind: http.service
+    addr: "127.0.0.1:0"
+{server_fields}  - name: files
+    kind: http.proxy
+    meta: {{ server: app:gateway }}
+    timeout: "30s"
+    max_body: "2GiB"
+    routes:
+      - {{ path: /files, upstream: "http://{up}", auth_required: false }}
+"#
+    );
+    let registry = Registry::boot(super::support::parse(&text), &Catalog::new())
+        .unwrap_or_else(|e| panic!("boot: {e}"));
+    let addr = registry.http_addr("app:gateway").unwrap();
+    (registry, addr)
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -71,27 +99,8 @@ fn peak_rss_kib() -> u64 {
 
 #[actix_web::test]
 async fn a_gibibyte_goes_up_and_comes_down_through_the_gateway_in_constant_memory() {
-    let up = counting_upstream();
-    let text = format!(
-        r#"version: "1.0"
-namespace: app
-entries:
-  - name: gateway
-    kind: http.service
-    addr: "127.0.0.1:0"
-    body_timeout: "10m"
-  - name: files
-    kind: http.proxy
-    meta: {{ server: app:gateway }}
-    timeout: "30s"
-    max_body: "2GiB"
-    routes:
-      - {{ path: /files, upstream: "http://{up}", auth_required: false }}
-"#
-    );
-    let registry = Registry::boot(super::support::parse(&text), &Catalog::new())
-        .unwrap_or_else(|e| panic!("boot: {e}"));
-    let base = format!("http://{}", registry.http_addr("app:gateway").unwrap());
+    let (registry, addr) = files_gateway(counting_upstream(), "    body_timeout: \"10m\"\n");
+    let base = format!("http://{addr}");
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(600))
         .finish();
@@ -129,26 +138,7 @@ entries:
 #[actix_web::test]
 async fn a_streamed_upload_that_stalls_is_408_request_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let up = counting_upstream();
-    let text = format!(
-        r#"version: "1.0"
-namespace: app
-entries:
-  - name: gateway
-    kind: http.service
-    addr: "127.0.0.1:0"
-    body_idle_timeout: "200ms"
-  - name: files
-    kind: http.proxy
-    meta: {{ server: app:gateway }}
-    max_body: "2GiB"
-    routes:
-      - {{ path: /files, upstream: "http://{up}", auth_required: false }}
-"#
-    );
-    let registry = Registry::boot(super::support::parse(&text), &Catalog::new())
-        .unwrap_or_else(|e| panic!("boot: {e}"));
-    let addr = registry.http_addr("app:gateway").unwrap();
+    let (registry, addr) = files_gateway(counting_upstream(), "    body_idle_timeout: \"200ms\"\n");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     // Declared far over the streaming threshold; a part, then silence.
     s.write_all(b"POST /files/count HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
