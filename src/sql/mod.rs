@@ -175,13 +175,7 @@ impl Db {
         f: impl FnOnce(&dyn Sql) -> Result<T, SqlError> + Send + 'static,
     ) -> Result<T, SqlError> {
         match self {
-            Db::Sqlite(db) => {
-                let db2 = db.clone();
-                match tokio::task::spawn_blocking(move || db2.with(|conn| f(conn))).await {
-                    Ok(r) => r,
-                    Err(e) => Err(db.err(format!("query task failed: {e}"))),
-                }
-            }
+            Db::Sqlite(db) => db.run_sql(f).await,
             Db::Postgres(db) => db.run(f).await,
         }
     }

@@ -171,6 +171,16 @@ impl SqliteDb {
                 return result;
             }
         }
+        self.run_sql(f).await
+    }
+
+    /// Runs `f` (written against [`Sql`](super::Sql)) on tokio's blocking
+    /// pool, off the async executor.
+    pub(crate) async fn run_sql<T, F>(self: &Arc<Self>, f: F) -> Result<T, SqlError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn super::Sql) -> Result<T, SqlError> + Send + 'static,
+    {
         let db = self.clone();
         match tokio::task::spawn_blocking(move || db.with(|conn| f(conn))).await {
             Ok(result) => result,
