@@ -1,7 +1,7 @@
-//! How connections reach a server: the listening sockets for an `addr`
-//! (Go's `:port` included) and the admission layer in front of the HTTP
-//! layer (see `admission`), which takes a slot per client address before a
-//! connection is read.
+//! How connections reach a server: the `addr` forms (Go's `:port`
+//! included) and the admission layer in front of the HTTP layer (see
+//! `admission`), which takes a slot per client address before a connection
+//! is read. The listening sockets are the workers' (see `workers`).
 
 use std::sync::Arc;
 
@@ -68,31 +68,4 @@ where
             }
         }
     })
-}
-
-/// Listening sockets for every address `addr` (`host:port`) resolves to, as
-/// actix-web's `HttpServer::bind` does, with a backlog that absorbs bursts of
-/// thousands of connects. Port 0 on a name that resolves twice gets one port
-/// per address.
-pub(crate) fn listen(addr: &str) -> std::io::Result<Vec<std::net::TcpListener>> {
-    use std::net::ToSocketAddrs;
-    let mut listeners = Vec::new();
-    let mut last_error = None;
-    for addr in addr.to_socket_addrs()? {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        match socket.bind(addr).and_then(|()| socket.listen(4096)) {
-            Ok(listener) => listeners.push(listener.into_std()?),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    match (listeners.is_empty(), last_error) {
-        (true, Some(e)) => Err(e),
-        (true, None) => Err(std::io::Error::other("the address resolves to nothing")),
-        (false, _) => Ok(listeners),
-    }
 }

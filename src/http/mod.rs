@@ -32,6 +32,7 @@ mod service;
 #[path = "static.rs"]
 mod static_files;
 mod upgrade;
+mod workers;
 
 pub use endpoint::{Endpoint, EndpointConfig, METHODS as ENDPOINT_METHODS, join_path};
 pub use error::HttpError;

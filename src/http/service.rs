@@ -17,14 +17,15 @@ use std::time::Duration;
 use actix_service::{
     IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config,
 };
-use actix_web::dev::{AppConfig, ServerHandle};
+use actix_web::dev::AppConfig;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::admission::{self, Admission};
 use super::app::{Routes, build_app};
-use super::listener::{admit, listen, split_addr};
+use super::listener::{admit, split_addr};
 use super::upgrade::Upgraded;
+use super::workers::Workers;
 use super::{Endpoint, StaticSite};
 use crate::manifest::FieldError;
 use crate::manifest::{ByteSize, Lifecycle, ManifestDuration};
@@ -136,7 +137,7 @@ pub struct HttpService {
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
     statics: Mutex<Vec<Arc<StaticSite>>>,
     mounts: Mutex<Vec<Arc<dyn Mount>>>,
-    running: Mutex<Option<(ServerHandle, SocketAddr)>>,
+    running: Mutex<Option<(Workers, SocketAddr)>>,
     clients: Arc<ClientPids>,
     upgraded: Arc<Upgraded>,
 }
@@ -286,13 +287,6 @@ impl HttpService {
             .config
             .request_timeout
             .map_or(Duration::from_secs(5), |d| d.get());
-        let shutdown_timeout = self.shutdown_timeout();
-        let listeners = listen(&self.config.bind_addr()).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot listen on {}: {e}", self.config.addr),
-            )
-        })?;
         let admission = Admission::new(
             self.config
                 .max_connections_per_address
@@ -304,61 +298,52 @@ impl HttpService {
             ),
             self.id.clone(),
         );
-        let mut builder = actix_server::Server::build()
-            .workers(workers)
-            .disable_signals()
-            .shutdown_timeout(shutdown_timeout.as_secs().max(1));
-        let stopping = builder.graceful_shutdown_signal();
-        let mut first = None;
-        for listener in listeners {
-            let addr = listener.local_addr()?;
-            first.get_or_insert(addr);
-            let (service, routes, stopping) = (service.clone(), routes.clone(), stopping.clone());
-            let admission = admission.clone();
-            builder = builder.listen(&*self.id, listener, move || {
-                let app = {
-                    let (service, routes) = (service.clone(), routes.clone());
-                    move || {
-                        build_app(service.clone(), routes.clone())
-                            .into_factory()
-                            .map_err(|e| e.error_response())
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let bind_addr = self.config.bind_addr();
+        let http_stopping = stopping.clone();
+        let factory = move || {
+            let app = {
+                let (service, routes) = (service.clone(), routes.clone());
+                move || {
+                    build_app(service.clone(), routes.clone())
+                        .into_factory()
+                        .map_err(|e| e.error_response())
+                }
+            };
+            let upgrades = {
+                let (app, upgraded) = (app.clone(), service.upgraded.clone());
+                fn_factory(move || {
+                    let (app, upgraded) = (app(), upgraded.clone());
+                    async move {
+                        let app = Rc::new(app.new_service(AppConfig::default()).await?);
+                        Ok::<_, ()>(fn_service(move |(req, framed)| {
+                            super::upgrade::serve(app.clone(), upgraded.clone(), req, framed)
+                        }))
                     }
-                };
-                let upgrades = {
-                    let (app, upgraded) = (app.clone(), service.upgraded.clone());
-                    fn_factory(move || {
-                        let (app, upgraded) = (app(), upgraded.clone());
-                        async move {
-                            let app = Rc::new(app.new_service(AppConfig::default()).await?);
-                            Ok::<_, ()>(fn_service(move |(req, framed)| {
-                                super::upgrade::serve(app.clone(), upgraded.clone(), req, framed)
-                            }))
-                        }
-                    })
-                };
-                let stopping = stopping.clone();
-                let http = actix_http::HttpService::build()
-                    .client_request_timeout(request_timeout)
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    .tcp_nodelay(true)
-                    .local_addr(addr)
-                    .graceful_shutdown_signal(move || {
-                        let stopping = stopping.clone();
-                        async move { stopping.notified().await }
-                    })
-                    .upgrade(upgrades)
-                    .finish(map_config(app(), |_| AppConfig::default()))
-                    .tcp();
-                admit(admission.clone(), http)
+                })
+            };
+            let stopping = http_stopping.clone();
+            let http = actix_http::HttpService::build()
+                .client_request_timeout(request_timeout)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
+                .upgrade(upgrades)
+                .finish(map_config(app(), |_| AppConfig::default()))
+                .tcp();
+            admit(admission.clone(), http)
+        };
+        let (workers, addr) =
+            Workers::start(&bind_addr, workers, stopping, factory).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", self.config.addr),
+                )
             })?;
-        }
-        let addr = first.ok_or_else(|| {
-            std::io::Error::other(format!("no address bound for {}", self.config.addr))
-        })?;
-        let server = builder.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, addr));
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((workers, addr));
         log::info!(
             "http server listening server={} addr=http://{addr}",
             self.id
@@ -375,7 +360,7 @@ impl HttpService {
             .as_ref()
             .map(|(h, _)| h.clone());
         if let Some(handle) = handle {
-            handle.pause().await;
+            handle.pause();
         }
         for pid in self.node.pids_on(&self.id) {
             self.node.shutdown_process(&pid);
@@ -398,8 +383,8 @@ impl HttpService {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some((handle, _)) = running {
-            handle.stop(true).await;
+        if let Some((workers, _)) = running {
+            workers.stop(true, self.shutdown_timeout()).await;
         }
     }
 }
