@@ -2,9 +2,15 @@
 //!
 //! Every tick (10 ms by default, `args.interval`) each price takes a small
 //! random step; the tick is encoded once into shared bytes and the same
-//! buffer goes to every subscriber's client pid as `ws.send`. Subscriptions
-//! map `handler_pid -> client_pid`; the ticker monitors each handler and
-//! drops its subscription on EXIT, so a dead handler never leaks one.
+//! buffer goes to every subscriber's client pid as `ws.send`.
+//!
+//! Clients join the broadcast group of the ticker's name (`ctx.join`, done
+//! by `ws_handler`): the ticker publishes each frame there, and the runtime
+//! hands the last one to each client as it joins (the snapshot), so a
+//! client arriving or leaving costs the ticker nothing. A `subscribe`
+//! message (`{"client_pid"}`, or with `"since"` to resume) still works: such
+//! subscriptions map `handler_pid -> client_pid`, the ticker monitors each
+//! handler and drops its subscription on EXIT.
 //!
 //! `seq` is a tick clock: it starts at `unix_ms / interval` and rises by one
 //! per tick, so after a restart it continues past the ticks that were missed
@@ -62,6 +68,8 @@ pub struct Ticker {
     seq: u64,
     rng: u64,
     subs: HashMap<Pid, Subscription>,
+    /// Members of the broadcast group the last publish reached.
+    members: usize,
     gauge: Option<Arc<AtomicI64>>,
     /// The last frames broadcast, oldest first, seqs contiguous.
     ring: VecDeque<(u64, Bytes)>,
@@ -92,6 +100,7 @@ impl Ticker {
             seq: 0,
             rng: unix_ms() | 1,
             subs: HashMap::new(),
+            members: 0,
             gauge: None,
             ring: VecDeque::with_capacity(history.min(4096)),
             history,
@@ -140,9 +149,10 @@ impl Ticker {
         Bytes::from(s)
     }
 
+    /// Group members (as of the last publish) plus subscriptions.
     fn update_gauge(&self) {
         if let Some(g) = &self.gauge {
-            g.store(self.subs.len() as i64, Ordering::Relaxed);
+            g.store((self.members + self.subs.len()) as i64, Ordering::Relaxed);
         }
     }
 
@@ -316,6 +326,8 @@ impl Ticker {
             log::warn!("feed gap last_seq={} seq={seq}", self.seq);
             self.ring.clear();
             let reset = reset_message("gap", self.seq, seq);
+            // For the clients there are now; a joiner gets the next frame.
+            let _ = ctx.broadcast(NAME, TOPIC_SEND, reset.clone());
             self.send_all(ctx, 0, reset);
         }
         self.broadcast(ctx, seq, frame);
@@ -328,10 +340,15 @@ impl Ticker {
             self.ring.pop_front();
         }
         self.ring.push_back((seq, frame.clone()));
+        let members = ctx
+            .publish(NAME, TOPIC_SEND, Payload::Bytes(frame.clone()))
+            .unwrap_or(0);
         self.send_all(ctx, seq, Payload::Bytes(frame));
+        self.members = members;
+        self.update_gauge();
     }
 
-    /// Sends `frame` (of `seq`; 0: not a tick) to every subscriber.
+    /// Sends `frame` (of `seq`; 0: not a tick) to every subscription.
     fn send_all(&mut self, ctx: &mut ProcessContext<'_>, seq: u64, frame: Payload) {
         let from = ctx.pid().clone();
         let before = self.subs.len();
@@ -417,6 +434,9 @@ impl Process for Ticker {
         } else {
             let tick_ms = self.interval.as_millis().max(1) as u64;
             self.seq = ctx.modules().now_ms()? / tick_ms;
+            // The snapshot for clients that join before the first tick.
+            let snapshot = self.encode(self.seq, ctx.modules().now_ms()?);
+            self.members = ctx.publish(NAME, TOPIC_SEND, Payload::Bytes(snapshot))?;
         }
         self.gauge = Some(ctx.metrics().gauge(
             "rippy_ticker_subscribers",

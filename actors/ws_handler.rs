@@ -1,10 +1,14 @@
 //! `ws_handler`: one per WebSocket connection, spawned by `ws_ticker`.
 //!
-//! On `ws.join` it greets the client and subscribes the client pid to the
-//! ticker, which it monitors: if the ticker dies, the handler subscribes
-//! again as soon as the restarted ticker has registered its name, so clients
-//! keep receiving ticks without reconnecting. It answers `{"type":"ping"}`
-//! with `{"type":"pong"}`, ignores anything else, and ends on `ws.leave`.
+//! On `ws.join` it greets the client and enrols the client pid in the
+//! ticker's broadcast group: the runtime hands the client the last frame at
+//! once (the snapshot), then every tick, and takes it out when the socket
+//! closes; membership outlives a ticker restart, so clients keep receiving
+//! ticks without reconnecting. A client resuming (`?since=`) is subscribed
+//! by message instead, for the ticker to replay what it missed; the handler
+//! monitors the ticker and, if it dies, moves the client to the group. It
+//! answers `{"type":"ping"}` with `{"type":"pong"}`, ignores anything else,
+//! and ends on `ws.leave`.
 //!
 //! It runs as the connecting user's identity (its spawner's), so looking up
 //! the ticker needs `process.send` on `ticker` in the user's scope; a denial
@@ -19,17 +23,15 @@ use super::ticker;
 
 /// How long a handler waits for its connection before giving up.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often it looks for a restarted ticker.
-const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(20);
 
 pub struct WsHandler {
     client: Option<Pid>,
     /// The last seq the client saw before this connection (`?since=`).
     since: Option<u64>,
     user_id: String,
+    /// The ticker a resuming subscription went to.
     ticker: Option<Pid>,
     join_timer: Option<TimerId>,
-    retry_timer: Option<TimerId>,
 }
 
 impl WsHandler {
@@ -40,7 +42,6 @@ impl WsHandler {
             user_id: String::new(),
             ticker: None,
             join_timer: None,
-            retry_timer: None,
         }
     }
 
@@ -54,21 +55,23 @@ impl WsHandler {
         }
     }
 
-    /// Subscribes to the registered ticker; returns whether one was found.
-    fn subscribe(&mut self, ctx: &mut ProcessContext<'_>) -> Result<bool, ProcessError> {
-        let (Some(client), Some(ticker)) = (&self.client, ctx.whereis(ticker::NAME)?) else {
-            return Ok(false);
+    /// Enrols the client in the ticker's group; with `since` and a ticker
+    /// running, subscribes it by message for the replay instead.
+    fn subscribe(&mut self, ctx: &mut ProcessContext<'_>) -> ProcessResult {
+        let Some(client) = self.client.clone() else {
+            return Ok(Flow::Continue);
         };
-        ctx.monitor(&ticker);
-        // `since` serves the first subscription only: after a ticker
-        // restart this handler cannot tell what its client has seen.
-        let payload = match self.since.take() {
-            Some(since) => json!({ "client_pid": client.to_string(), "since": since }),
-            None => json!({ "client_pid": client.to_string() }),
-        };
-        let _ = ctx.send(&ticker, ticker::TOPIC_SUBSCRIBE, payload);
-        self.ticker = Some(ticker);
-        Ok(true)
+        if let Some(since) = self.since.take()
+            && let Some(ticker) = ctx.whereis(ticker::NAME)?
+        {
+            ctx.monitor(&ticker);
+            let payload = json!({ "client_pid": client.to_string(), "since": since });
+            let _ = ctx.send(&ticker, ticker::TOPIC_SUBSCRIBE, payload);
+            self.ticker = Some(ticker);
+            return Ok(Flow::Continue);
+        }
+        ctx.join(ticker::NAME, &client)?;
+        Ok(Flow::Continue)
     }
 
     fn on_join(&mut self, ctx: &mut ProcessContext<'_>, payload: &Value) -> ProcessResult {
@@ -88,10 +91,7 @@ impl WsHandler {
         self.since = payload.pointer("/metadata/since").and_then(Value::as_u64);
         self.client = Some(client);
         self.send_text(ctx, json!({ "type": "welcome", "user_id": self.user_id }));
-        if !self.subscribe(ctx)? {
-            self.retry_timer = Some(ctx.interval(RESUBSCRIBE_EVERY));
-        }
-        Ok(Flow::Continue)
+        self.subscribe(ctx)
     }
 
     fn on_message(&mut self, ctx: &mut ProcessContext<'_>, payload: &Value) {
@@ -128,20 +128,12 @@ impl Process for WsHandler {
                 }
             }
             Event::Exit { from, .. } if Some(&from) == self.ticker.as_ref() => {
-                // The ticker is restarting: look for its successor.
+                // The ticker is restarting: its successor publishes to the
+                // group (this handler cannot tell what its client has seen).
                 self.ticker = None;
-                self.retry_timer = Some(ctx.interval(RESUBSCRIBE_EVERY));
-                Ok(Flow::Continue)
+                self.subscribe(ctx)
             }
             Event::Timer(t) if Some(t) == self.join_timer => Ok(Flow::Stop),
-            Event::Timer(t) if Some(t) == self.retry_timer => {
-                if self.subscribe(ctx)?
-                    && let Some(timer) = self.retry_timer.take()
-                {
-                    ctx.cancel_timer(timer);
-                }
-                Ok(Flow::Continue)
-            }
             _ => Ok(Flow::Continue),
         }
     }

@@ -148,6 +148,64 @@ impl<'a> ProcessContext<'a> {
         self.state.node.unregister(name, &self.state.pid);
     }
 
+    /// Enrols `member` (this process or one it addresses, such as its
+    /// WebSocket client) in the broadcast group of `name`: it gets the last
+    /// message published there at once, then every publish, until it exits
+    /// or leaves. Needs `process.send` on the name. Returns false if the
+    /// member is dead or already in. See [`ProcessContext::publish`].
+    pub fn join(&self, name: &str, member: &Pid) -> Result<bool, Denied> {
+        self.authorize(actions::PROCESS_SEND, name)?;
+        Ok(self.state.node.join(name, member))
+    }
+
+    /// Takes `member` out of the group of `name`.
+    pub fn leave(&self, name: &str, member: &Pid) -> Result<bool, Denied> {
+        self.authorize(actions::PROCESS_SEND, name)?;
+        Ok(self.state.node.leave(name, member))
+    }
+
+    /// Sends a message to every member of the group of `name` and keeps it
+    /// for members that join later. Only the process registered under
+    /// `name` publishes there; it never hears of members joining or
+    /// leaving. Returns how many members it reached.
+    pub fn publish(
+        &self,
+        name: &str,
+        topic: impl Into<Topic>,
+        payload: impl Into<Payload>,
+    ) -> Result<usize, super::ProcessError> {
+        self.publish_to(name, topic.into(), payload.into(), true)
+    }
+
+    /// [`ProcessContext::publish`] without keeping the message: a notice
+    /// for the members there are now, not for those who join later.
+    pub fn broadcast(
+        &self,
+        name: &str,
+        topic: impl Into<Topic>,
+        payload: impl Into<Payload>,
+    ) -> Result<usize, super::ProcessError> {
+        self.publish_to(name, topic.into(), payload.into(), false)
+    }
+
+    fn publish_to(
+        &self,
+        name: &str,
+        topic: Topic,
+        payload: Payload,
+        keep: bool,
+    ) -> Result<usize, super::ProcessError> {
+        if self.state.node.whereis(name).as_ref() != Some(&self.state.pid) {
+            return Err(super::ProcessError(format!(
+                "cannot publish to {name:?}: this process is not registered under it"
+            )));
+        }
+        Ok(self
+            .state
+            .node
+            .publish(name, &self.state.pid, topic, payload, keep))
+    }
+
     /// Delivers one `EXIT` when `target` ends (at once if already dead).
     pub fn monitor(&self, target: &Pid) {
         self.state.node.monitor(&self.state.pid, target);

@@ -10,6 +10,7 @@ mod actor;
 mod context;
 mod delivery;
 mod exposition;
+mod group;
 mod host;
 pub(crate) mod modules;
 mod node;

@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 
 pub use super::delivery::{Caller, SendError, SpawnError, Target};
 pub(crate) use super::delivery::{Mailbox, Refused};
+use super::group::Group;
 use super::{Event, ExitReason, Message, Payload, Pid, ProcessHost, ProcessSpec, Topic};
 use crate::component::LookupError;
 use crate::metrics::Metrics;
@@ -50,6 +51,8 @@ struct Slot {
     watching: Vec<Pid>,
     /// Code outside any process waiting for this one to end.
     listeners: Vec<oneshot::Sender<ExitReason>>,
+    /// Broadcast groups this pid is a member of (see `group`).
+    groups: Vec<Arc<Group>>,
 }
 
 /// A resolved recipient: sends without a table lookup (for fan-out).
@@ -110,6 +113,9 @@ pub struct NodeStats {
 pub struct Node {
     shards: Vec<Mutex<HashMap<Pid, Slot>>>,
     names: RwLock<HashMap<String, Pid>>,
+    /// Broadcast groups by registered name (see `group`); a group stays
+    /// while its name may be registered again.
+    groups: RwLock<HashMap<String, Arc<Group>>>,
     /// What spawns may name: process entries and hosts, added at boot.
     specs: RwLock<HashMap<String, Arc<ProcessSpec>>>,
     hosts: RwLock<HashMap<String, Arc<ProcessHost>>>,
@@ -126,6 +132,7 @@ impl Node {
         Arc::new(Node {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             names: RwLock::new(HashMap::new()),
+            groups: RwLock::default(),
             specs: RwLock::default(),
             hosts: RwLock::default(),
             metrics: Metrics::default(),
@@ -321,6 +328,7 @@ impl Node {
                 watchers: watcher.into_iter().cloned().collect(),
                 watching: Vec::new(),
                 listeners: Vec::new(),
+                groups: Vec::new(),
             },
         );
         if let Some(w) = watcher
@@ -493,6 +501,86 @@ impl Node {
         }
     }
 
+    fn group(&self, name: &str) -> Arc<Group> {
+        if let Some(group) = self
+            .groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return group.clone();
+        }
+        self.groups
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Enrols `member` in the broadcast group of `name` (see `group`): it
+    /// gets the group's kept message now and every publish after it, until
+    /// it exits or leaves. Returns false if it is dead or already a member.
+    pub fn join(self: &Arc<Self>, name: &str, member: &Pid) -> bool {
+        let group = self.group(name);
+        let mailbox = {
+            let mut shard = self.shard(member);
+            let Some(slot) = shard.get_mut(member) else {
+                return false;
+            };
+            if slot.groups.iter().any(|g| Arc::ptr_eq(g, &group)) {
+                return false;
+            }
+            slot.groups.push(group.clone());
+            slot.mailbox.clone()
+        };
+        group.join(ProcessRef {
+            pid: member.clone(),
+            mailbox,
+            node: self.clone(),
+        })
+    }
+
+    /// Takes `member` out of the group of `name`; returns whether it was in.
+    pub fn leave(&self, name: &str, member: &Pid) -> bool {
+        let Some(group) = self
+            .groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+        else {
+            return false;
+        };
+        if let Some(slot) = self.shard(member).get_mut(member) {
+            slot.groups.retain(|g| !Arc::ptr_eq(g, &group));
+        }
+        group.leave(member)
+    }
+
+    /// Publishes to the group of `name` as `from` and keeps the message
+    /// (callers check that `from` holds the name). Returns how many members
+    /// it reached.
+    pub(crate) fn publish(
+        &self,
+        name: &str,
+        from: &Pid,
+        topic: Topic,
+        payload: Payload,
+        keep: bool,
+    ) -> usize {
+        self.group(name).publish(from, topic, payload, keep)
+    }
+
+    /// Members of the group of `name`.
+    pub fn group_members(&self, name: &str) -> usize {
+        self.groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map_or(0, |g| g.len())
+    }
+
     /// Removes `pid` and notifies its monitors. Called once per process, by
     /// the process's own actor when it has stopped.
     pub(crate) fn exit(&self, pid: &Pid, reason: &ExitReason) {
@@ -510,11 +598,19 @@ impl Node {
             if names.get(name) == Some(pid) {
                 names.remove(name);
             }
+            drop(names);
+            let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(group) = groups.get(name) {
+                group.forget();
+            }
         }
         for target in &slot.watching {
             if let Some(t) = self.shard(target).get_mut(target) {
                 remove_one(&mut t.watchers, pid);
             }
+        }
+        for group in &slot.groups {
+            group.leave(pid);
         }
         for listener in slot.listeners {
             let _ = listener.send(reason.clone());

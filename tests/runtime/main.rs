@@ -6,6 +6,7 @@ mod support;
 
 mod backends;
 mod capabilities;
+mod groups;
 mod jobs;
 mod lua;
 mod manifest;

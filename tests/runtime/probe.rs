@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use rippy::prelude::*;
+use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// What a probe reports.
@@ -48,6 +49,22 @@ fn attempt(ctx: &mut ProcessContext<'_>, req: &Value) -> Result<String, String> 
         "whereis" => ctx
             .whereis(s("name"))
             .map(|p| p.map(|p| p.to_string()).unwrap_or_default())
+            .map_err(|e| text(&e)),
+        "join" => {
+            let pid: Pid = s("pid").parse().map_err(|e| text(&e))?;
+            ctx.join(s("name"), &pid)
+                .map(|joined| joined.to_string())
+                .map_err(|e| text(&e))
+        }
+        "leave" => {
+            let pid: Pid = s("pid").parse().map_err(|e| text(&e))?;
+            ctx.leave(s("name"), &pid)
+                .map(|was| was.to_string())
+                .map_err(|e| text(&e))
+        }
+        "publish" => ctx
+            .publish(s("name"), "news", json!(s("data")))
+            .map(|n| n.to_string())
             .map_err(|e| text(&e)),
         "register" => ctx
             .register(s("name"))
