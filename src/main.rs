@@ -12,10 +12,16 @@ use std::process::ExitCode;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Its options, read at its start: a background thread purges pages
-/// unused for 1 s (jemalloc's default waits 10 s).
+/// unused for 1 s (jemalloc's default waits 10 s), and no per-thread
+/// caches: what a spike left in the threads' caches (3-4 MiB, held until
+/// that thread allocates again) is what kept RSS above 1.25x of the
+/// pre-spike figure; without them 1.07-1.19x, at the same fan-out cost
+/// (benches/README.md, "Memory after a spike"). `_RJEM_MALLOC_CONF`
+/// overrides these at run time.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+pub static malloc_conf: &[u8] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000,tcache:false\0";
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use rippy::{AppContext, Runtime};
