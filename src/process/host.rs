@@ -280,14 +280,17 @@ impl ProcessHost {
             process,
             queued,
         );
-        let caller = match self.placement {
-            Placement::Caller => Arbiter::try_current(),
-            Placement::Workers => None,
-        };
-        let arbiter = caller.unwrap_or_else(|| {
+        if self.placement == Placement::Caller && Arbiter::try_current().is_some() {
+            // On the caller's own worker: start it here, not through the
+            // arbiter's queue, so it runs in this thread's next turn (a
+            // WebSocket handler answers `ws.join` before the `101` leaves).
+            Context::with_receiver(rx).run(actor);
+            return Ok(pid);
+        }
+        let arbiter = {
             let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.handles.len();
             self.handles[worker].clone()
-        });
+        };
         let started = arbiter.spawn_fn(move || {
             Context::with_receiver(rx).run(actor);
         });
