@@ -12,21 +12,36 @@ use std::process::ExitCode;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Its options, read at its start: a background thread purges pages
-/// unused for 1 s (jemalloc's default waits 10 s), and no per-thread
-/// caches: what a spike left in the threads' caches (3-4 MiB, held until
-/// that thread allocates again) is what kept RSS above 1.25x of the
-/// pre-spike figure; without them 1.07-1.19x, at the same fan-out cost
-/// (benches/README.md, "Memory after a spike"). `_RJEM_MALLOC_CONF`
-/// overrides these at run time.
+/// unused for 1 s (jemalloc's default waits 10 s). `_RJEM_MALLOC_CONF`
+/// overrides them at run time.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] =
-    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000,tcache:false\0";
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+
+/// Empties the calling thread's jemalloc cache, which rippy runs on every
+/// runtime thread once a spike has gone (`rippy::memory::on_release`): the
+/// 3-4 MiB idle workers kept there were what held RSS above 1.25x of the
+/// pre-spike figure. Smaller or no caches returned as much but cost the
+/// gateway and token exchanges 5-20 % (benches/README.md, "Memory after a
+/// spike").
+fn flush_thread_cache() {
+    // SAFETY: a documented mallctl that takes and returns nothing.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"thread.tcache.flush".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
+    }
+}
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use rippy::{AppContext, Runtime};
 
 fn main() -> ExitCode {
+    rippy::memory::on_release(flush_thread_cache);
     Runtime::builder()
         .name("rippy")
         .about("A Rust actor runtime for Wippy-style YAML manifests")

@@ -13,9 +13,19 @@
 //! another global allocator (the ticker binary uses jemalloc, which purges
 //! on its own) loses nothing by it: the trim then touches only what C
 //! libraries took from glibc.
+//!
+//! An allocator with per-thread caches (jemalloc's tcache) keeps what a
+//! thread freed in that thread's cache until the thread allocates again:
+//! after a spike, idle workers hold megabytes no purge reaches. An app
+//! gives [`on_release`] a function that empties the calling thread's cache;
+//! at each trim the watcher runs it on every runtime thread (process hosts'
+//! and HTTP workers'), so caches stay full under load and are given back
+//! once it has gone.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
+
+use actix::dev::ArbiterHandle;
 
 use crate::process::Node;
 
@@ -46,6 +56,35 @@ impl Watch {
     }
 }
 
+static RELEASE: OnceLock<fn()> = OnceLock::new();
+static THREADS: Mutex<Vec<ArbiterHandle>> = Mutex::new(Vec::new());
+
+/// Sets the function each runtime thread runs when memory is given back
+/// after a spike (the first call wins): for jemalloc, a flush of the calling
+/// thread's cache (`thread.tcache.flush`).
+pub fn on_release(release: fn()) {
+    let _ = RELEASE.set(release);
+}
+
+/// A runtime thread [`on_release`] reaches.
+pub(crate) fn register_thread(handle: ArbiterHandle) {
+    THREADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(handle);
+}
+
+/// Runs the release function on every live runtime thread; forgets the
+/// threads that have stopped. Returns on how many it was queued.
+pub fn release_threads() -> usize {
+    let Some(&release) = RELEASE.get() else {
+        return 0;
+    };
+    let mut threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    threads.retain(|t| t.spawn_fn(release));
+    threads.len()
+}
+
 /// Starts the watcher for `node`; it ends with the node.
 pub fn watch(node: &Arc<Node>) {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
@@ -62,6 +101,7 @@ pub fn watch(node: &Arc<Node>) {
                 let load = node.metrics().ws_connections() + node.stats().processes as i64;
                 drop(node);
                 if watch.sample(load) {
+                    release_threads();
                     trim(load);
                 }
             }
@@ -91,7 +131,57 @@ fn trim(_load: i64) {}
 
 #[cfg(test)]
 mod tests {
-    use super::Watch;
+    use std::sync::{Condvar, Mutex};
+    use std::thread::ThreadId;
+    use std::time::Duration;
+
+    use super::{Watch, on_release, register_thread, release_threads};
+
+    static SEEN: (Mutex<Vec<ThreadId>>, Condvar) = (Mutex::new(Vec::new()), Condvar::new());
+
+    fn record() {
+        SEEN.0.lock().unwrap().push(std::thread::current().id());
+        SEEN.1.notify_all();
+    }
+
+    /// Waits until `id` has released `n` times.
+    fn released(id: ThreadId, n: usize) {
+        let seen = SEEN.0.lock().unwrap();
+        let (seen, timeout) = SEEN
+            .1
+            .wait_timeout_while(seen, Duration::from_secs(10), |s| {
+                s.iter().filter(|t| **t == id).count() < n
+            })
+            .unwrap();
+        assert!(!timeout.timed_out(), "thread {id:?} released {seen:?}");
+    }
+
+    #[test]
+    fn release_runs_on_every_registered_thread_and_forgets_stopped_ones() {
+        on_release(record);
+        let _system = actix::System::new();
+        let id_of = |a: &actix::Arbiter| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            a.spawn_fn(move || tx.send(std::thread::current().id()).unwrap());
+            rx.recv().unwrap()
+        };
+        let (a, b) = (actix::Arbiter::new(), actix::Arbiter::new());
+        let (ida, idb) = (id_of(&a), id_of(&b));
+        register_thread(a.handle());
+        register_thread(b.handle());
+        assert!(release_threads() >= 2);
+        released(ida, 1);
+        released(idb, 1);
+        b.stop();
+        b.join().unwrap();
+        release_threads();
+        released(ida, 2);
+        assert_eq!(
+            SEEN.0.lock().unwrap().iter().filter(|t| **t == idb).count(),
+            1
+        );
+        a.stop();
+    }
 
     #[test]
     fn a_trim_follows_a_big_fall_that_has_settled_and_never_steady_load() {

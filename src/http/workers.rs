@@ -100,6 +100,7 @@ impl Workers {
         let mut arbiters = Vec::with_capacity(sets.len());
         for listeners in sets {
             let arbiter = Arbiter::new();
+            crate::memory::register_thread(arbiter.handle());
             let (factory, intake, open) = (factory.clone(), intake.subscribe(), open.clone());
             // The service is built on its worker thread and never leaves it.
             arbiter.spawn_fn(move || {

@@ -214,7 +214,10 @@ impl ProcessHost {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
         let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
-        let handles = arbiters.iter().map(|a| a.handle()).collect();
+        let handles: Vec<ArbiterHandle> = arbiters.iter().map(|a| a.handle()).collect();
+        for handle in &handles {
+            crate::memory::register_thread(handle.clone());
+        }
         ProcessHost {
             id: id.into(),
             arbiters,
