@@ -433,9 +433,10 @@ impl Process for Ticker {
             self.feed = Some(feed);
         } else {
             let tick_ms = self.interval.as_millis().max(1) as u64;
-            self.seq = ctx.modules().now_ms()? / tick_ms;
+            let now_ms = ctx.modules().now_ms()?;
+            self.seq = now_ms / tick_ms;
             // The snapshot for clients that join before the first tick.
-            let snapshot = self.encode(self.seq, ctx.modules().now_ms()?);
+            let snapshot = self.encode(self.seq, now_ms);
             self.members = ctx.publish(NAME, TOPIC_SEND, Payload::Bytes(snapshot))?;
         }
         self.gauge = Some(ctx.metrics().gauge(

@@ -76,7 +76,7 @@ pub(crate) fn register_thread(handle: ArbiterHandle) {
 
 /// Runs the release function on every live runtime thread; forgets the
 /// threads that have stopped. Returns on how many it was queued.
-pub fn release_threads() -> usize {
+pub(crate) fn release_threads() -> usize {
     let Some(&release) = RELEASE.get() else {
         return 0;
     };

@@ -19,7 +19,6 @@
 //! to end up to the shutdown timeout, then stops the worker threads, which
 //! drops whatever is left.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -181,7 +180,7 @@ async fn accept<S>(
     S::Error: std::fmt::Debug,
 {
     // Descriptor exhaustion is logged once per streak, not per attempt.
-    let exhausted = Cell::new(false);
+    let mut exhausted = false;
     loop {
         let state = *intake.borrow_and_update();
         match state {
@@ -197,7 +196,7 @@ async fn accept<S>(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    exhausted.set(false);
+                    exhausted = false;
                     let guard = open.enter();
                     let served = service.call(stream);
                     tokio::task::spawn_local(async move {
@@ -208,7 +207,7 @@ async fn accept<S>(
                     });
                 }
                 Err(e) if is_resource_limit(&e) => {
-                    if !exhausted.replace(true) {
+                    if !std::mem::replace(&mut exhausted, true) {
                         log::warn!("accept failed, retrying in 100ms error={e}");
                     }
                     // The queue stays readable: without a pause this would spin.
