@@ -5,6 +5,21 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// Serves the app `factory` builds on a free loopback port, one worker, in
+/// this test's actix system; evaluates to the bound address.
+macro_rules! serve_loopback {
+    ($factory:expr) => {{
+        let server = actix_web::HttpServer::new($factory)
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let addr = server.addrs()[0];
+        actix_web::rt::spawn(server.run());
+        addr
+    }};
+}
+
 mod auth;
 mod forwarding;
 mod limits;
@@ -15,7 +30,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rippy::catalog::Catalog;
 use rippy::registry::Registry;
@@ -116,20 +131,13 @@ async fn ws_echo(req: HttpRequest, stream: web::Payload) -> Result<HttpResponse,
 /// Starts an echo upstream named `name`; returns its address.
 pub fn upstream(name: &str) -> SocketAddr {
     let name = name.to_owned();
-    let server = HttpServer::new(move || {
+    serve_loopback!(move || {
         App::new()
             .app_data(web::Data::new(name.clone()))
             .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
             .route("/api/robeing/ws", web::get().to(ws_echo))
             .default_service(web::to(echo))
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    actix_web::rt::spawn(server.run());
-    addr
 }
 
 /// A bare TCP upstream answering every request with hop-by-hop headers in

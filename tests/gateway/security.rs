@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, web};
 use awc::http::header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -295,7 +295,7 @@ const CHUNK: usize = 64 * 1024;
 /// Content-Length), counting what it has produced, and whose `/stall/<n>`
 /// announces `n` bytes, sends one chunk and then nothing.
 fn stream_upstream(produced: Arc<AtomicU64>) -> SocketAddr {
-    let server = HttpServer::new(move || {
+    serve_loopback!(move || {
         let produced = produced.clone();
         App::new()
             .route(
@@ -333,13 +333,6 @@ fn stream_upstream(produced: Arc<AtomicU64>) -> SocketAddr {
                 }),
             )
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    actix_web::rt::spawn(server.run());
-    addr
 }
 
 async fn stream_gateway(produced: Arc<AtomicU64>) -> Gw {

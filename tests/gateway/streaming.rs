@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use actix_web::body::SizedStream;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use futures_util::{StreamExt, stream};
 use rippy::catalog::Catalog;
 use rippy::registry::Registry;
@@ -45,19 +45,12 @@ fn counting_upstream() -> std::net::SocketAddr {
             .unwrap_or(0);
         HttpResponse::Ok().body(SizedStream::new(n, bytes(n)))
     }
-    let server = HttpServer::new(|| {
+    serve_loopback!(|| {
         App::new()
             .app_data(web::PayloadConfig::new(usize::MAX))
             .route("/files/count", web::post().to(count))
             .route("/files/big", web::get().to(big))
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    actix_web::rt::spawn(server.run());
-    addr
 }
 
 /// A gateway with one open route `/files` to `up`; `server_fields` go on
