@@ -1,17 +1,9 @@
 """Draws benches/fanout.png from benches/results.csv: deliveries per second,
 ratio to the kernel floor, and p99 latency against the number of clients."""
 import csv
-import subprocess
 import sys
 
-try:
-    import matplotlib
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "matplotlib"])
-    import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plot import plt
 
 src, out = sys.argv[1], sys.argv[2]
 rows = list(csv.DictReader(open(src)))

@@ -4,6 +4,8 @@
 #   start_server [tick] [bin dir]   # tick default 10ms, bin dir target/release
 #   stop_server
 # start_server sets $server_pid and $key (the demo API key).
+#
+#   release_bins                    # sets $bin: $BIN_DIR, or target/release built now
 
 server_pid=""
 
@@ -32,4 +34,12 @@ start_server() {
     sleep 0.05
   done
   key=$(tr -d '\n' < "$work/data/demo.key")
+}
+
+release_bins() {
+  bin=${BIN_DIR:-target/release}
+  if [ -z "${BIN_DIR:-}" ]; then
+    cargo build --release --bin rippy
+    cargo build --release -p rippy-load
+  fi
 }

@@ -10,15 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-30}
 STEADY=${STEADY:-500}
-bin=${BIN_DIR:-target/release}
-if [ -z "${BIN_DIR:-}" ]; then
-  cargo build --release --bin rippy
-  cargo build --release -p rippy-load
-fi
-ulimit -n "$(ulimit -Hn)"
-work=$(mktemp -d)
 # shellcheck source=scripts/server.sh
 . scripts/server.sh
+release_bins
+ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; stop_server; rm -rf "$work"' EXIT
 metric() { curl -s http://127.0.0.1:18081/metrics | awk -v m="$1" '$1 == m {print $2}'; }

@@ -1,17 +1,9 @@
 """Draws benches/soak.png from benches/soak.csv: the server's RSS, handler
 processes and open sockets, sampled every minute of scripts/soak.sh."""
 import csv
-import subprocess
 import sys
 
-try:
-    import matplotlib
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "matplotlib"])
-    import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plot import plt
 
 src, out = sys.argv[1], sys.argv[2]
 rows = list(csv.DictReader(open(src)))

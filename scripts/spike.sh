@@ -13,15 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=${*:-1000 5000 19000}
-bin=${BIN_DIR:-target/release}
-if [ -z "${BIN_DIR:-}" ]; then
-  cargo build --release --bin rippy
-  cargo build --release -p rippy-load
-fi
-ulimit -n "$(ulimit -Hn)"
-work=$(mktemp -d)
 # shellcheck source=scripts/server.sh
 . scripts/server.sh
+release_bins
+ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d)
 trap 'stop_server; rm -rf "$work"' EXIT
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
 field() { grep -o "$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
