@@ -2,9 +2,21 @@
 //! SHA-256 digest of each key is stored, and keys are looked up by digest.
 //! Keys are `rk_` + 40 hex characters (160 random bits), URL-safe. Shared by
 //! the migration, the token function and the CLI.
+//!
+//! A WebSocket handshake asks whether its token's key is still active
+//! through [`ActiveKeys::check`], which answers from memory: a revocation
+//! made by this process is seen at the very next check (it bumps a
+//! generation the remembered answers carry), one made elsewhere (`rippy keys
+//! revoke`, another node on the same PostgreSQL, plain SQL) within
+//! [`RECHECK_AFTER`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rippy::prelude::*;
-use rippy::sql::{Dialect, Sql, SqlError, cell_bool};
+use rippy::sql::{Db, Dialect, Sql, SqlError, cell_bool};
 
 /// The schema, idempotent (SQLite).
 pub const SCHEMA: &str = "
@@ -177,11 +189,83 @@ pub fn list(db: &dyn Sql) -> Result<Vec<KeyInfo>, SqlError> {
         .collect())
 }
 
-/// Revokes key `id`; returns whether a live key was revoked.
+/// Revokes key `id`; returns whether a live key was revoked. Every
+/// [`ActiveKeys`] of this process forgets what it remembered of active keys.
 pub fn revoke(db: &dyn Sql, id: i64) -> Result<bool, SqlError> {
     let n = db.execute(
         "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
         &[(unix_secs() as i64).into(), id.into()],
     )?;
+    // After the statement (committed, unless the caller holds a
+    // transaction): a check that read the row before it carries the older
+    // generation, and is not trusted again.
+    REVOCATIONS.fetch_add(1, Ordering::AcqRel);
     Ok(n == 1)
+}
+
+/// How long an answer that a key is active is trusted when this process has
+/// revoked nothing since: the bound on how late a revocation made by another
+/// process reaches this one's handshakes (and on one made here inside a
+/// transaction still open at the check).
+pub const RECHECK_AFTER: Duration = Duration::from_millis(100);
+
+/// Keys remembered per database past this many are all forgotten at once.
+const REMEMBERED_KEYS: usize = 4096;
+
+/// Revocations made by this process, by [`revoke`].
+static REVOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// What one database said of its keys lately ([`Db::memo`]): an answer is
+/// trusted while no revocation happened in this process since it was read,
+/// and for [`RECHECK_AFTER`].
+#[derive(Default)]
+pub struct ActiveKeys {
+    seen: Mutex<HashMap<i64, Seen>>,
+}
+
+#[derive(Clone, Copy)]
+struct Seen {
+    active: bool,
+    generation: u64,
+    read_at: Instant,
+}
+
+impl ActiveKeys {
+    /// Whether key `id` exists and is not revoked, from memory when that can
+    /// be trusted, else read from `db` (in place on SQLite).
+    pub async fn check(db: &Db, id: i64) -> Result<bool, SqlError> {
+        let keys = db.memo::<ActiveKeys>();
+        // Both taken before the read, so that the answer is dated no later
+        // than what the database said.
+        let generation = REVOCATIONS.load(Ordering::Acquire);
+        let read_at = Instant::now();
+        if let Some(active) = keys.remembered(id, generation, read_at) {
+            return Ok(active);
+        }
+        let active = db.read(move |conn| is_active(conn, id)).await?;
+        let mut seen = keys.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= REMEMBERED_KEYS {
+            seen.clear();
+        }
+        seen.insert(
+            id,
+            Seen {
+                active,
+                generation,
+                read_at,
+            },
+        );
+        Ok(active)
+    }
+
+    fn remembered(&self, id: i64, generation: u64, now: Instant) -> Option<bool> {
+        let seen = *self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)?;
+        let fresh = seen.generation == generation
+            && now.saturating_duration_since(seen.read_at) < RECHECK_AFTER;
+        fresh.then_some(seen.active)
+    }
 }

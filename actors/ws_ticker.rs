@@ -44,7 +44,7 @@ pub async fn handler(call: FunctionCall) -> HttpResponse {
                 return json_error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
             }
         };
-        match db.read(move |conn| api_keys::is_active(conn, key_id)).await {
+        match api_keys::ActiveKeys::check(&db, key_id).await {
             Ok(true) => {}
             Ok(false) => {
                 ctx.metrics().auth_failure("key_revoked");

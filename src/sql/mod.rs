@@ -11,7 +11,8 @@
 mod postgres;
 mod sqlite;
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use self::postgres::{PostgresConfig, PostgresDb};
 pub use sqlite::{SqlError, SqliteConfig, SqliteDb};
@@ -79,6 +80,23 @@ pub trait Sql {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, SqlError>;
 }
 
+/// State code keeps beside one database, one value per type, made on first
+/// use and dropped with the database ([`Db::memo`]).
+#[derive(Default)]
+pub(crate) struct Memos(Mutex<Vec<Arc<dyn Any + Send + Sync>>>);
+
+impl Memos {
+    fn get<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let mut memos = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(memo) = memos.iter().find_map(|m| m.clone().downcast::<T>().ok()) {
+            return memo;
+        }
+        let memo = Arc::new(T::default());
+        memos.push(memo.clone());
+        memo
+    }
+}
+
 /// A booted database of either kind, as code reaches it through `sql`.
 #[derive(Clone)]
 pub enum Db {
@@ -114,6 +132,18 @@ impl Db {
         match self {
             Db::Sqlite(_) => Dialect::Sqlite,
             Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// This database's value of type `T`, made with `T::default()` on first
+    /// use and shared by every clone of this `Db`: a cache of what was read
+    /// from it, say, whose invalidation the caller owns. It lives as long as
+    /// the database entry, so two apps booted in one process (tests) never
+    /// share one.
+    pub fn memo<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        match self {
+            Db::Sqlite(db) => db.memos.get(),
+            Db::Postgres(db) => db.memos.get(),
         }
     }
 

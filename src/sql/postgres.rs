@@ -88,6 +88,7 @@ type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 pub struct PostgresDb {
     id: String,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    pub(super) memos: super::Memos,
 }
 
 struct Worker {
@@ -167,6 +168,7 @@ impl PostgresDb {
         let db = Arc::new(PostgresDb {
             id: id.to_owned(),
             jobs: Mutex::new(Some(tx)),
+            memos: super::Memos::default(),
         });
         let init = config.init.clone();
         db.blocking(true, move |sql: &dyn PgSql| {

@@ -92,6 +92,7 @@ pub struct SqliteDb {
     idle: Mutex<Vec<Connection>>,
     /// Read-only connections that never wait, for [`SqliteDb::read`].
     readers: Mutex<Vec<Connection>>,
+    pub(super) memos: super::Memos,
 }
 
 impl SqliteDb {
@@ -110,6 +111,7 @@ impl SqliteDb {
             pool_size: config.pool_size.unwrap_or(4).max(1),
             idle: Mutex::new(Vec::new()),
             readers: Mutex::new(Vec::new()),
+            memos: super::Memos::default(),
         });
         let mut conn = db.connect()?;
         if !config.init.is_empty() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use awc::ws::Message;
 
-use super::support::{Edition, TIMEOUT, actors, manifest_text, repo};
+use super::support::{Edition, TIMEOUT, actors, manifest_text, repo, within};
 use super::{Ws, token_for};
 
 /// Writes the application manifest into `dir` with its data there and a free port.
@@ -333,9 +333,33 @@ async fn keys_create_list_and_revoke_manage_working_keys() {
         .expect("alice listed");
     let id = alice.split_whitespace().next().unwrap().to_owned();
     assert!(alice.contains("active"));
+    // A socket opened with a token of the key: the server now remembers the
+    // key as active.
+    let token = token_for(&server.base, &key).await;
+    let ws_url = format!(
+        "{}/ws/ticker?x-auth-token={token}",
+        server.base.replacen("http", "ws", 1)
+    );
+    assert!(Ws::try_connect(&ws_url).await.is_ok(), "the socket opens");
 
     let revoke = rippy(&["keys", "revoke", &id, "--manifest", m]);
     assert!(revoke.status.success());
+    let revoked_at = Instant::now();
+    // Revoked by another process: the server's next handshakes with the
+    // token are refused within the recheck bound, and never one begun later.
+    within("the revoked key's token refused", async {
+        loop {
+            let begun = revoked_at.elapsed();
+            match Ws::try_connect(&ws_url).await {
+                Err(status) => break assert_eq!(status, 401),
+                Ok(_) => assert!(
+                    begun < actors::api_keys::RECHECK_AFTER,
+                    "a handshake begun {begun:?} after the revocation passed"
+                ),
+            }
+        }
+    })
+    .await;
     let res = awc::Client::new()
         .post(format!("{}/auth/token", server.base))
         .send_json(&serde_json::json!({ "api_key": key }))
