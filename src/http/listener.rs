@@ -3,9 +3,12 @@
 //! `admission`), which takes a slot per client address before a connection
 //! is read. The listening sockets are the workers' (see `workers`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use actix_http::Protocol;
 use actix_service::ServiceFactory;
+use tokio::net::TcpStream;
 
 use super::admission::{self, Admission};
 
@@ -25,47 +28,55 @@ pub(crate) fn split_addr(addr: &str) -> Result<(&str, u16), String> {
     Ok((host, port))
 }
 
-/// Wraps a server's TCP service: each connection first takes a slot for its
-/// peer address (see `admission`), held until the HTTP layer lets go of the
-/// connection; one over the cap gets the fixed 429 and is closed.
+/// Wraps a server's HTTP service: each connection first takes a slot for
+/// its peer address (see `admission`), held until the HTTP layer lets go of
+/// the connection; one over the cap gets the fixed 429 and is closed. The
+/// peer's address is the one `accept` returned, handed on to the HTTP layer
+/// too (no `getpeername`), and Nagle is off on every served stream.
 pub(crate) fn admit<F>(
     admission: Arc<Admission>,
     http: F,
 ) -> impl ServiceFactory<
-    actix_web::rt::net::TcpStream,
+    (TcpStream, SocketAddr),
     Config = (),
     Response = (),
     Error = F::Error,
     InitError = F::InitError,
 >
 where
-    F: ServiceFactory<actix_web::rt::net::TcpStream, Config = (), Response = ()>,
+    F: ServiceFactory<(TcpStream, Protocol, Option<SocketAddr>), Config = (), Response = ()>,
     F::Service: 'static,
 {
-    actix_service::apply_fn_factory(http, move |stream: actix_web::rt::net::TcpStream, http| {
-        let slot = match stream.peer_addr() {
-            Ok(peer) => admission.admit(peer.ip()),
-            Err(_) => None, // already gone
-        };
-        let served = match slot {
-            Some(_) => Some(actix_service::Service::call(http, stream)),
-            None => {
-                admission.refused();
-                // Best effort, without waiting: the socket's buffer is empty.
-                // A direct write (tokio's try_write would wait for a
-                // readiness event that a new socket has not had yet).
-                if let Ok(mut stream) = stream.into_std() {
-                    let _ = std::io::Write::write(&mut stream, admission::REFUSAL);
+    actix_service::apply_fn_factory(
+        http,
+        move |(stream, peer): (TcpStream, SocketAddr), http| {
+            let served = match admission.admit(peer.ip()) {
+                Some(slot) => {
+                    // As actix-http's own TCP service does; a socket that is
+                    // already gone fails on its first read instead.
+                    let _ = stream.set_nodelay(true);
+                    Some((
+                        slot,
+                        actix_service::Service::call(http, (stream, Protocol::Http1, Some(peer))),
+                    ))
                 }
-                None
+                None => {
+                    admission.refused();
+                    // Best effort, without waiting: the socket's buffer is empty.
+                    // A direct write (tokio's try_write would wait for a
+                    // readiness event that a new socket has not had yet).
+                    if let Ok(mut stream) = stream.into_std() {
+                        let _ = std::io::Write::write(&mut stream, admission::REFUSAL);
+                    }
+                    None
+                }
+            };
+            async move {
+                match served {
+                    Some((_slot, served)) => served.await,
+                    None => Ok(()),
+                }
             }
-        };
-        async move {
-            let _slot = slot;
-            match served {
-                Some(served) => served.await,
-                None => Ok(()),
-            }
-        }
-    })
+        },
+    )
 }

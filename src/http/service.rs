@@ -326,14 +326,12 @@ impl HttpService {
             let http = actix_http::HttpService::build()
                 .client_request_timeout(request_timeout)
                 .client_disconnect_timeout(Duration::from_secs(1))
-                .tcp_nodelay(true)
                 .graceful_shutdown_signal(move || {
                     let stopping = stopping.clone();
                     async move { stopping.notified().await }
                 })
                 .upgrade(upgrades)
-                .finish(map_config(app(), |_| AppConfig::default()))
-                .tcp();
+                .finish(map_config(app(), |_| AppConfig::default()));
             admit(admission.clone(), http)
         };
         let (workers, addr) =

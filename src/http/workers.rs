@@ -75,7 +75,8 @@ pub(crate) struct Workers {
 impl Workers {
     /// Binds `workers` listening sockets per address `addr` resolves to and
     /// starts one worker thread per socket set. `factory` builds a worker's
-    /// connection service (called once on each worker thread). Must run
+    /// connection service (called once on each worker thread), which is
+    /// given each accepted stream with its peer's address. Must run
     /// inside an actix system. Returns the first bound address.
     pub(crate) fn start<F, Fac>(
         addr: &str,
@@ -85,7 +86,7 @@ impl Workers {
     ) -> std::io::Result<(Self, SocketAddr)>
     where
         F: Fn() -> Fac + Send + Sync + 'static,
-        Fac: ServiceFactory<TcpStream, Config = (), Response = ()> + 'static,
+        Fac: ServiceFactory<(TcpStream, SocketAddr), Config = (), Response = ()> + 'static,
         Fac::Service: 'static,
         Fac::Error: std::fmt::Debug,
         Fac::InitError: std::fmt::Debug,
@@ -176,7 +177,7 @@ async fn accept<S>(
     mut intake: watch::Receiver<Intake>,
     open: Arc<Open>,
 ) where
-    S: Service<TcpStream, Response = ()> + 'static,
+    S: Service<(TcpStream, SocketAddr), Response = ()> + 'static,
     S::Error: std::fmt::Debug,
 {
     // Descriptor exhaustion is logged once per streak, not per attempt.
@@ -195,10 +196,10 @@ async fn accept<S>(
         }
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok(accepted) => {
                     exhausted = false;
                     let guard = open.enter();
-                    let served = service.call(stream);
+                    let served = service.call(accepted);
                     tokio::task::spawn_local(async move {
                         if let Err(e) = served.await {
                             log::debug!("connection ended with an error error={e:?}");
