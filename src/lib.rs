@@ -104,6 +104,7 @@ pub mod fs;
 pub mod function;
 pub mod gateway;
 pub mod http;
+pub mod logging;
 pub mod lua;
 pub mod manifest;
 pub mod memory;

@@ -3,8 +3,8 @@
 //!
 //! [`RuntimeBuilder::run`] is an app's whole `main`: it parses the command
 //! line (`run [manifest] [--dev]`, `check [manifest]`, and the app's own
-//! commands; no command means `run`), sets up `env_logger` (`RUST_LOG`,
-//! default `info`), and for `run` raises the descriptor limit, installs the
+//! commands; no command means `run`), sets up logging ([`crate::logging`]:
+//! `env_logger`, `RUST_LOG`, default `info`), and for `run` raises the descriptor limit, installs the
 //! SIGTERM/SIGINT handlers before anything boots, boots the manifest, logs
 //! `rippy started`, waits for a signal (`signal received`) and shuts down
 //! within the grace period. Exit codes: 0 on success, 1 with the error(s) on
@@ -126,9 +126,7 @@ impl RuntimeBuilder {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-            .try_init()
-            .ok();
+        crate::logging::init();
         let matches = self.cli().get_matches_from(args);
         let result = match matches.subcommand() {
             None => self.serve(&self.manifest, false),
@@ -136,6 +134,7 @@ impl RuntimeBuilder {
             Some(("check", m)) => self.check(&manifest_arg(m, &self.manifest)),
             Some((name, m)) => self.app_command(name, m),
         };
+        crate::logging::flush();
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
