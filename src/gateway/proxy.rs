@@ -445,7 +445,9 @@ impl crate::http::Mount for Proxy {
     }
 }
 
-/// The incoming `X-Request-Id` if well formed (<= 128 of `[A-Za-z0-9._-]`), else a new UUID.
+/// The incoming `X-Request-Id` if well formed (<= 128 of `[A-Za-z0-9._-]`),
+/// else a new random (v4) UUID, its bits from the thread's CSPRNG rather
+/// than a `getrandom` call per request.
 fn request_id(req: &HttpRequest) -> String {
     req.headers()
         .get("x-request-id")
@@ -456,7 +458,14 @@ fn request_id(req: &HttpRequest) -> String {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+        .map_or_else(
+            || {
+                uuid::Builder::from_random_bytes(rand::random())
+                    .into_uuid()
+                    .to_string()
+            },
+            str::to_owned,
+        )
 }
 
 #[cfg(test)]
