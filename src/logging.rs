@@ -1,16 +1,20 @@
-//! Log output. `env_logger` (`RUST_LOG`) filters and formats each record.
-//! On a terminal every line is written as it comes. Anywhere else (a file,
-//! a pipe, a collector) lines at `info` and below are gathered and written
-//! together by one thread, [`LINGER`] after the first of them: under load
-//! that is one `write` for hundreds of lines, where a `write` per gateway
-//! access-log line cost a tenth of the gateway's CPU. A warning or an error
-//! is written at once, after whatever was gathered before it, so the order of
-//! lines always holds and a failure is on stderr before the program can die
-//! of it. [`flush`] writes what is waiting; the runtime calls it before it
-//! returns its exit code. A process killed outright loses at most the last
+//! Log output. `env_logger`'s filter (`RUST_LOG`, default `info`) picks the
+//! records. On a terminal `env_logger` writes each line as it comes, in
+//! colour. Anywhere else (a file, a pipe, a collector) lines are formatted
+//! here, as `env_logger` formats them without colour
+//! (`[2026-12-02T04:21:56Z INFO  target] message`), and lines at `info` and
+//! below are gathered and written together by one thread, [`LINGER`] after
+//! the first of them: under load that is one `write` for hundreds of lines,
+//! where a `write` (and a colour-stripping pass) per gateway access-log line
+//! cost a tenth of the gateway's CPU. A warning or an error is written at
+//! once, after whatever was gathered before it, so the order of lines always
+//! holds and a failure is on stderr before the program can die of it.
+//! [`flush`] writes what is waiting; the runtime calls it before it returns
+//! its exit code. A process killed outright loses at most the last
 //! [`LINGER`] of `info` lines.
 
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -26,11 +30,6 @@ const HIGH_WATER: usize = 256 * 1024;
 
 /// Set when no writer thread could start: every line is written at once.
 static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
-
-thread_local! {
-    /// Whether the record being written on this thread is a warning or worse.
-    static URGENT: Cell<bool> = const { Cell::new(false) };
-}
 
 /// Where gathered lines wait, and the output they go to.
 struct Sink {
@@ -51,6 +50,20 @@ impl Sink {
 
     fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds one whole line; `urgent` writes it (and all before it) now.
+    fn push(&self, line: &[u8], urgent: bool) {
+        let mut pending = self.pending();
+        let first = pending.is_empty();
+        pending.extend_from_slice(line);
+        let full = pending.len() >= HIGH_WATER;
+        drop(pending);
+        if urgent || full || WRITE_THROUGH.load(Ordering::Relaxed) {
+            self.write_out();
+        } else if first {
+            self.wake.notify_one();
+        }
     }
 
     /// Writes everything gathered so far.
@@ -82,62 +95,73 @@ impl Sink {
     }
 }
 
-/// `env_logger`'s output: it writes each formatted record whole, then
-/// flushes, under its own lock.
-struct Gather {
-    sink: Arc<Sink>,
-    /// Whether the record being written is the first one waiting.
-    first: bool,
-}
-
-impl Write for Gather {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut pending = self.sink.pending();
-        self.first |= pending.is_empty();
-        pending.extend_from_slice(buf);
-        Ok(buf.len())
+/// `[<UTC second> <LEVEL> <target>] <message>` into `line`, the second
+/// formatted once per second per thread.
+fn format_line(line: &mut String, record: &Record<'_>) {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let first = std::mem::take(&mut self.first);
-        if URGENT.get()
-            || WRITE_THROUGH.load(Ordering::Relaxed)
-            || self.sink.pending().len() >= HIGH_WATER
-        {
-            self.sink.write_out();
-        } else if first {
-            self.sink.wake.notify_one();
+    let now = crate::util::unix_secs();
+    SECOND.with_borrow_mut(|(secs, text)| {
+        if *secs != now {
+            *secs = now;
+            *text = crate::util::rfc3339(now * 1000).replace(".000Z", "Z");
         }
-        Ok(())
-    }
+        let _ = writeln!(
+            line,
+            "[{text} {:<5} {}] {}",
+            record.level(),
+            record.target(),
+            record.args()
+        );
+    });
 }
 
-/// `env_logger`, telling the output which records are urgent.
+/// `env_logger`'s filter in front of the gathering output.
 struct Logger {
-    inner: env_logger::Logger,
+    filter: env_logger::Logger,
+    sink: Arc<Sink>,
 }
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.inner.enabled(metadata)
+        self.filter.enabled(metadata)
     }
 
     fn log(&self, record: &Record<'_>) {
-        if self.inner.matches(record) {
-            URGENT.set(record.level() <= Level::Warn);
-            self.inner.log(record);
+        if !self.filter.matches(record) {
+            return;
+        }
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        let urgent = record.level() <= Level::Warn;
+        let write = |line: &mut String| {
+            line.clear();
+            format_line(line, record);
+            self.sink.push(line.as_bytes(), urgent);
+        };
+        // A message whose formatting logs gets a line of its own.
+        let reused = LINE.try_with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                write(&mut line);
+                true
+            }
+            Err(_) => false,
+        });
+        if reused != Ok(true) {
+            write(&mut String::new());
         }
     }
 
     fn flush(&self) {
-        flush();
+        self.sink.write_out();
     }
 }
 
 static SINK: OnceLock<Arc<Sink>> = OnceLock::new();
 
-/// Installs the logger (`RUST_LOG`, default `info`) unless one is already
-/// installed.
+/// Installs the logger unless one is already installed.
 pub(crate) fn init() {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
@@ -145,14 +169,14 @@ pub(crate) fn init() {
         builder.try_init().ok();
         return;
     }
+    let filter = builder.build();
+    let max_level = filter.filter();
     let sink = Sink::new(Box::new(io::stderr()));
-    builder.target(env_logger::Target::Pipe(Box::new(Gather {
+    let logger = Logger {
+        filter,
         sink: sink.clone(),
-        first: false,
-    })));
-    let inner = builder.build();
-    let max_level = inner.filter();
-    if log::set_boxed_logger(Box::new(Logger { inner })).is_err() {
+    };
+    if log::set_boxed_logger(Box::new(logger)).is_err() {
         return;
     }
     log::set_max_level(max_level);
@@ -187,6 +211,10 @@ mod tests {
             let (tx, rx) = std::sync::mpsc::channel();
             (Shared(Arc::default(), tx), rx)
         }
+
+        fn text(&self) -> Vec<u8> {
+            self.0.lock().unwrap().clone()
+        }
     }
 
     impl Write for Shared {
@@ -200,28 +228,18 @@ mod tests {
         }
     }
 
-    fn line(gather: &mut Gather, text: &str, urgent: bool) {
-        URGENT.set(urgent);
-        gather.write_all(text.as_bytes()).unwrap();
-        gather.flush().unwrap();
-    }
-
     #[test]
     fn info_lines_wait_and_a_warning_takes_them_out_first_in_order() {
         let (out, _written) = Shared::new();
         let sink = Sink::new(Box::new(out.clone()));
-        let mut gather = Gather {
-            sink: sink.clone(),
-            first: false,
-        };
-        line(&mut gather, "a\n", false);
-        line(&mut gather, "b\n", false);
-        assert!(out.0.lock().unwrap().is_empty(), "info lines are gathered");
-        line(&mut gather, "w\n", true);
-        assert_eq!(&*out.0.lock().unwrap(), b"a\nb\nw\n");
-        line(&mut gather, "c\n", false);
+        sink.push(b"a\n", false);
+        sink.push(b"b\n", false);
+        assert!(out.text().is_empty(), "info lines are gathered");
+        sink.push(b"w\n", true);
+        assert_eq!(out.text(), b"a\nb\nw\n");
+        sink.push(b"c\n", false);
         sink.write_out();
-        assert_eq!(&*out.0.lock().unwrap(), b"a\nb\nw\nc\n");
+        assert_eq!(out.text(), b"a\nb\nw\nc\n");
         assert!(sink.pending().is_empty());
     }
 
@@ -229,24 +247,41 @@ mod tests {
     fn gathered_lines_past_the_high_water_mark_go_at_once() {
         let (out, _written) = Shared::new();
         let sink = Sink::new(Box::new(out.clone()));
-        let mut gather = Gather { sink, first: false };
-        let long = "x".repeat(HIGH_WATER);
-        line(&mut gather, &long, false);
-        assert_eq!(out.0.lock().unwrap().len(), HIGH_WATER);
+        sink.push("x".repeat(HIGH_WATER).as_bytes(), false);
+        assert_eq!(out.text().len(), HIGH_WATER);
     }
 
     #[test]
-    fn the_writer_thread_writes_what_was_gathered() {
+    fn the_writer_thread_writes_what_was_gathered_in_one_write() {
         let (out, written) = Shared::new();
         let sink = Sink::new(Box::new(out.clone()));
+        // Gathered before the thread starts: they leave in one write.
+        sink.push(b"a\n", false);
+        sink.push(b"b\n", false);
         let writer = sink.clone();
         std::thread::spawn(move || writer.run());
-        let mut gather = Gather { sink, first: false };
-        line(&mut gather, "a\n", false);
-        line(&mut gather, "b\n", false);
         written
             .recv_timeout(Duration::from_secs(10))
             .expect("the writer thread writes");
-        assert_eq!(&*out.0.lock().unwrap(), b"a\nb\n", "in one write");
+        assert_eq!(out.text(), b"a\nb\n");
+    }
+
+    #[test]
+    fn lines_read_as_env_logger_writes_them() {
+        let mut line = String::new();
+        format_line(
+            &mut line,
+            &Record::builder()
+                .level(Level::Info)
+                .target("access")
+                .args(format_args!("{{\"status\":200}}"))
+                .build(),
+        );
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert_eq!(rest, "INFO  access] {\"status\":200}\n");
+        assert!(
+            stamp.starts_with("[20") && stamp.ends_with('Z') && stamp.len() == 21,
+            "{stamp}"
+        );
     }
 }
