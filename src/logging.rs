@@ -207,9 +207,12 @@ mod tests {
     struct Shared(Arc<Mutex<Vec<u8>>>, std::sync::mpsc::Sender<()>);
 
     impl Shared {
-        fn new() -> (Shared, std::sync::mpsc::Receiver<()>) {
+        /// A sink writing to a new `Shared`, and the receiver its writes
+        /// are told to.
+        fn sink() -> (Arc<Sink>, Shared, std::sync::mpsc::Receiver<()>) {
             let (tx, rx) = std::sync::mpsc::channel();
-            (Shared(Arc::default(), tx), rx)
+            let out = Shared(Arc::default(), tx);
+            (Sink::new(Box::new(out.clone())), out, rx)
         }
 
         fn text(&self) -> Vec<u8> {
@@ -230,8 +233,7 @@ mod tests {
 
     #[test]
     fn info_lines_wait_and_a_warning_takes_them_out_first_in_order() {
-        let (out, _written) = Shared::new();
-        let sink = Sink::new(Box::new(out.clone()));
+        let (sink, out, _written) = Shared::sink();
         sink.push(b"a\n", false);
         sink.push(b"b\n", false);
         assert!(out.text().is_empty(), "info lines are gathered");
@@ -245,16 +247,14 @@ mod tests {
 
     #[test]
     fn gathered_lines_past_the_high_water_mark_go_at_once() {
-        let (out, _written) = Shared::new();
-        let sink = Sink::new(Box::new(out.clone()));
+        let (sink, out, _written) = Shared::sink();
         sink.push("x".repeat(HIGH_WATER).as_bytes(), false);
         assert_eq!(out.text().len(), HIGH_WATER);
     }
 
     #[test]
     fn the_writer_thread_writes_what_was_gathered_in_one_write() {
-        let (out, written) = Shared::new();
-        let sink = Sink::new(Box::new(out.clone()));
+        let (sink, out, written) = Shared::sink();
         // Gathered before the thread starts: they leave in one write.
         sink.push(b"a\n", false);
         sink.push(b"b\n", false);

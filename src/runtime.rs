@@ -4,11 +4,12 @@
 //! [`RuntimeBuilder::run`] is an app's whole `main`: it parses the command
 //! line (`run [manifest] [--dev]`, `check [manifest]`, and the app's own
 //! commands; no command means `run`), sets up logging ([`crate::logging`]:
-//! `env_logger`, `RUST_LOG`, default `info`), and for `run` raises the descriptor limit, installs the
-//! SIGTERM/SIGINT handlers before anything boots, boots the manifest, logs
-//! `rippy started`, waits for a signal (`signal received`) and shuts down
-//! within the grace period. Exit codes: 0 on success, 1 with the error(s) on
-//! stderr, 2 for a command-line error (clap's).
+//! `env_logger`, `RUST_LOG`, default `info`), and for `run` raises the
+//! descriptor limit, installs the SIGTERM/SIGINT handlers before anything
+//! boots, boots the manifest, logs `rippy started`, waits for a signal
+//! (`signal received`) and shuts down within the grace period. Exit codes:
+//! 0 on success, 1 with the error(s) on stderr, 2 for a command-line error
+//! (clap's).
 //!
 //! [`RuntimeBuilder::boot`] is the same boot without the CLI, signals or
 //! logging, for embedding rippy in a program that owns its `main` (it must

@@ -129,6 +129,14 @@ impl Server {
             .to_owned()
     }
 
+    /// The ticker's WebSocket URL on this server for `token`.
+    pub fn ws_url(&self, token: &str) -> String {
+        format!(
+            "{}/ws/ticker?x-auth-token={token}",
+            self.base.replace("http://", "ws://")
+        )
+    }
+
     /// Waits for a log line containing `needle` and returns it.
     pub fn wait_for(&mut self, needle: &str) -> String {
         if let Some(l) = self.log.iter().find(|l| l.contains(needle)) {
@@ -260,10 +268,7 @@ async fn sigterm_closes_open_sockets_with_1001_and_exits_0() {
     let mut server = Server::start(dir.path());
     let key = server.demo_key();
     let token = token_for(&server.base, &key).await;
-    let ws_url = format!(
-        "{}/ws/ticker?x-auth-token={token}",
-        server.base.replace("http://", "ws://")
-    );
+    let ws_url = server.ws_url(&token);
     let mut sockets = Vec::new();
     // The full 1,000 live in scripts/bench.sh; the code path is the same.
     for _ in 0..4 {
@@ -336,10 +341,7 @@ async fn keys_create_list_and_revoke_manage_working_keys() {
     // A socket opened with a token of the key: the server now remembers the
     // key as active.
     let token = token_for(&server.base, &key).await;
-    let ws_url = format!(
-        "{}/ws/ticker?x-auth-token={token}",
-        server.base.replacen("http", "ws", 1)
-    );
+    let ws_url = server.ws_url(&token);
     assert!(Ws::try_connect(&ws_url).await.is_ok(), "the socket opens");
 
     let revoke = rippy(&["keys", "revoke", &id, "--manifest", m]);
@@ -397,10 +399,7 @@ async fn metric_value(base: &str, name: &str) -> f64 {
 }
 
 async fn churn(server: &Server, token: &str, cycles: usize) {
-    let url = format!(
-        "{}/ws/ticker?x-auth-token={token}",
-        server.base.replace("http://", "ws://")
-    );
+    let url = server.ws_url(token);
     for round in 0..cycles / 50 {
         let batch = futures_util::future::join_all((0..50).map(|_| Ws::try_connect(&url))).await;
         for (i, ws) in batch.into_iter().enumerate() {
@@ -462,10 +461,7 @@ async fn the_logs_of_a_whole_session_carry_no_token_and_no_key_after_creation() 
     let mut server = Server::start(dir.path());
     let demo = server.demo_key();
     let token = token_for(&server.base, &carol).await;
-    let ws_url = format!(
-        "{}/ws/ticker?x-auth-token={token}",
-        server.base.replace("http://", "ws://")
-    );
+    let ws_url = server.ws_url(&token);
     let mut ws = Ws::try_connect(&ws_url).await.expect("upgrade");
     ws.next_of("ticker").await;
     ws.ping_pong().await;
