@@ -28,6 +28,11 @@ function M.ws(args)
   res:set_header("X-WS-Relay", json.encode({ target_pid = tostring(pid), metadata = { via = "lua" } }))
 end
 
+-- A relay answer the relay cannot use: a 500, never a panic.
+function M.bad_relay()
+  require("http").response():set_header("X-WS-Relay", '{"target_pid": 5}')
+end
+
 -- The per-connection handler: echoes text frames upper-cased.
 function M.ws_handler()
   local inbox = process.inbox()
@@ -37,7 +42,7 @@ function M.ws_handler()
     local topic, data = msg:topic(), msg:payload():data()
     if topic == "ws.join" then
       client = data.client_pid
-      process.send(client, "ws.send", { type = "text", data = "hello from lua" })
+      process.send(client, "ws.send", { type = "text", data = "hello from lua via " .. tostring(data.metadata.via) })
     elseif topic == "ws.message" then
       process.send(client, "ws.send", { type = "text", data = string.upper(tostring(data.data)) })
     elseif topic == "ws.leave" then

@@ -555,6 +555,17 @@ const WEB: &str = r#"
     method: GET
     path: /echo
     func: t:ws
+  - name: bad_relay
+    kind: function.lua
+    source: file://tests/lua/web.lua
+    method: bad_relay
+    modules: [http]
+  - name: bad_relay_endpoint
+    kind: http.endpoint
+    meta: { router: t:ws_router }
+    method: GET
+    path: /bad
+    func: t:bad_relay
 "#;
 
 #[actix_web::test]
@@ -674,12 +685,34 @@ async fn a_lua_endpoint_relays_a_websocket_to_a_lua_handler_it_spawned() {
         other => panic!("expected a text frame, got {other:?}"),
     };
     let first = support::within("the welcome", ws.next()).await;
-    assert_eq!(text(first), "hello from lua");
+    // The endpoint's metadata reached the handler in `ws.join`.
+    assert_eq!(text(first), "hello from lua via lua");
     ws.send(awc::ws::Message::Text("shout".into()))
         .await
         .unwrap();
     let echoed = support::within("the echo", ws.next()).await;
     assert_eq!(text(echoed), "SHOUT");
+}
+
+#[actix_web::test]
+async fn a_relay_answer_without_an_upgrade_is_refused_and_its_handler_told() {
+    let (app, _d) = boot(WEB).await;
+    let token = user_token(&app);
+    let before = app.node().pids_on("t:host").len();
+    let url = app.url("t:web", &format!("/ws/echo?x-auth-token={token}"));
+    let mut res = awc::Client::new().get(url).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "websocket upgrade required", "{body}");
+    // The handler it spawned loops until `ws.leave`: it ends only if told.
+    support::eventually("the handler to get ws.leave and end", || {
+        app.node().pids_on("t:host").len() == before
+    })
+    .await;
+
+    let url = app.url("t:web", &format!("/ws/bad?x-auth-token={token}"));
+    let res = awc::Client::new().get(url).send().await.unwrap();
+    assert_eq!(res.status(), 500);
 }
 
 #[actix_web::test]

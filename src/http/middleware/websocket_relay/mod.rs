@@ -255,7 +255,7 @@ impl RelayConfig {
         let Some(value) = res.headers_mut().remove(RELAY_HEADER).next() else {
             return res;
         };
-        let target = match RelayTarget::parse(value.as_bytes()) {
+        let target = match Handoff::parse(value.as_bytes()) {
             Ok(t) => t,
             Err(e) => {
                 log::error!("endpoint returned a bad relay header endpoint={endpoint} error={e}");
@@ -266,14 +266,50 @@ impl RelayConfig {
             leave_without_connection(node, &target, "upgrade required");
             return HttpError::UpgradeRequired.error_response();
         }
-        match upgrade(req, target.clone(), self, node, clients.next()) {
-            Ok(res) => res,
+        match accept_key(req) {
+            Ok(accept) => upgrade(accept, target, self, node, clients.next()),
             Err(e) => {
                 log::debug!("websocket upgrade failed endpoint={endpoint} error={e}");
                 leave_without_connection(node, &target, "upgrade failed");
                 e.error_response()
             }
         }
+    }
+}
+
+/// An `X-WS-Relay` as the relay uses it: the metadata stays JSON text, the
+/// form the connection keeps it in, so it is neither built into a map nor
+/// written out again.
+pub(super) struct Handoff {
+    pub(super) target_pid: Pid,
+    pub(super) metadata: Box<str>,
+}
+
+impl Handoff {
+    fn parse(value: &[u8]) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct Header<'a> {
+            #[serde(borrow)]
+            target_pid: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            metadata: Option<&'a serde_json::value::RawValue>,
+        }
+        let header: Header<'_> =
+            serde_json::from_slice(value).map_err(|e| format!("X-WS-Relay: {e}"))?;
+        let pid = header
+            .target_pid
+            .ok_or("X-WS-Relay has no string target_pid")?;
+        let target_pid = pid
+            .parse::<Pid>()
+            .map_err(|e| format!("X-WS-Relay target_pid: {e}"))?;
+        Ok(Handoff {
+            target_pid,
+            metadata: header.metadata.map_or("null", |m| m.get()).into(),
+        })
+    }
+
+    pub(super) fn metadata(&self) -> Value {
+        serde_json::from_str(&self.metadata).unwrap_or(Value::Null)
     }
 }
 
@@ -289,59 +325,61 @@ pub struct RelayTarget {
 impl RelayTarget {
     /// Parses the header value; errors say what is wrong.
     pub fn parse(value: &[u8]) -> Result<Self, String> {
-        let v: Value =
-            serde_json::from_slice(value).map_err(|e| format!("X-WS-Relay is not JSON: {e}"))?;
-        let pid = v
-            .get("target_pid")
-            .and_then(Value::as_str)
-            .ok_or("X-WS-Relay has no string target_pid")?;
-        let target_pid = pid
-            .parse::<Pid>()
-            .map_err(|e| format!("X-WS-Relay target_pid: {e}"))?;
+        let handoff = Handoff::parse(value)?;
         Ok(RelayTarget {
-            target_pid,
-            metadata: v.get("metadata").cloned().unwrap_or(Value::Null),
+            metadata: handoff.metadata(),
+            target_pid: handoff.target_pid,
         })
     }
 
     /// The header value for this target.
     pub fn header_value(&self) -> String {
-        json!({ "target_pid": self.target_pid.to_string(), "metadata": self.metadata }).to_string()
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(br#"{"target_pid":"#);
+        // Writing a string or a `Value` into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &self.target_pid.to_string());
+        out.extend_from_slice(br#","metadata":"#);
+        let _ = serde_json::to_writer(&mut out, &self.metadata);
+        out.push(b'}');
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
-/// Answers the upgrade and starts the relay for `target` once the `101` is
-/// written. On failure the caller must tell the handler (`ws.leave`), since
-/// no relay will.
-pub(crate) fn upgrade(
-    req: &HttpRequest,
-    target: RelayTarget,
-    config: &RelayConfig,
-    node: &Arc<Node>,
-    client: Pid,
-) -> Result<HttpResponse, HttpError> {
+/// The `Sec-WebSocket-Accept` for a valid upgrade request.
+fn accept_key(req: &HttpRequest) -> Result<[u8; 28], HttpError> {
     actix_http::ws::verify_handshake(req.head()).map_err(|_| HttpError::UpgradeRequired)?;
     let key = req
         .headers()
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or(HttpError::UpgradeRequired)?;
-    let accept = actix_http::ws::hash_key(key.as_bytes());
+    Ok(actix_http::ws::hash_key(key.as_bytes()))
+}
+
+/// Answers the upgrade and starts the relay for `target` once the `101` is
+/// written.
+fn upgrade(
+    accept: [u8; 28],
+    target: Handoff,
+    config: &RelayConfig,
+    node: &Arc<Node>,
+    client: Pid,
+) -> HttpResponse {
     let conn = outbound::Connection::open(client, target, node.clone(), config);
     let config = config.clone();
     let res = HttpResponse::SwitchingProtocols()
         .upgrade("websocket")
         .insert_header((header::SEC_WEBSOCKET_ACCEPT, &accept[..]))
         .finish();
-    Ok(Takeover::new(move |socket| inbound::drive(conn, socket, config)).attach(res))
+    Takeover::new(move |socket| inbound::drive(conn, socket, config)).attach(res)
 }
 
 /// Tells a handler whose connection never came up that it is over.
-pub(crate) fn leave_without_connection(node: &Node, target: &RelayTarget, reason: &str) {
+fn leave_without_connection(node: &Node, target: &Handoff, reason: &str) {
     let _ = node.send(
         None,
         &target.target_pid,
         TOPIC_LEAVE,
-        json!({ "client_pid": Value::Null, "metadata": target.metadata, "reason": reason }),
+        json!({ "client_pid": Value::Null, "metadata": target.metadata(), "reason": reason }),
     );
 }
 

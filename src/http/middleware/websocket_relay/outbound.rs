@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::hub::Hub;
-use super::{RelayConfig, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_SEND};
+use super::{Handoff, RelayConfig, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_SEND};
 use crate::metrics::ClosedBy;
 use crate::process::{Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused};
 
@@ -92,14 +92,14 @@ impl Connection {
     /// Registers the client pid, monitors the handler and sends `ws.join`.
     pub(super) fn open(
         client: Pid,
-        target: RelayTarget,
+        target: Handoff,
         node: Arc<Node>,
         config: &RelayConfig,
     ) -> Arc<Self> {
         let conn = Arc::new(Connection {
             client,
             target: target.target_pid,
-            metadata: target.metadata.to_string().into(),
+            metadata: target.metadata,
             node,
             hub: Hub::current(),
             socket: OnceLock::new(),
