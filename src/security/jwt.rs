@@ -168,11 +168,17 @@ impl JwtVerifier {
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
         // Look at the header's alg first, so `none` and friends are named as
         // such rather than as a parse failure; the library checks it again.
+        // Only `alg` is read, borrowed: no map is built for the header.
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow)]
+            alg: Option<std::borrow::Cow<'a, str>>,
+        }
         let header = token.split('.').next().unwrap_or("");
-        let alg = crate::util::base64url_decode(header)
-            .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
-            .ok_or(JwtError::Invalid("malformed"))?;
-        if alg.get("alg").and_then(|a| a.as_str()) != Some(HS256) {
+        let header = crate::util::base64url_decode(header).ok_or(JwtError::Invalid("malformed"))?;
+        let head: Head<'_> =
+            serde_json::from_slice(&header).map_err(|_| JwtError::Invalid("malformed"))?;
+        if head.alg.as_deref() != Some(HS256) {
             return Err(JwtError::Invalid("wrong_alg"));
         }
         let data = decode::<RawClaims>(token, &self.key, &self.validation).map_err(|e| match e
