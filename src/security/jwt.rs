@@ -13,6 +13,21 @@
 //! `0..=MAX_NUMERIC_DATE` (the end of year 9999), else the token is refused
 //! as `bad_claim`; a missing `nbf` or `iat` is fine, a missing `exp` is
 //! `missing_claim`.
+//!
+//! ## Tokens verified lately
+//! A client sends the same token with every request until it expires, so a
+//! verifier keeps the tokens it has accepted (at most [`RECENT_TOKENS`]; the
+//! set starts again when full) with their claims. A token found there is
+//! compared with the one presented in constant time, byte for byte, and its
+//! `exp` checked against the clock again; anything else is verified in full.
+//! Only tokens that passed every check are kept, so the set cannot be filled
+//! by a client without the secret. It is found by a randomly keyed hash of
+//! the token, so its lookup tells nothing about tokens the caller does not
+//! already hold.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Mutex;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
@@ -23,6 +38,9 @@ use crate::manifest::ManifestDuration;
 
 /// The only algorithm accepted.
 pub const HS256: &str = "HS256";
+
+/// How many verified tokens a verifier keeps (see the module docs).
+pub const RECENT_TOKENS: usize = 4096;
 
 /// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
 pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
@@ -126,6 +144,9 @@ pub struct JwtVerifier {
     validation: Validation,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     leeway: u64,
+    /// Tokens verified lately, by `keys.hash_one(token)`.
+    recent: Mutex<HashMap<u64, (Box<str>, Claims)>>,
+    keys: std::collections::hash_map::RandomState,
 }
 
 impl JwtVerifier {
@@ -161,11 +182,47 @@ impl JwtVerifier {
             key: DecodingKey::from_secret(secret.as_bytes()),
             validation,
             leeway: config.leeway.map_or(0, |d| d.get().as_secs()),
+            recent: Mutex::default(),
+            keys: Default::default(),
         })
     }
 
     /// Verifies signature, algorithm and time claims; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// [`verify`](Self::verify) with the clock at `now` (Unix seconds).
+    pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, JwtError> {
+        let key = self.keys.hash_one(token);
+        let known = {
+            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent.get(&key).and_then(|(kept, claims)| {
+                let same = kept.len() == token.len()
+                    && bool::from(subtle::ConstantTimeEq::ct_eq(
+                        kept.as_bytes(),
+                        token.as_bytes(),
+                    ));
+                same.then(|| claims.clone())
+            })
+        };
+        if let Some(claims) = known {
+            if claims.exp < now.saturating_sub(self.leeway) {
+                return Err(JwtError::Expired);
+            }
+            return Ok(claims);
+        }
+        let claims = self.check(token, now)?;
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() >= RECENT_TOKENS {
+            recent.clear();
+        }
+        recent.insert(key, (token.into(), claims.clone()));
+        Ok(claims)
+    }
+
+    /// The full check: header, signature, then the claims against `now`.
+    fn check(&self, token: &str, now: u64) -> Result<Claims, JwtError> {
         // Look at the header's alg first, so `none` and friends are named as
         // such rather than as a parse failure; the library checks it again.
         // Only `alg` is read, borrowed: no map is built for the header.
@@ -200,7 +257,6 @@ impl JwtVerifier {
         let nbf = numeric_date(raw.nbf.as_ref())?;
         numeric_date(raw.iat.as_ref())?;
         let exp = exp.ok_or(JwtError::Invalid("missing_claim"))?;
-        let now = jsonwebtoken::get_current_timestamp();
         if exp < now.saturating_sub(self.leeway) {
             return Err(JwtError::Expired);
         }
@@ -214,5 +270,78 @@ impl JwtVerifier {
             username: raw.username,
             exp,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use super::{JwtConfig, JwtError, JwtVerifier, RECENT_TOKENS};
+
+    const SECRET: &str = "a-test-secret-of-some-length";
+
+    fn verifier() -> JwtVerifier {
+        JwtVerifier::new(&JwtConfig {
+            algorithm: "HS256".into(),
+            secret: Some(SECRET.into()),
+            secret_env: None,
+            leeway: None,
+        })
+        .unwrap()
+    }
+
+    fn token(username: &str, exp: u64) -> String {
+        let claims = json!({ "username": username, "exp": exp });
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_kept_token_is_refused_once_it_expires() {
+        let v = verifier();
+        let t = token("alice", 1_000);
+        assert_eq!(v.verify_at(&t, 900).unwrap().username, "alice");
+        assert_eq!(v.verify_at(&t, 1_000).unwrap().exp, 1_000);
+        assert_eq!(v.verify_at(&t, 1_001).unwrap_err(), JwtError::Expired);
+    }
+
+    #[test]
+    fn a_token_that_differs_from_a_kept_one_is_verified_in_full() {
+        let v = verifier();
+        let t = token("alice", 1_000);
+        v.verify_at(&t, 900).unwrap();
+        // One character in the middle of the signature changed.
+        let mut forged = t.clone().into_bytes();
+        let at = forged.len() - 10;
+        forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert_eq!(
+            v.verify_at(&forged, 900).unwrap_err(),
+            JwtError::Invalid("bad_signature")
+        );
+        // Same signature, another payload.
+        let (_, sig) = t.rsplit_once('.').unwrap();
+        let other = token("mallory", 1_000);
+        let (signed, _) = other.rsplit_once('.').unwrap();
+        let spliced = format!("{signed}.{sig}");
+        assert!(v.verify_at(&spliced, 900).is_err());
+        assert_eq!(v.verify_at(&t, 900).unwrap().username, "alice");
+    }
+
+    #[test]
+    fn the_kept_tokens_are_bounded() {
+        let v = verifier();
+        for i in 0..RECENT_TOKENS + 10 {
+            v.verify_at(&token(&format!("user{i}"), 1_000), 900)
+                .unwrap();
+        }
+        let kept = v.recent.lock().unwrap().len();
+        assert!((1..=RECENT_TOKENS).contains(&kept), "{kept}");
     }
 }
