@@ -207,7 +207,24 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// RFC 3339 UTC timestamp with milliseconds, e.g. `2026-11-23T23:41:01.123Z`.
 pub fn rfc3339(unix_ms: u64) -> String {
+    thread_local! {
+        /// The last second formatted on this thread: lines come many a second.
+        static SECOND: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
     let secs = unix_ms / 1000;
+    SECOND.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, date_time(secs));
+        }
+        format!("{}.{:03}Z", last.1, unix_ms % 1000)
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for Unix seconds.
+fn date_time(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -221,11 +238,10 @@ pub fn rfc3339(unix_ms: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem / 60 % 60,
-        rem % 60,
-        unix_ms % 1000
+        rem % 60
     )
 }
 
@@ -239,6 +255,12 @@ mod time_tests {
             super::rfc3339(1_795_477_261_123),
             "2026-11-23T23:41:01.123Z"
         );
+        // The same second again (kept), then an earlier one.
+        assert_eq!(
+            super::rfc3339(1_795_477_261_999),
+            "2026-11-23T23:41:01.999Z"
+        );
+        assert_eq!(super::rfc3339(999), "1970-01-01T00:00:00.999Z");
     }
 }
 

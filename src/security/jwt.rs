@@ -198,12 +198,8 @@ impl JwtVerifier {
         let known = {
             let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
             recent.get(&key).and_then(|(kept, claims)| {
-                let same = kept.len() == token.len()
-                    && bool::from(subtle::ConstantTimeEq::ct_eq(
-                        kept.as_bytes(),
-                        token.as_bytes(),
-                    ));
-                same.then(|| claims.clone())
+                crate::util::constant_time_eq(kept.as_bytes(), token.as_bytes())
+                    .then(|| claims.clone())
             })
         };
         if let Some(claims) = known {
