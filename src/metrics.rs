@@ -76,28 +76,62 @@ pub struct CounterVec {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
-    values: Mutex<BTreeMap<Vec<String>, u64>>,
+    values: Mutex<Series<u64>>,
+}
+
+/// Label values and their data, sorted by the values (the order they are
+/// rendered in). A series is found by binary search with the caller's
+/// `&[&str]`, so counting into one that exists allocates nothing; only a
+/// new series copies its values.
+struct Series<T>(Vec<(Vec<String>, T)>);
+
+impl<T> Default for Series<T> {
+    fn default() -> Self {
+        Series(Vec::new())
+    }
+}
+
+impl<T> Series<T> {
+    fn find(&self, values: &[&str]) -> Result<usize, usize> {
+        self.0.binary_search_by(|(kept, _)| {
+            kept.iter().map(String::as_str).cmp(values.iter().copied())
+        })
+    }
+
+    fn get(&self, values: &[&str]) -> Option<&T> {
+        self.find(values).ok().map(|i| &self.0[i].1)
+    }
+
+    fn entry(&mut self, values: &[&str], new: impl FnOnce() -> T) -> &mut T {
+        let i = self.find(values).unwrap_or_else(|i| {
+            let kept = values.iter().map(|v| v.to_string()).collect();
+            self.0.insert(i, (kept, new()));
+            i
+        });
+        &mut self.0[i].1
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[String], &T)> {
+        self.0.iter().map(|(k, v)| (k.as_slice(), v))
+    }
 }
 
 impl CounterVec {
     /// Adds one for these label values (in the order the labels were declared).
     pub fn inc(&self, values: &[&str]) {
-        let key = values.iter().map(|v| v.to_string()).collect();
         *self
             .values
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_insert(0) += 1;
+            .entry(values, || 0) += 1;
     }
 
     /// The current count for these label values.
     pub fn get(&self, values: &[&str]) -> u64 {
-        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
         self.values
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .get(values)
             .copied()
             .unwrap_or(0)
     }
@@ -128,15 +162,14 @@ pub struct HistogramVec {
     help: &'static str,
     labels: &'static [&'static str],
     bounds: &'static [f64],
-    values: Mutex<BTreeMap<Vec<String>, HistogramData>>,
+    values: Mutex<Series<HistogramData>>,
 }
 
 impl HistogramVec {
     /// Records one observation.
     pub fn observe(&self, values: &[&str], v: f64) {
-        let key = values.iter().map(|v| v.to_string()).collect();
         let mut map = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        let data = map.entry(key).or_insert_with(|| HistogramData {
+        let data = map.entry(values, || HistogramData {
             buckets: vec![0; self.bounds.len()],
             ..Default::default()
         });
@@ -429,7 +462,41 @@ pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::close_code_label;
+    use super::{Metrics, close_code_label};
+
+    #[test]
+    fn labelled_series_count_apart_and_render_in_order() {
+        let m = Metrics::default();
+        let c = m.counter_vec("t_total", "test", &["route", "code"]);
+        for (route, code) in [("/b", "200"), ("/a", "500"), ("/b", "200"), ("/a", "200")] {
+            c.inc(&[route, code]);
+        }
+        assert_eq!(c.get(&["/b", "200"]), 2);
+        assert_eq!(c.get(&["/a", "500"]), 1);
+        assert_eq!(c.get(&["/a", "404"]), 0);
+        let h = m.histogram_vec("t_seconds", "test", &["route"], &[0.1, 1.0]);
+        h.observe(&["/b"], 0.5);
+        h.observe(&["/a"], 0.05);
+        h.observe(&["/b"], 2.0);
+        let text = m.render();
+        let a = text.find(r#"t_total{route="/a",code="200"} 1"#).unwrap();
+        let a5 = text.find(r#"t_total{route="/a",code="500"} 1"#).unwrap();
+        let b = text.find(r#"t_total{route="/b",code="200"} 2"#).unwrap();
+        assert!(a < a5 && a5 < b, "{text}");
+        assert!(
+            text.contains(r#"t_seconds_bucket{route="/a",le="0.1"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"t_seconds_bucket{route="/b",le="1"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"t_seconds_count{route="/b"} 2"#), "{text}");
+        assert!(
+            text.find(r#"t_seconds_count{route="/a"}"#)
+                < text.find(r#"t_seconds_count{route="/b"}"#)
+        );
+    }
 
     #[test]
     fn close_codes_map_to_a_bounded_set_of_labels() {
