@@ -7,12 +7,14 @@
 //! `debug`, `package`, `dofile`, `loadfile` and `string.dump` are absent and
 //! `load` accepts text chunks only. A chunk is always compiled in text mode.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use mlua::chunk::ChunkMode;
 use mlua::serde::{DeserializeOptions, SerializeOptions};
-use mlua::{Function, HookTriggers, Lua, LuaOptions, LuaSerdeExt, StdLib, Value, VmState};
+use mlua::{
+    Function, HookTriggers, IntoLuaMulti, Lua, LuaOptions, LuaSerdeExt, StdLib, Value, VmState,
+};
 
 /// Instructions between two budget checks.
 const STEP: u32 = 1_000;
@@ -64,6 +66,12 @@ os = { time = os_time, clock = os_clock, date = os_date }
 "#;
 
 /// A fresh sandboxed state with its budgets installed on the main thread.
+///
+/// Its collector is stopped: everything the setup creates (libraries,
+/// modules, the entry's chunk) stays alive, so a collection during it is
+/// wasted work. The caller calls [`setup_done`] before running the entry's
+/// code. A memory limit still holds meanwhile: an allocation over it makes
+/// Lua run an emergency collection first.
 pub(crate) fn new_state(limits: Limits) -> mlua::Result<(Lua, Budget)> {
     let libs = StdLib::STRING
         | StdLib::TABLE
@@ -72,10 +80,9 @@ pub(crate) fn new_state(limits: Limits) -> mlua::Result<(Lua, Budget)> {
         | StdLib::COROUTINE
         | StdLib::OS;
     let lua = Lua::new_with(libs, LuaOptions::new())?;
-    lua.load(SANDBOX)
-        .set_name("=sandbox")
-        .set_mode(ChunkMode::Text)
-        .exec()?;
+    lua.gc_stop();
+    static SANDBOX_CODE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    run_precompiled(&lua, &SANDBOX_CODE, "sandbox", SANDBOX, ())?;
     lua.set_memory_limit(limits.max_memory)?;
     let budget = Budget::default();
     let counter = budget.0.clone();
@@ -86,6 +93,35 @@ pub(crate) fn new_state(limits: Limits) -> mlua::Result<(Lua, Budget)> {
         move |_, _| count(&counter, limits.max_instructions),
     )?;
     Ok((lua, budget))
+}
+
+/// The setup is over: the collector runs again.
+pub(crate) fn setup_done(lua: &Lua) {
+    lua.gc_restart();
+}
+
+/// Runs the runtime's own chunk `text` with `args`, compiled once per process
+/// into `cache` and loaded from that bytecode into every state.
+pub(crate) fn run_precompiled(
+    lua: &Lua,
+    cache: &'static OnceLock<Result<Vec<u8>, String>>,
+    name: &str,
+    text: &str,
+    args: impl IntoLuaMulti,
+) -> mlua::Result<()> {
+    let compiled = cache.get_or_init(|| {
+        let lua = Lua::new();
+        compile(&lua, name, text.as_bytes())
+            .map(|f| f.dump(true))
+            .map_err(|e| error_text(&e))
+    });
+    match compiled {
+        Ok(bytes) => lua
+            .load(&bytes[..])
+            .set_mode(ChunkMode::Binary)
+            .call::<()>(args),
+        Err(e) => Err(mlua::Error::runtime(format!("{name}: {e}"))),
+    }
 }
 
 /// Compiles `text` (named `name` in error messages, as `name:LINE:`) without

@@ -16,7 +16,7 @@ use actix_web::http::StatusCode;
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::api::Host;
-use super::engine::{error_text, new_state, to_json, to_lua};
+use super::engine::{error_text, new_state, setup_done, to_json, to_lua};
 use super::{LuaCode, install};
 use crate::function::{FunctionCall, FunctionContext, FunctionFuture, FunctionHandler};
 use crate::process::{Modules, Payload, Pid, Target};
@@ -179,6 +179,7 @@ fn call(
     };
     install(&lua, Arc::new(ctx), Some(http)).map_err(fail)?;
     let method = code.method_of(&lua).map_err(fail)?;
+    setup_done(&lua);
     budget.reset();
     let out: MultiValue = method.call(args).map_err(fail)?;
     match out.get(1) {

@@ -204,20 +204,8 @@ fn install(lua: &Lua, host: Arc<dyn api::Host>, http: Option<Table>) -> mlua::Re
     if let Some(http) = http {
         rt.get::<Table>("modules")?.set("http", http)?;
     }
-    static COMPILED: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
-    let compiled = COMPILED.get_or_init(|| {
-        let lua = Lua::new();
-        compile(&lua, "prelude", PRELUDE.as_bytes())
-            .map(|f| f.dump(true))
-            .map_err(|e| error_text(&e))
-    });
-    match compiled {
-        Ok(bytes) => lua
-            .load(&bytes[..])
-            .set_mode(mlua::chunk::ChunkMode::Binary)
-            .call::<()>(rt),
-        Err(e) => Err(mlua::Error::runtime(format!("prelude: {e}"))),
-    }
+    static PRELUDE_CODE: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    engine::run_precompiled(lua, &PRELUDE_CODE, "prelude", PRELUDE, rt)
 }
 
 /// Makes the process factory of a booted `process.lua` entry.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use mlua::thread::ThreadStatus;
 use mlua::{Lua, MultiValue, Thread, Value};
 
-use super::engine::{Budget, error_text, new_state, to_lua};
+use super::engine::{Budget, error_text, new_state, setup_done, to_lua};
 use super::{LuaCode, install};
 use crate::process::{
     Event, ExitReason, Flow, Payload, Process, ProcessContext, ProcessError, ProcessResult, TimerId,
@@ -65,6 +65,7 @@ impl LuaProcess {
         let host = Arc::new(ctx.acting());
         install(&lua, host, None).map_err(fail)?;
         let method = self.code.method_of(&lua).map_err(fail)?;
+        setup_done(&lua);
         let thread = lua.create_thread(method).map_err(fail)?;
         let args = match &self.args {
             serde_json::Value::Null => MultiValue::new(),

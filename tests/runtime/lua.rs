@@ -296,6 +296,11 @@ const SAFETY: &str = r#"
     kind: process.lua
     source: file://tests/lua/safety.lua
     method: forbidden
+  - name: garbage_at_load
+    kind: process.lua
+    source: file://tests/lua/garbage_at_load.lua
+    method: run
+    lua: { max_memory: 4000000 }
 "#;
 
 async fn exit_of(app: &TestApp, entry: &str) -> ExitReason {
@@ -319,6 +324,13 @@ async fn a_lua_error_is_an_error_exit_naming_the_file_and_line() {
         e.contains("t:raise") && e.contains("tests/lua/safety.lua:4: boom from lua"),
         "{e}"
     );
+}
+
+#[actix_web::test]
+async fn garbage_made_while_a_state_is_set_up_is_collected_under_the_limit() {
+    let (app, _d) = boot(SAFETY).await;
+    // 20 MB of garbage at load against a 4 MB limit.
+    assert_eq!(exit_of(&app, "t:garbage_at_load").await, ExitReason::Normal);
 }
 
 #[actix_web::test]
