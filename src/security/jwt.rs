@@ -203,7 +203,7 @@ impl JwtVerifier {
             })
         };
         if let Some(claims) = known {
-            if claims.exp < now.saturating_sub(self.leeway) {
+            if self.expired(claims.exp, now) {
                 return Err(JwtError::Expired);
             }
             return Ok(claims);
@@ -215,6 +215,11 @@ impl JwtVerifier {
         }
         recent.insert(key, (token.into(), claims.clone()));
         Ok(claims)
+    }
+
+    /// Whether `exp` has passed at `now`, beyond the leeway.
+    fn expired(&self, exp: u64, now: u64) -> bool {
+        exp < now.saturating_sub(self.leeway)
     }
 
     /// The full check: header, signature, then the claims against `now`.
@@ -253,7 +258,7 @@ impl JwtVerifier {
         let nbf = numeric_date(raw.nbf.as_ref())?;
         numeric_date(raw.iat.as_ref())?;
         let exp = exp.ok_or(JwtError::Invalid("missing_claim"))?;
-        if exp < now.saturating_sub(self.leeway) {
+        if self.expired(exp, now) {
             return Err(JwtError::Expired);
         }
         if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {

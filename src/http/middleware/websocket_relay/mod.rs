@@ -309,8 +309,13 @@ impl Handoff {
     }
 
     pub(super) fn metadata(&self) -> Value {
-        serde_json::from_str(&self.metadata).unwrap_or(Value::Null)
+        metadata_value(&self.metadata)
     }
+}
+
+/// Kept metadata text as the value `ws.join` and `ws.leave` carry.
+pub(super) fn metadata_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 /// The parsed `X-WS-Relay` header.

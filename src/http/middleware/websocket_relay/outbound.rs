@@ -129,7 +129,7 @@ impl Connection {
     }
 
     fn metadata(&self) -> Value {
-        serde_json::from_str(&self.metadata).unwrap_or(Value::Null)
+        super::metadata_value(&self.metadata)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
