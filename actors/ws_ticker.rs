@@ -15,12 +15,9 @@ fn unauthorized() -> HttpResponse {
 
 /// The `since` query parameter: `Ok(None)` when absent.
 fn since(query: &str) -> Result<Option<u64>, ()> {
-    let Ok(pairs) = actix_web::web::Query::<Vec<(String, String)>>::from_query(query) else {
-        return Err(());
-    };
-    match pairs.iter().find(|(k, _)| k == "since") {
+    match query_param(query, "since") {
         None => Ok(None),
-        Some((_, v)) if !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) => {
+        Some(v) if !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) => {
             v.parse().map(Some).map_err(|_| ())
         }
         Some(_) => Err(()),

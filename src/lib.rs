@@ -125,10 +125,10 @@ pub mod prelude {
     pub use crate::catalog::{ArgSpec, Catalog};
     pub use crate::feed::{RedisFeed, TOPIC_FEED_TICK};
     pub use crate::function::{FunctionCall, FunctionContext};
-    pub use crate::http::json_error;
     pub use crate::http::middleware::websocket_relay::{
         RELAY_HEADER, RelayTarget, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_MESSAGE, TOPIC_SEND,
     };
+    pub use crate::http::{json_error, query_param};
     pub use crate::manifest::parse_duration;
     pub use crate::metrics::Metrics;
     pub use crate::process::{

@@ -28,6 +28,17 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Decodes lower- or upper-case hex; `None` on any other character or an odd length.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut out = vec![0; s.len() / 2];
+    unhex_into(s, &mut out)?;
+    Some(out)
+}
+
+/// Decodes hex `s` (either case) into `out`, which must be exactly half its
+/// length; `None` if it is not, or on a non-hex character.
+pub fn unhex_into(s: &str, out: &mut [u8]) -> Option<()> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -37,13 +48,13 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         }
     }
     let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
+    if bytes.len() != out.len() * 2 {
         return None;
     }
-    bytes
-        .chunks(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(())
 }
 
 /// SHA-256 of `data`, as hex.
@@ -61,6 +72,12 @@ mod tests {
         assert_eq!(super::unhex("0001ABff").unwrap(), data);
         assert!(super::unhex("abc").is_none());
         assert!(super::unhex("zz").is_none());
+        let mut two = [0u8; 2];
+        assert_eq!(super::unhex_into("ABff", &mut two), Some(()));
+        assert_eq!(two, [0xab, 0xff]);
+        assert!(super::unhex_into("abc", &mut two).is_none());
+        assert!(super::unhex_into("abcdef", &mut two).is_none());
+        assert!(super::unhex_into("abzz", &mut two).is_none());
     }
 }
 

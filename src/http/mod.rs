@@ -203,7 +203,35 @@ pub(crate) fn is_websocket_upgrade(req: &actix_web::HttpRequest) -> bool {
         .is_some_and(|v| v.to_ascii_lowercase().contains("websocket"))
 }
 
+/// The first value of `name` in the query string `query` (form-encoded, as
+/// `HttpRequest::query_string` gives it), percent-decoded; borrowed from
+/// `query` when nothing needed decoding. Reads no further than the match.
+pub fn query_param<'q>(query: &'q str, name: &str) -> Option<std::borrow::Cow<'q, str>> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
 /// A JSON error response `{"error": message}` with `status`.
 pub fn json_error(status: actix_web::http::StatusCode, message: &str) -> actix_web::HttpResponse {
     actix_web::HttpResponse::build(status).json(serde_json::json!({ "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::query_param;
+
+    #[test]
+    fn query_param_decodes_only_what_needs_it_and_takes_the_first() {
+        let q = "a=1&token=abc%20d&since=7&since=8&e";
+        assert_eq!(query_param(q, "since"), Some(Cow::Borrowed("7")));
+        assert!(matches!(query_param(q, "since"), Some(Cow::Borrowed(_))));
+        assert_eq!(query_param(q, "token").as_deref(), Some("abc d"));
+        assert_eq!(query_param(q, "e").as_deref(), Some(""));
+        assert_eq!(query_param(q, "missing"), None);
+        assert_eq!(query_param("", "a"), None);
+        assert_eq!(query_param("x=%ZZ+y", "x").as_deref(), Some("%ZZ y"));
+    }
 }

@@ -11,6 +11,7 @@
 //! from `token_key_env` when that variable is set, else `token_key`, else a
 //! random key generated once into `token_key_file` (mode 0600).
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use crate::component::Components;
 use crate::manifest::FieldError;
 use crate::manifest::ManifestDuration;
 use crate::store::{MemoryStore, RedisStore};
-use crate::util::{hex, unhex, unix_secs};
+use crate::util::{hex, unhex, unhex_into, unix_secs};
 
 const TAG_LEN: usize = 32;
 /// Records outlive their expiry by this much so an expired token is reported
@@ -67,14 +68,21 @@ impl TokenBackend {
         }
     }
 
-    fn get(&self, id: &str) -> Result<Option<serde_json::Value>, TokenError> {
-        match self {
-            TokenBackend::Memory(m) => Ok(m.get(id)),
+    /// The record stored under `id`; one that does not parse is unknown.
+    fn record(&self, id: &str) -> Result<Option<TokenRecord>, TokenError> {
+        let value = match self {
+            // Read in place: no copy of the stored value per check.
+            TokenBackend::Memory(m) => {
+                return Ok(m
+                    .get_with(id, |v| TokenRecord::deserialize(v).ok())
+                    .flatten());
+            }
             TokenBackend::Redis(r) => r.get_json(&format!("token:{id}")).map_err(|e| {
                 log::warn!("token store unreachable error={e}");
                 TokenError::Unavailable
-            }),
-        }
+            })?,
+        };
+        Ok(value.and_then(|v| serde_json::from_value(v).ok()))
     }
 
     fn delete(&self, id: &str) -> bool {
@@ -192,7 +200,9 @@ impl std::error::Error for TokenError {}
 /// A booted `security.token_store`.
 pub struct TokenStore {
     id: String,
-    key: Vec<u8>,
+    /// HMAC keyed once: each tag clones it instead of hashing the key's
+    /// pads again.
+    mac: Hmac<Sha256>,
     token_length: usize,
     default_expiration: Duration,
     store: TokenBackend,
@@ -254,7 +264,8 @@ impl TokenStore {
         }
         Ok(TokenStore {
             id: id.to_owned(),
-            key,
+            // HMAC accepts keys of any length; this cannot fail.
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length"),
             token_length,
             default_expiration: config
                 .default_expiration
@@ -278,9 +289,7 @@ impl TokenStore {
     }
 
     fn tag(&self, random: &[u8]) -> [u8; TAG_LEN] {
-        // HMAC accepts keys of any length; this cannot fail.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.mac.clone();
         mac.update(random);
         mac.finalize().into_bytes().into()
     }
@@ -337,27 +346,40 @@ impl TokenStore {
         }
     }
 
-    fn split<'t>(&self, token: &'t str) -> Result<(&'t str, Vec<u8>), TokenError> {
+    /// The token's record key (its random part, as issued: lowercase hex)
+    /// once its tag checks out. Decodes on the stack: a refused token costs
+    /// no allocation.
+    fn split<'t>(&self, token: &'t str) -> Result<Cow<'t, str>, TokenError> {
         if token.len() != (self.token_length + TAG_LEN) * 2 || !token.is_ascii() {
             return Err(TokenError::Malformed);
         }
         let (r, tag) = token.split_at(self.token_length * 2);
-        let random = unhex(r).ok_or(TokenError::Malformed)?;
-        let tag = unhex(tag).ok_or(TokenError::Malformed)?;
-        if !bool::from(self.tag(&random).ct_eq(tag.as_slice())) {
+        let mut presented = [0u8; TAG_LEN];
+        unhex_into(tag, &mut presented).ok_or(TokenError::Malformed)?;
+        let mut mac = self.mac.clone();
+        let mut chunk = [0u8; 64];
+        for part in r.as_bytes().chunks(chunk.len() * 2) {
+            let n = part.len() / 2;
+            // `r` is ASCII, so any split of it is valid UTF-8.
+            let part = std::str::from_utf8(part).map_err(|_| TokenError::Malformed)?;
+            unhex_into(part, &mut chunk[..n]).ok_or(TokenError::Malformed)?;
+            mac.update(&chunk[..n]);
+        }
+        let tag: [u8; TAG_LEN] = mac.finalize().into_bytes().into();
+        if !bool::from(tag.ct_eq(&presented)) {
             return Err(TokenError::BadTag);
         }
-        Ok((r, random))
+        Ok(if r.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(r.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(r)
+        })
     }
 
     /// Checks a token and returns its record.
     pub fn validate(&self, token: &str) -> Result<TokenRecord, TokenError> {
-        let (key, _) = self.split(token)?;
-        let value = self
-            .store
-            .get(&key.to_ascii_lowercase())?
-            .ok_or(TokenError::Unknown)?;
-        let record: TokenRecord = serde_json::from_value(value).map_err(|_| TokenError::Unknown)?;
+        let key = self.split(token)?;
+        let record = self.store.record(&key)?.ok_or(TokenError::Unknown)?;
         if record.expires_at <= unix_secs() {
             return Err(TokenError::Expired);
         }
@@ -380,7 +402,7 @@ impl TokenStore {
     /// Revokes a token; returns whether it was live.
     pub fn revoke(&self, token: &str) -> bool {
         match self.split(token) {
-            Ok((key, _)) => self.store.delete(&key.to_ascii_lowercase()),
+            Ok(key) => self.store.delete(&key),
             Err(_) => false,
         }
     }

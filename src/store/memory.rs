@@ -106,12 +106,18 @@ impl MemoryStore {
 
     /// The value of `key` if present and not expired.
     pub fn get(&self, key: &str) -> Option<serde_json::Value> {
+        self.get_with(key, serde_json::Value::clone)
+    }
+
+    /// `read` applied to the value of `key` if present and not expired, in
+    /// place (the store's lock is held meanwhile: keep `read` short).
+    pub fn get_with<R>(&self, key: &str, read: impl FnOnce(&serde_json::Value) -> R) -> Option<R> {
         let now = Instant::now();
         let map = self.lock();
         let item = map.get(key)?;
         match item.expires {
             Some(t) if t <= now => None,
-            _ => Some(item.value.clone()),
+            _ => Some(read(&item.value)),
         }
     }
 

@@ -164,6 +164,21 @@ proptest! {
     }
 
     #[test]
+    fn a_token_is_one_token_in_either_case(upper in prop::collection::vec(any::<bool>(), 128)) {
+        let token = tokens()
+            .create(rippy::security::Actor::new("user:case"), vec![], None, serde_json::Value::Null)
+            .unwrap();
+        let mixed: String = token
+            .chars()
+            .zip(&upper)
+            .map(|(c, &u)| if u { c.to_ascii_uppercase() } else { c })
+            .collect();
+        prop_assert_eq!(tokens().validate(&mixed).unwrap().actor.id, "user:case");
+        prop_assert!(tokens().revoke(&mixed));
+        prop_assert!(tokens().validate(&token).is_err());
+    }
+
+    #[test]
     fn random_relay_headers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = RelayTarget::parse(&bytes);
     }

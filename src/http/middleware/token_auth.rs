@@ -110,13 +110,11 @@ impl TokenAuth {
                 return Some((t.to_owned(), TokenSource::Header));
             }
         }
-        if let Ok(query) =
-            actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-            && let Some((_, v)) = query
-                .iter()
-                .find(|(k, v)| k == &self.query_param && !v.is_empty())
+        if let Some(v) = form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, v)| *k == self.query_param && !v.is_empty())
+            .map(|(_, v)| v)
         {
-            return Some((v.clone(), TokenSource::Query));
+            return Some((v.into_owned(), TokenSource::Query));
         }
         req.cookie(&self.cookie)
             .map(|c| c.value().to_owned())
