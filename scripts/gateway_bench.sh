@@ -3,10 +3,13 @@
 # gateway (unauthenticated and JWT-authenticated routes), same run.
 # Usage: scripts/gateway_bench.sh [seconds] [connections]
 # With nginx installed (Debian nginx-light) the upstream is nginx (one
-# worker answering a fixed 200) and one more row runs nginx (one worker,
-# pooled keep-alive upstream connections) as a plain proxy in front of it:
-# the peer the gateway is measured against. UPSTREAM=rust keeps
-# examples/upstream instead.
+# worker answering a fixed 200) and one more row runs a second nginx (one
+# worker, pooled keep-alive upstream connections) as a plain proxy in front
+# of it: the peer the gateway is measured against. Each row also gives the
+# CPU time the server under test spent per request (the upstream for
+# `direct`, the proxy's worker for `nginx_proxy`, rippy for the gateway
+# rows), which does not depend on how wrk and the upstream share the cores.
+# UPSTREAM=rust keeps examples/upstream instead.
 # BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
 # there instead of building, and GATEWAY_MANIFEST=file another manifest,
 # for before/after comparisons.
@@ -50,20 +53,31 @@ PY
 )
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 if [ "${UPSTREAM:-nginx}" = nginx ] && [ -x "$nginx_bin" ]; then
-  # The upstream on 19000 and the plain proxy on 19001, one worker each.
-  cat > "$work/nginx.conf" <<NGINX
+  # The upstream on 19000 and the plain proxy on 19001: two instances of one
+  # worker each, so the proxy's CPU is its own (a proxy sharing a worker
+  # with its upstream would also skip a wake-up per request).
+  cat > "$work/upstream.conf" <<NGINX
 worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx.err warn;
+pid $work/upstream.pid;
+error_log $work/upstream.err warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream backend { server 127.0.0.1:19000; keepalive 64; }
   server {
     listen 127.0.0.1:19000 reuseport backlog=4096;
     keepalive_requests 1000000;
     location / { return 200 "ok\n"; }
   }
+}
+NGINX
+  cat > "$work/proxy.conf" <<NGINX
+worker_processes 1;
+pid $work/proxy.pid;
+error_log $work/proxy.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:19000; keepalive 64; }
   server {
     listen 127.0.0.1:19001 backlog=4096;
     keepalive_requests 1000000;
@@ -75,31 +89,51 @@ http {
   }
 }
 NGINX
-  "$nginx_bin" -c "$work/nginx.conf" -g 'daemon off;' &
+  "$nginx_bin" -c "$work/upstream.conf" -g 'daemon off;' &
+  upstream_pid=$!
+  "$nginx_bin" -c "$work/proxy.conf" -g 'daemon off;' &
+  proxy_pid=$!
   upstream_kind=nginx
 else
   "$upstream" 127.0.0.1:19000 1 &
+  upstream_pid=$!
   upstream_kind=rust
 fi
 # Access logging on, as in production, written to a file.
 RUST_LOG=info "$bin/rippy" run "$work/gateway.yaml" 2>"$work/rippy.log" &
+rippy_pid=$!
 for _ in $(seq 100); do
   curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ && break
   sleep 0.1
 done
 
+# CPU ticks (user + system) of a process and its children (nginx's
+# worker is the master's child).
+ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+# run NAME PID wrk-args...: PID is the server whose CPU the row reports.
 run() {
-  local name=$1; shift
-  local out
+  local name=$1 pid=$2; shift 2
+  local out before after
+  before=$(ticks "$pid")
   out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "$@")
-  local rps p50 p99
+  after=$(ticks "$pid")
+  local rps p50 p99 n
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99"
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  local us
+  us=$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / max($n, 1):.1f}')")
+  echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99 server_cpu_us_per_request=$us"
 }
 echo "upstream=$upstream_kind"
-run direct http://127.0.0.1:19000/api/auth/x
-[ "$upstream_kind" = nginx ] && run nginx_proxy http://127.0.0.1:19001/api/auth/x
-run gateway_open http://127.0.0.1:18080/api/auth/x
-run gateway_jwt -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
+run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
+[ "$upstream_kind" = nginx ] && run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
+run gateway_open "$rippy_pid" http://127.0.0.1:18080/api/auth/x
+run gateway_jwt "$rippy_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
