@@ -56,28 +56,25 @@ if [ "${UPSTREAM:-nginx}" = nginx ] && [ -x "$nginx_bin" ]; then
   # The upstream on 19000 and the plain proxy on 19001: two instances of one
   # worker each, so the proxy's CPU is its own (a proxy sharing a worker
   # with its upstream would also skip a wake-up per request).
-  cat > "$work/upstream.conf" <<NGINX
+  # nginx_conf NAME HTTP-BODY: one worker, no access log, files in $work.
+  nginx_conf() {
+    cat > "$work/$1.conf" <<NGINX
 worker_processes 1;
-pid $work/upstream.pid;
-error_log $work/upstream.err warn;
+pid $work/$1.pid;
+error_log $work/$1.err warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  server {
+$2
+}
+NGINX
+  }
+  nginx_conf upstream '  server {
     listen 127.0.0.1:19000 reuseport backlog=4096;
     keepalive_requests 1000000;
     location / { return 200 "ok\n"; }
-  }
-}
-NGINX
-  cat > "$work/proxy.conf" <<NGINX
-worker_processes 1;
-pid $work/proxy.pid;
-error_log $work/proxy.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream backend { server 127.0.0.1:19000; keepalive 64; }
+  }'
+  nginx_conf proxy '  upstream backend { server 127.0.0.1:19000; keepalive 64; }
   server {
     listen 127.0.0.1:19001 backlog=4096;
     keepalive_requests 1000000;
@@ -86,9 +83,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-  }
-}
-NGINX
+  }'
   "$nginx_bin" -c "$work/upstream.conf" -g 'daemon off;' &
   upstream_pid=$!
   "$nginx_bin" -c "$work/proxy.conf" -g 'daemon off;' &
