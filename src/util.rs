@@ -32,13 +32,13 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![0; s.len() / 2];
-    unhex_into(s, &mut out)?;
+    unhex_into(s.as_bytes(), &mut out)?;
     Some(out)
 }
 
-/// Decodes hex `s` (either case) into `out`, which must be exactly half its
-/// length; `None` if it is not, or on a non-hex character.
-pub fn unhex_into(s: &str, out: &mut [u8]) -> Option<()> {
+/// Decodes the hex digits `hex` (either case) into `out`, which must be
+/// exactly half as long; `None` if it is not, or on a non-hex character.
+pub fn unhex_into(hex: &[u8], out: &mut [u8]) -> Option<()> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -47,11 +47,10 @@ pub fn unhex_into(s: &str, out: &mut [u8]) -> Option<()> {
             _ => None,
         }
     }
-    let bytes = s.as_bytes();
-    if bytes.len() != out.len() * 2 {
+    if hex.len() != out.len() * 2 {
         return None;
     }
-    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
         *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Some(())
@@ -73,11 +72,11 @@ mod tests {
         assert!(super::unhex("abc").is_none());
         assert!(super::unhex("zz").is_none());
         let mut two = [0u8; 2];
-        assert_eq!(super::unhex_into("ABff", &mut two), Some(()));
+        assert_eq!(super::unhex_into(b"ABff", &mut two), Some(()));
         assert_eq!(two, [0xab, 0xff]);
-        assert!(super::unhex_into("abc", &mut two).is_none());
-        assert!(super::unhex_into("abcdef", &mut two).is_none());
-        assert!(super::unhex_into("abzz", &mut two).is_none());
+        assert!(super::unhex_into(b"abc", &mut two).is_none());
+        assert!(super::unhex_into(b"abcdef", &mut two).is_none());
+        assert!(super::unhex_into(b"abzz", &mut two).is_none());
     }
 }
 

@@ -355,13 +355,11 @@ impl TokenStore {
         }
         let (r, tag) = token.split_at(self.token_length * 2);
         let mut presented = [0u8; TAG_LEN];
-        unhex_into(tag, &mut presented).ok_or(TokenError::Malformed)?;
+        unhex_into(tag.as_bytes(), &mut presented).ok_or(TokenError::Malformed)?;
         let mut mac = self.mac.clone();
         let mut chunk = [0u8; 64];
         for part in r.as_bytes().chunks(chunk.len() * 2) {
             let n = part.len() / 2;
-            // `r` is ASCII, so any split of it is valid UTF-8.
-            let part = std::str::from_utf8(part).map_err(|_| TokenError::Malformed)?;
             unhex_into(part, &mut chunk[..n]).ok_or(TokenError::Malformed)?;
             mac.update(&chunk[..n]);
         }
