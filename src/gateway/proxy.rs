@@ -253,13 +253,7 @@ impl Proxy {
         if let Some(cors) = &self.cors {
             cors.apply(&req, &mut res);
         }
-        self.record(
-            &req,
-            &request_id,
-            &outcome,
-            res.status().as_u16(),
-            started.elapsed(),
-        );
+        self.record(&req, &request_id, &outcome, res.status(), started.elapsed());
         res
     }
 
@@ -397,7 +391,7 @@ impl Proxy {
         req: &HttpRequest,
         request_id: &str,
         outcome: &Outcome,
-        status: u16,
+        status: actix_web::http::StatusCode,
         took: Duration,
     ) {
         let route = outcome
@@ -409,9 +403,7 @@ impl Proxy {
         } else {
             "OTHER"
         };
-        self.metrics
-            .requests
-            .inc(&[route, method, &status.to_string()]);
+        self.metrics.requests.inc(&[route, method, status.as_str()]);
         self.metrics.duration.observe(&[route], took.as_secs_f64());
         let line = AccessLine {
             timestamp: crate::util::rfc3339(crate::util::unix_ms()),
@@ -424,7 +416,7 @@ impl Proxy {
             user_id: outcome.user_id.as_deref(),
             backend_service: outcome.route.map(|i| self.routes[i].upstream.as_str()),
             response_time_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
-            status_code: status,
+            status_code: status.as_u16(),
         };
         let line = serde_json::to_string(&line).unwrap_or_default();
         log::info!(target: "access", "{line}");
