@@ -207,8 +207,17 @@ pub(crate) fn is_websocket_upgrade(req: &actix_web::HttpRequest) -> bool {
 /// `HttpRequest::query_string` gives it), percent-decoded; borrowed from
 /// `query` when nothing needed decoding. Reads no further than the match.
 pub fn query_param<'q>(query: &'q str, name: &str) -> Option<std::borrow::Cow<'q, str>> {
+    query_values(query, name).next()
+}
+
+/// Every value of `name` in the query string `query`, in order, decoded as
+/// [`query_param`] decodes them, read lazily.
+pub(crate) fn query_values<'q>(
+    query: &'q str,
+    name: &str,
+) -> impl Iterator<Item = std::borrow::Cow<'q, str>> {
     form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
+        .filter(move |(k, _)| k == name)
         .map(|(_, v)| v)
 }
 

@@ -110,9 +110,8 @@ impl TokenAuth {
                 return Some((t.to_owned(), TokenSource::Header));
             }
         }
-        if let Some(v) = form_urlencoded::parse(req.query_string().as_bytes())
-            .find(|(k, v)| *k == self.query_param && !v.is_empty())
-            .map(|(_, v)| v)
+        if let Some(v) =
+            crate::http::query_values(req.query_string(), &self.query_param).find(|v| !v.is_empty())
         {
             return Some((v.into_owned(), TokenSource::Query));
         }
