@@ -25,6 +25,10 @@ pub struct RouteConfig {
     /// Overrides the proxy's `timeout`.
     #[serde(default)]
     pub timeout: Option<ManifestDuration>,
+    /// Idle keep-alive connections to the upstream kept per worker
+    /// (default 64, 0: a new connection per request).
+    #[serde(default)]
+    pub keepalive: Option<usize>,
 }
 
 /// The `http.proxy` entry.
@@ -114,6 +118,17 @@ impl ProxyConfig {
             }
             if let Err(e) = upstream_authority(&r.upstream) {
                 errors.push(FieldError::at(at("upstream"), e));
+            }
+            if let Some(n) = r.keepalive
+                && n > super::upstream::MAX_KEEPALIVE
+            {
+                errors.push(FieldError::at(
+                    at("keepalive"),
+                    format!(
+                        "expected at most {} idle connections per worker, found {n}",
+                        super::upstream::MAX_KEEPALIVE
+                    ),
+                ));
             }
             if r.auth_required && (self.jwt.is_none() || self.identity.is_none()) {
                 errors.push(FieldError::at(

@@ -34,15 +34,18 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::fmt::Write as _;
+use std::sync::Arc;
+
 use actix_web::body::SizedStream;
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::web::Bytes;
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::Stream;
 
-use super::GatewayError;
 use super::trusted::TrustedProxies;
+use super::{GatewayError, upstream};
 
 /// Stands in for a timeout too long to represent.
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
@@ -69,15 +72,6 @@ const PROTECTED: &[&str] = &[
     "x-http-method",
     "x-method-override",
 ];
-
-thread_local! {
-    // One pooled client per worker thread: connections to upstreams are reused.
-    static CLIENT: awc::Client = awc::Client::builder()
-        .no_default_headers()
-        .disable_redirects()
-        .timeout(Duration::from_secs(3600))
-        .finish();
-}
 
 /// Who the request is for, when its JWT validated.
 #[derive(Debug, Clone)]
@@ -136,15 +130,46 @@ fn with_connection(headers: &HeaderMap) -> Option<&HeaderMap> {
     Some(headers).filter(|h| h.contains_key(header::CONNECTION))
 }
 
-/// The headers to send upstream for `req`.
-pub fn upstream_headers(
+/// Whether `value` may be sent as a header value as it is (what
+/// `HeaderValue` accepts: no control bytes but tab).
+fn header_safe(value: &str) -> bool {
+    value.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t')
+}
+
+/// Appends `name: value` CRLF.
+fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The start of the request for `req` upstream, written straight into one
+/// buffer: the request line (`method`, `path`, `?query` when there is one),
+/// `Host: authority`, the client's end-to-end headers minus those the
+/// gateway owns, then the gateway's `X-Forwarded-*`, `X-Request-Id` and
+/// identity headers. The caller adds its framing headers and the blank line.
+pub fn request_head(
     req: &HttpRequest,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    authority: &str,
     fwd: &Forwarded<'_>,
     policy: &HeaderPolicy,
-) -> Vec<(HeaderName, HeaderValue)> {
+) -> BytesMut {
+    let mut out = BytesMut::with_capacity(1024);
+    out.extend_from_slice(method.as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(path.as_bytes());
+    if let Some(query) = query {
+        out.extend_from_slice(b"?");
+        out.extend_from_slice(query.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(&mut out, "host", authority.as_bytes());
     let headers = req.headers();
     let connection = with_connection(headers);
-    let mut out = Vec::with_capacity(headers.len() + 6);
     for (name, value) in headers.iter() {
         let n = name.as_str();
         let dropped = matches!(n, "host" | "content-length" | "expect")
@@ -152,23 +177,28 @@ pub fn upstream_headers(
             || is_protected(n)
             || is_hop_by_hop(name, connection);
         if !dropped {
-            out.push((name.clone(), value.clone()));
+            put_header(&mut out, n, value.as_bytes());
         }
     }
     let peer = req.peer_addr().map(|a| a.ip().to_canonical());
     let trusted = policy.trusted.trusts(peer);
-    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
-    let mut xff = String::new();
+    // Values below are ASCII from parsed headers (`to_str`), an address, or
+    // checked with `header_safe`: none can end the line early.
+    out.extend_from_slice(X_FORWARDED_FOR.as_bytes());
+    out.extend_from_slice(b": ");
     if trusted {
         for prior in headers
             .get_all(X_FORWARDED_FOR)
             .filter_map(|v| v.to_str().ok())
         {
-            xff.push_str(prior);
-            xff.push_str(", ");
+            out.extend_from_slice(prior.as_bytes());
+            out.extend_from_slice(b", ");
         }
     }
-    xff.push_str(&peer);
+    if let Some(peer) = peer {
+        let _ = write!(out, "{peer}");
+    }
+    out.extend_from_slice(b"\r\n");
     // The listener's own scheme: never the request target's or a header's.
     let scheme = if req.app_config().secure() {
         "https"
@@ -182,18 +212,17 @@ pub fn upstream_headers(
             .and_then(|v| v.to_str().ok())
     };
     let proto = passed_on(X_FORWARDED_PROTO).unwrap_or(scheme);
+    put_header(&mut out, X_FORWARDED_PROTO, proto.as_bytes());
     let host = passed_on(X_FORWARDED_HOST)
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
-    let mut push = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            out.push((HeaderName::from_static(name), v));
+    if let Some(host) = host {
+        put_header(&mut out, X_FORWARDED_HOST, host.as_bytes());
+    }
+    let mut push = |name: &str, value: &str| {
+        if header_safe(value) {
+            put_header(&mut out, name, value.as_bytes());
         }
     };
-    push(X_FORWARDED_FOR, &xff);
-    push(X_FORWARDED_PROTO, proto);
-    if let Some(host) = host {
-        push(X_FORWARDED_HOST, host);
-    }
     push(X_REQUEST_ID, fwd.request_id);
     if let (Some(id), Some(name)) = (fwd.user_id, fwd.username) {
         push(X_USER_ID, id);
@@ -233,15 +262,14 @@ impl std::fmt::Display for UploadError {
 
 impl std::error::Error for UploadError {}
 
-/// The client's body as a stream for awc, failing at the server's body
-/// deadlines (`total` from now, `idle` between parts) and recording why, so
-/// the answer can say whose fault it was.
+/// The client's body as a stream for the upstream, failing at the server's
+/// body deadlines (`total` from now, `idle` between parts) with why, so the
+/// answer can say whose fault it was.
 pub struct UploadStream {
     payload: actix_web::web::Payload,
     idle: Duration,
     total: Pin<Box<tokio::time::Sleep>>,
     next: Pin<Box<tokio::time::Sleep>>,
-    failed: std::rc::Rc<std::cell::Cell<Option<UploadError>>>,
 }
 
 impl UploadStream {
@@ -257,12 +285,10 @@ impl UploadStream {
             idle,
             total: Box::pin(tokio::time::sleep_until(at(total))),
             next: Box::pin(tokio::time::sleep_until(at(idle))),
-            failed: Default::default(),
         }
     }
 
     fn fail(&self, e: UploadError) -> Poll<Option<Result<Bytes, UploadError>>> {
-        self.failed.set(Some(e));
         Poll::Ready(Some(Err(e)))
     }
 }
@@ -292,68 +318,99 @@ impl Stream for UploadStream {
     }
 }
 
-/// Sends the request upstream and streams the answer back.
+/// Where one request goes, as its route says.
+pub struct Destination<'a> {
+    /// `host:port`.
+    pub authority: &'a Arc<str>,
+    /// Idle connections to keep per worker.
+    pub keepalive: usize,
+    /// Bounds connecting, sending and the response head; then each wait
+    /// for a body chunk.
+    pub timeout: Duration,
+}
+
+/// Ends `head` (from [`request_head`]) with the body's framing, sends it
+/// and the body upstream, and streams the answer back. `body_deadline`
+/// extends the wait for the head by the time a streamed upload may take.
 pub async fn forward(
-    req: &HttpRequest,
-    url: String,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    method: &Method,
+    mut head: BytesMut,
     body: Upload,
-    timeout: Duration,
+    to: Destination<'_>,
     body_deadline: Duration,
 ) -> Result<HttpResponse, GatewayError> {
-    let mut upstream = CLIENT.with(|c| c.request(req.method().clone(), url));
-    for (name, value) in headers {
-        upstream = upstream.append_header((name, value));
+    let bodiless = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+    );
+    let length = match &body {
+        Upload::Whole(bytes) => bytes.len() as u64,
+        Upload::Stream(length, _) => *length,
+    };
+    if length > 0 || !bodiless {
+        let _ = write!(head, "content-length: {length}\r\n");
     }
-    // awc's timeout covers connecting, sending and the response head only;
-    // the body's pace is `IdleTimeout`'s business. A streamed upload takes
-    // as long as the client sends (its own deadlines bound that), then the
-    // route timeout bounds the wait for the head.
-    let (sent, failed) = match body {
-        Upload::Whole(body) => {
-            let wait = timeout;
-            let sent = upstream.timeout(wait).send_body(body);
-            (tokio::time::timeout(wait, sent).await, None)
+    if to.keepalive == 0 {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    let target = upstream::Target {
+        authority: to.authority,
+        keepalive: to.keepalive,
+        head_request: *method == Method::HEAD,
+        idempotent: bodiless || *method == Method::PUT,
+    };
+    // A streamed upload takes as long as the client sends (its own
+    // deadlines bound that), then the route timeout bounds the wait for the
+    // head; the body's pace is `IdleTimeout`'s business.
+    let (sent, wait) = match body {
+        Upload::Whole(bytes) => {
+            head.extend_from_slice(&bytes);
+            let sent = upstream::send(target, &head, None::<UploadStream>);
+            (tokio::time::timeout(to.timeout, sent).await, to.timeout)
         }
-        Upload::Stream(length, stream) => {
-            let wait = timeout.saturating_add(body_deadline);
-            let failed = stream.failed.clone();
-            let sent = upstream
-                .timeout(wait)
-                .send_body(SizedStream::new(length, stream));
-            (tokio::time::timeout(wait, sent).await, Some(failed))
+        Upload::Stream(_, stream) => {
+            let wait = to.timeout.saturating_add(body_deadline);
+            let sent = upstream::send(target, &head, Some(stream));
+            (tokio::time::timeout(wait, sent).await, wait)
         }
     };
     let res = sent
-        .map_err(|_| GatewayError::UpstreamTimeout)?
-        .map_err(|e| match (failed.and_then(|f| f.get()), e) {
-            (Some(UploadError::TimedOut), _) => GatewayError::RequestTimeout,
-            (Some(UploadError::Unreadable), _) => GatewayError::BadRequest,
-            (None, awc::error::SendRequestError::Timeout) => GatewayError::UpstreamTimeout,
-            (None, awc::error::SendRequestError::Connect(_)) => GatewayError::ServiceUnavailable,
-            _ => GatewayError::BadGateway,
+        .map_err(|_| {
+            log::debug!("gateway upstream timed out wait_ms={}", wait.as_millis());
+            GatewayError::UpstreamTimeout
+        })?
+        .map_err(|e| {
+            log::debug!("gateway upstream failed error={e}");
+            match e {
+                upstream::Error::Upload(UploadError::TimedOut) => GatewayError::RequestTimeout,
+                upstream::Error::Upload(UploadError::Unreadable) => GatewayError::BadRequest,
+                upstream::Error::Connect(_) => GatewayError::ServiceUnavailable,
+                upstream::Error::Io(_) | upstream::Error::Protocol(_) => GatewayError::BadGateway,
+            }
         })?;
-    let status =
-        StatusCode::from_u16(res.status().as_u16()).map_err(|_| GatewayError::BadGateway)?;
-    let mut out = HttpResponse::build(status);
-    let upstream_headers = res.headers();
-    let connection = with_connection(upstream_headers);
-    for (name, value) in upstream_headers.iter() {
-        if name != header::CONTENT_LENGTH && !is_hop_by_hop(name, connection) {
-            out.append_header((name.clone(), value.clone()));
-        }
-    }
-    let length = upstream_headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let body = IdleTimeout::new(res, timeout);
-    Ok(match length {
+    let body = IdleTimeout::new(res.body, to.timeout);
+    let mut out = match res.length {
         // Known length: actix writes Content-Length (Compress, when it
         // encodes, switches to chunked itself).
-        Some(length) => out.body(SizedStream::new(length, body)),
-        None => out.streaming(body),
-    })
+        Some(length) => HttpResponse::build(res.status).body(SizedStream::new(length, body)),
+        None => HttpResponse::build(res.status).streaming(body),
+    };
+    // What the upstream's `Connection` names is hop-by-hop too (rare).
+    let named: Vec<HeaderName> = res
+        .headers
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let headers = out.headers_mut();
+    for (name, value) in res.headers {
+        if name != header::CONTENT_LENGTH && !is_hop_by_hop(&name, None) && !named.contains(&name) {
+            headers.append(name, value);
+        }
+    }
+    Ok(out)
 }
 
 /// An upstream body that fails when no chunk arrives within `idle` of being

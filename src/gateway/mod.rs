@@ -14,8 +14,9 @@
 //!   -> request headers: protected names (any spelling) and `_` names
 //!      dropped, X-Forwarded-* from the real connection
 //!   -> body limit (413)
-//!   -> upstream with the normalised path (503 refused, 504 no head in
-//!      time, 502 garbage) -> response body streamed with backpressure
+//!   -> upstream with the normalised path, on a pooled keep-alive
+//!      connection (`upstream.rs`; 503 refused, 504 no head in time, 502
+//!      garbage) -> response body streamed with backpressure
 //!      (stall or failure mid-body closes the connection)
 //!      or WebSocket tunnel
 //!   -> metrics + one JSON access-log line (target `access`)
@@ -29,6 +30,7 @@ mod proxy;
 mod rate_limit;
 mod trusted;
 mod tunnel;
+mod upstream;
 
 pub use config::{ProxyConfig, RouteConfig, upstream_authority};
 pub use error::{Fault, GatewayError};

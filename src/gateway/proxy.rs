@@ -42,9 +42,11 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 struct Route {
     path: String,
     upstream: String,
-    authority: String,
+    authority: Arc<str>,
     auth_required: bool,
     timeout: Duration,
+    /// Idle upstream connections kept per worker.
+    keepalive: usize,
 }
 
 struct GatewayMetrics {
@@ -96,9 +98,10 @@ impl Proxy {
             routes.push(Route {
                 path: r.path.clone(),
                 upstream: format!("http://{authority}"),
-                authority: authority.to_owned(),
+                authority: authority.into(),
                 auth_required: r.auth_required,
                 timeout: r.timeout.map_or(timeout, |d| d.get()),
+                keepalive: r.keepalive.unwrap_or(super::upstream::DEFAULT_KEEPALIVE),
             });
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
@@ -317,12 +320,23 @@ impl Proxy {
             username: outcome.username.as_deref(),
             request_id,
         };
-        let headers = forward::upstream_headers(req, &fwd, &self.headers);
+        let websocket = crate::http::is_websocket_upgrade(req);
         // Exactly the path that was matched, and the query as received.
-        let (sep, query) = req.uri().query().map_or(("", ""), |q| ("?", q));
-        if crate::http::is_websocket_upgrade(req) {
-            let target = format!("{path}{sep}{query}");
-            return tunnel::open(&target, &route.authority, headers, route.timeout).await;
+        let head = forward::request_head(
+            req,
+            if websocket {
+                "GET"
+            } else {
+                req.method().as_str()
+            },
+            &path,
+            req.uri().query(),
+            &route.authority,
+            &fwd,
+            &self.headers,
+        );
+        if websocket {
+            return tunnel::open(head, &route.authority, route.timeout).await;
         }
         let limit = self.max_body;
         let deadlines = req
@@ -347,8 +361,12 @@ impl Proxy {
                 )?)
             }
         };
-        let url = format!("{}{path}{sep}{query}", route.upstream);
-        forward::forward(req, url, headers, body, route.timeout, deadlines.total).await
+        let to = forward::Destination {
+            authority: &route.authority,
+            keepalive: route.keepalive,
+            timeout: route.timeout,
+        };
+        forward::forward(req.method(), head, body, to, deadlines.total).await
     }
 
     /// Checks the bearer token, then maps its username to a user id.

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::web::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,30 +19,21 @@ use crate::http::Takeover;
 
 const MAX_HEAD: usize = 16 * 1024;
 
-/// Opens the tunnel to `authority` (`host:port`) for `target` (the
-/// normalised path and the query).
+/// Opens the tunnel to `authority` (`host:port`) with `head` (the request
+/// line and headers from `forward::request_head`, not yet ended).
 pub async fn open(
-    target: &str,
+    mut head: BytesMut,
     authority: &str,
-    headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
 ) -> Result<HttpResponse, GatewayError> {
     let connect = tokio::time::timeout(timeout, TcpStream::connect(authority))
         .await
         .map_err(|_| GatewayError::UpstreamTimeout)?;
     let mut stream = connect.map_err(|_| GatewayError::ServiceUnavailable)?;
-    let mut head = format!(
-        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-    );
-    for (name, value) in &headers {
-        if let Ok(v) = value.to_str() {
-            head.push_str(&format!("{name}: {v}\r\n"));
-        }
-    }
-    head.push_str("\r\n");
+    head.extend_from_slice(b"connection: upgrade\r\nupgrade: websocket\r\n\r\n");
     let handshake = async {
         stream
-            .write_all(head.as_bytes())
+            .write_all(&head)
             .await
             .map_err(|_| GatewayError::ServiceUnavailable)?;
         let mut buf = BytesMut::with_capacity(1024);

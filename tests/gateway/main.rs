@@ -25,6 +25,7 @@ mod forwarding;
 mod limits;
 mod security;
 mod streaming;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,0 +1,658 @@
+//! The gateway's HTTP/1.1 client: one request out, its response head in,
+//! the body read only as fast as the client takes it.
+//!
+//! Connections are pooled per worker thread and upstream (`host:port`), as
+//! nginx's `keepalive` is per worker: after a response whose body was read
+//! to its end, on HTTP/1.1 without `Connection: close`, the connection goes
+//! back to the pool if the route's `keepalive` allows that many idle ones
+//! (0: every request on its own connection, sent with `Connection: close`).
+//! The most recently used idle connection is taken first; one idle for
+//! longer than [`MAX_IDLE`] is closed, and one the upstream has closed (or
+//! that holds bytes nobody asked for) is noticed before use. A request whose
+//! reused connection turns out dead before any byte of the answer (the
+//! upstream closed it while the request was on its way) is sent again on a
+//! new connection when repeating it is safe: an idempotent method with a
+//! body read whole. Streamed uploads always get a new connection.
+//!
+//! Responses are framed as RFC 9112 says: no body for `HEAD`, 204 and 304;
+//! `Transfer-Encoding` ending in `chunked` is decoded (chunk extensions and
+//! trailers are read and dropped), any other `Transfer-Encoding` or neither
+//! header means the body runs to the close; every `Content-Length` value
+//! must agree. Interim answers (100, 102, 103) are skipped; a 101 nobody
+//! asked for, a head over [`MAX_HEAD`] or [`MAX_HEADERS`] headers, a chunk
+//! size line over [`MAX_LINE`] or trailers over [`MAX_TRAILERS`] are
+//! protocol errors.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::forward::UploadError;
+
+/// Longest response head accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most headers in a response head.
+pub const MAX_HEADERS: usize = 128;
+/// Longest chunk-size line (size and extensions).
+pub const MAX_LINE: usize = 4 * 1024;
+/// Most bytes of trailers after a chunked body.
+pub const MAX_TRAILERS: usize = 16 * 1024;
+/// An idle pooled connection older than this is closed, not reused: below
+/// the 5 s keep-alive timeouts common upstreams use (Node, uvicorn), so the
+/// gateway is rarely the one sending into a connection being closed.
+pub const MAX_IDLE: Duration = Duration::from_secs(4);
+/// Idle connections kept per upstream and worker unless a route says.
+pub const DEFAULT_KEEPALIVE: usize = 64;
+/// Most idle connections a route may ask to keep per worker.
+pub const MAX_KEEPALIVE: usize = 1024;
+/// Room asked of the buffer before each read of the socket.
+const READ_SIZE: usize = 32 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The upstream could not be reached.
+    Connect(io::Error),
+    /// The connection failed while sending or reading the head.
+    Io(io::Error),
+    /// The upstream's answer is not HTTP/1.x as we accept it.
+    Protocol(&'static str),
+    /// The client's streamed body failed (its fault, not the upstream's).
+    Upload(UploadError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Connect(e) => write!(f, "connect: {e}"),
+            Error::Io(e) => write!(f, "io: {e}"),
+            Error::Protocol(what) => write!(f, "protocol: {what}"),
+            Error::Upload(e) => write!(f, "upload: {e}"),
+        }
+    }
+}
+
+/// Where a request goes and how its connection may be kept.
+pub struct Target<'a> {
+    /// `host:port`, the pool's key.
+    pub authority: &'a Arc<str>,
+    /// Idle connections to keep (0: none).
+    pub keepalive: usize,
+    /// The request is `HEAD` (its answer has no body).
+    pub head_request: bool,
+    /// Sending the request twice is harmless (RFC 9110 idempotent methods).
+    pub idempotent: bool,
+}
+
+/// An upstream's response: its head, and its body as a stream.
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// `Content-Length` when the body is framed by it (or `HEAD`/204/304
+    /// carried one).
+    pub length: Option<u64>,
+    pub body: Body,
+}
+
+struct Idle {
+    io: TcpStream,
+    since: Instant,
+}
+
+thread_local! {
+    // Idle connections by upstream, oldest first.
+    static POOL: RefCell<HashMap<Arc<str>, Vec<Idle>>> = RefCell::new(HashMap::new());
+}
+
+/// The most recently used live idle connection to `authority`, if any.
+fn checkout(authority: &str) -> Option<TcpStream> {
+    POOL.with_borrow_mut(|pool| {
+        let idle = pool.get_mut(authority)?;
+        let now = Instant::now();
+        let stale = idle
+            .iter()
+            .position(|c| now.duration_since(c.since) < MAX_IDLE)
+            .unwrap_or(idle.len());
+        idle.drain(..stale);
+        while let Some(c) = idle.pop() {
+            if alive(&c.io) {
+                return Some(c.io);
+            }
+        }
+        None
+    })
+}
+
+/// Whether an idle connection can carry a request: nothing to read (no FIN,
+/// no reset, no stray bytes). Costs no syscall while the reactor has seen
+/// nothing since the last read found the socket empty.
+fn alive(io: &TcpStream) -> bool {
+    matches!(io.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Returns `io` to the pool, or closes it when `keepalive` are idle already.
+fn checkin(authority: &Arc<str>, io: TcpStream, keepalive: usize) {
+    POOL.with_borrow_mut(|pool| {
+        let idle = pool.entry(authority.clone()).or_default();
+        if idle.len() < keepalive {
+            idle.push(Idle {
+                io,
+                since: Instant::now(),
+            });
+        }
+    });
+}
+
+async fn connect(authority: &str) -> io::Result<TcpStream> {
+    let io = TcpStream::connect(authority).await?;
+    io.set_nodelay(true)?;
+    Ok(io)
+}
+
+/// Reads what the socket has into `buf` (at least one byte, or 0 at the
+/// end), after making room.
+fn poll_fill(io: &TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_SIZE / 4 {
+        buf.reserve(READ_SIZE);
+    }
+    loop {
+        match io.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(io.poll_read_ready(cx))?,
+            done => return Poll::Ready(done),
+        }
+    }
+}
+
+/// A failed attempt, and whether it failed as a connection the upstream had
+/// already closed does (before any byte of an answer).
+struct Failure {
+    error: Error,
+    stale: bool,
+}
+
+/// Sends `request` (its head and any body read whole) and then `upload`
+/// (a streamed body of the length the head declares) to `to`, and reads the
+/// response head. Timeouts are the caller's.
+pub async fn send<S>(
+    to: Target<'_>,
+    request: &[u8],
+    mut upload: Option<S>,
+) -> Result<Response, Error>
+where
+    S: Stream<Item = Result<Bytes, UploadError>> + Unpin,
+{
+    let mut pooled = if upload.is_none() {
+        checkout(to.authority)
+    } else {
+        None
+    };
+    loop {
+        let (io, reused) = match pooled.take() {
+            Some(io) => (io, true),
+            None => (connect(to.authority).await.map_err(Error::Connect)?, false),
+        };
+        match exchange(io, &to, request, upload.as_mut()).await {
+            Ok(res) => return Ok(res),
+            Err(f) if f.stale && reused && to.idempotent => {
+                log::debug!(
+                    "gateway upstream reused connection was closed, retrying error={}",
+                    f.error
+                );
+            }
+            Err(f) => return Err(f.error),
+        }
+    }
+}
+
+async fn exchange<S>(
+    mut io: TcpStream,
+    to: &Target<'_>,
+    request: &[u8],
+    upload: Option<&mut S>,
+) -> Result<Response, Failure>
+where
+    S: Stream<Item = Result<Bytes, UploadError>> + Unpin,
+{
+    let stale = |e: io::Error| Failure {
+        error: Error::Io(e),
+        stale: true,
+    };
+    let fail = |error: Error| Failure {
+        error,
+        stale: false,
+    };
+    io.write_all(request).await.map_err(stale)?;
+    if let Some(upload) = upload {
+        while let Some(chunk) = upload.next().await {
+            let chunk = chunk.map_err(|e| fail(Error::Upload(e)))?;
+            io.write_all(&chunk).await.map_err(|e| fail(Error::Io(e)))?;
+        }
+    }
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        if !buf.is_empty() {
+            match parse_head(&mut buf, to).map_err(fail)? {
+                Some((head, framing)) => {
+                    let mut body = Body {
+                        io: Some(io),
+                        buf,
+                        framing,
+                        pool: head.reusable.then(|| (to.authority.clone(), to.keepalive)),
+                    };
+                    body.settle();
+                    return Ok(Response {
+                        status: head.status,
+                        headers: head.headers,
+                        length: head.length,
+                        body,
+                    });
+                }
+                None if buf.len() > MAX_HEAD => {
+                    return Err(fail(Error::Protocol("head too large")));
+                }
+                None => {}
+            }
+        }
+        let started = buf.is_empty();
+        match std::future::poll_fn(|cx| poll_fill(&io, &mut buf, cx)).await {
+            Ok(0) if started => return Err(stale(io::ErrorKind::UnexpectedEof.into())),
+            Ok(0) => return Err(fail(Error::Protocol("closed within the head"))),
+            Ok(_) => {}
+            Err(e) if started => return Err(stale(e)),
+            Err(e) => return Err(fail(Error::Io(e))),
+        }
+    }
+}
+
+/// A parsed response head.
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    length: Option<u64>,
+    reusable: bool,
+}
+
+/// The final response head at the start of `buf`, taken off it; `None`
+/// until it is all there. Interim (1xx) heads are dropped on the way.
+fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Framing)>, Error> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut slots);
+        let len = match res.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Error::Protocol("too many headers"));
+            }
+            Err(_) => return Err(Error::Protocol("malformed head")),
+        };
+        if len > MAX_HEAD {
+            return Err(Error::Protocol("head too large"));
+        }
+        let code = res.code.unwrap_or(0);
+        let version = res.version.unwrap_or(0);
+        if code == 101 {
+            return Err(Error::Protocol("unasked-for 101"));
+        }
+        if (100..200).contains(&code) {
+            buf.advance(len);
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            continue;
+        }
+        let status = StatusCode::from_u16(code).map_err(|_| Error::Protocol("bad status"))?;
+        // Where each header sits in the head, to share its bytes below.
+        let base = buf.as_ptr() as usize;
+        let mut found = Vec::with_capacity(res.headers.len());
+        let (mut te, mut chunked, mut length, mut close) = (false, false, None::<u64>, false);
+        for h in res.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| Error::Protocol("bad header name"))?;
+            if name == actix_web::http::header::TRANSFER_ENCODING {
+                te = true;
+                // Only the last coding decides the framing.
+                chunked = last_token(h.value).is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+            } else if name == actix_web::http::header::CONTENT_LENGTH {
+                for part in h.value.split(|&b| b == b',') {
+                    let n =
+                        parse_length(trim(part)).ok_or(Error::Protocol("bad content-length"))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(Error::Protocol("conflicting content-length"));
+                    }
+                    length = Some(n);
+                }
+            } else if name == actix_web::http::header::CONNECTION {
+                close |= h
+                    .value
+                    .split(|&b| b == b',')
+                    .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
+            }
+            let start = (h.value.as_ptr() as usize).wrapping_sub(base);
+            found.push((name, start, h.value.len()));
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(found.len());
+        for (name, start, n) in found {
+            let value = if n == 0 {
+                HeaderValue::from_static("")
+            } else {
+                let bytes = head
+                    .get(start..start + n)
+                    .ok_or(Error::Protocol("bad header"))?;
+                HeaderValue::from_maybe_shared(head.slice_ref(bytes))
+                    .map_err(|_| Error::Protocol("bad header value"))?
+            };
+            headers.append(name, value);
+        }
+        let no_body = to.head_request || code == 204 || code == 304;
+        let framing = if no_body {
+            Framing::Length(0)
+        } else if chunked {
+            Framing::Chunked(Chunk::Size)
+        } else if te {
+            Framing::Eof
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            Framing::Eof
+        };
+        let reusable = to.keepalive > 0
+            && version == 1
+            && !close
+            && !(te && length.is_some())
+            && !matches!(framing, Framing::Eof);
+        let length = if te { None } else { length };
+        return Ok(Some((
+            Head {
+                status,
+                headers,
+                length,
+                reusable,
+            },
+            framing,
+        )));
+    }
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+fn last_token(value: &[u8]) -> Option<&[u8]> {
+    value
+        .rsplit(|&b| b == b',')
+        .map(trim)
+        .find(|t| !t.is_empty())
+}
+
+/// Decimal digits only (no sign, no spaces), at most 19 of them.
+fn parse_length(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// How the rest of the body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// This many bytes are still to come.
+    Length(u64),
+    Chunked(Chunk),
+    /// Everything until the upstream closes.
+    Eof,
+    /// The body has been read to its end.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// This many bytes of the chunk are still to come.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// Reading trailer lines; this many bytes so far.
+    Trailers(usize),
+}
+
+/// An upstream response body. Reads the socket only when the bytes already
+/// read have been handed on; returns the connection to the pool at the end.
+pub struct Body {
+    io: Option<TcpStream>,
+    buf: BytesMut,
+    framing: Framing,
+    /// Where the connection goes back to at the end, when it may.
+    pool: Option<(Arc<str>, usize)>,
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+impl Body {
+    /// The next piece of body from `buf`, or `None` when more must be read
+    /// (or the body is done). With `data` false, only framing is consumed:
+    /// it stops where body bytes begin.
+    fn decode(&mut self, data: bool) -> io::Result<Option<Bytes>> {
+        loop {
+            match self.framing {
+                Framing::Done => return Ok(None),
+                Framing::Length(n) if n > 0 && !data => return Ok(None),
+                Framing::Eof | Framing::Chunked(Chunk::Data(_)) if !data => return Ok(None),
+                Framing::Length(0) => {
+                    self.framing = Framing::Done;
+                    return Ok(None);
+                }
+                Framing::Length(n) => {
+                    if self.buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = (self.buf.len() as u64).min(n);
+                    self.framing = Framing::Length(n - take);
+                    return Ok(Some(self.buf.split_to(take as usize).freeze()));
+                }
+                Framing::Eof => {
+                    if self.buf.is_empty() {
+                        return Ok(None);
+                    }
+                    return Ok(Some(self.buf.split().freeze()));
+                }
+                Framing::Chunked(Chunk::Data(n)) => {
+                    if self.buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = (self.buf.len() as u64).min(n);
+                    self.framing = Framing::Chunked(if take == n {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(n - take)
+                    });
+                    return Ok(Some(self.buf.split_to(take as usize).freeze()));
+                }
+                Framing::Chunked(Chunk::DataEnd) => {
+                    if self.buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &self.buf[..2] != b"\r\n" {
+                        return Err(invalid("chunk data not followed by CRLF"));
+                    }
+                    self.buf.advance(2);
+                    self.framing = Framing::Chunked(Chunk::Size);
+                }
+                Framing::Chunked(Chunk::Size) => {
+                    let Some(end) = find_crlf(&self.buf, MAX_LINE) else {
+                        if self.buf.len() >= MAX_LINE {
+                            return Err(invalid("chunk size line too long"));
+                        }
+                        return Ok(None);
+                    };
+                    let size = chunk_size(&self.buf[..end]).ok_or(invalid("bad chunk size"))?;
+                    self.buf.advance(end + 2);
+                    self.framing = Framing::Chunked(if size == 0 {
+                        Chunk::Trailers(0)
+                    } else {
+                        Chunk::Data(size)
+                    });
+                }
+                Framing::Chunked(Chunk::Trailers(seen)) => {
+                    let room = MAX_TRAILERS.saturating_sub(seen);
+                    let Some(end) = find_crlf(&self.buf, room) else {
+                        if self.buf.len() >= room {
+                            return Err(invalid("trailers too long"));
+                        }
+                        return Ok(None);
+                    };
+                    self.buf.advance(end + 2);
+                    self.framing = if end == 0 {
+                        Framing::Done
+                    } else {
+                        Framing::Chunked(Chunk::Trailers(seen + end + 2))
+                    };
+                }
+            }
+        }
+    }
+
+    /// Decodes what needs no more bytes (a chunk's end, the last chunk,
+    /// trailers already read) and, when that ends the body, lets the
+    /// connection go: back to the pool if it may, closed otherwise.
+    fn settle(&mut self) {
+        if self.decode(false).is_err() {
+            // Left where it failed: the next poll reports it.
+            return;
+        }
+        if self.framing == Framing::Done
+            && let Some(io) = self.io.take()
+            && let Some((authority, keepalive)) = self.pool.take()
+            && self.buf.is_empty()
+        {
+            checkin(&authority, io, keepalive);
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) -> Poll<Option<io::Result<Bytes>>> {
+        self.framing = Framing::Done;
+        self.io = None;
+        self.pool = None;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+/// The index of the first CRLF within the first `limit` bytes of `buf`.
+fn find_crlf(buf: &[u8], limit: usize) -> Option<usize> {
+    let window = &buf[..buf.len().min(limit)];
+    window.windows(2).position(|w| w == b"\r\n")
+}
+
+/// A chunk-size line's size: 1 to 15 hex digits, then optional whitespace
+/// and `;extensions`.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = trim(&line[digits..]);
+    if digits == 0 || digits > 15 || !(rest.is_empty() || rest[0] == b';') {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(&line[..digits]).ok()?, 16).ok()
+}
+
+impl Stream for Body {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match this.decode(true) {
+                Err(e) => return this.fail(e),
+                Ok(Some(piece)) => {
+                    this.settle();
+                    return Poll::Ready(Some(Ok(piece)));
+                }
+                Ok(None) if this.framing == Framing::Done => {
+                    this.settle();
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+            }
+            let Some(io) = &this.io else {
+                return Poll::Ready(None);
+            };
+            match ready!(poll_fill(io, &mut this.buf, cx)) {
+                Ok(0) if this.framing == Framing::Eof => {
+                    this.framing = Framing::Done;
+                    this.io = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return this.fail(invalid("upstream closed mid-body")),
+                Ok(_) => {}
+                Err(e) => return this.fail(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_are_short_hex_with_optional_extensions() {
+        assert_eq!(chunk_size(b"1a"), Some(26));
+        assert_eq!(chunk_size(b"0"), Some(0));
+        assert_eq!(chunk_size(b"FF ; name=value"), Some(255));
+        assert_eq!(chunk_size(b"10;x"), Some(16));
+        for bad in [
+            &b""[..],
+            b"x",
+            b" 1",
+            b"1 2",
+            b"-1",
+            b"1000000000000000",
+            b"+5",
+        ] {
+            assert_eq!(chunk_size(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn lengths_are_plain_decimal() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"12345"), Some(12345));
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"-1",
+            b"1 2",
+            b"0x10",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(parse_length(bad), None);
+        }
+    }
+
+    #[test]
+    fn the_last_transfer_coding_decides() {
+        assert_eq!(last_token(b"gzip, chunked"), Some(&b"chunked"[..]));
+        assert_eq!(last_token(b"chunked, gzip"), Some(&b"gzip"[..]));
+        assert_eq!(last_token(b"chunked ,"), Some(&b"chunked"[..]));
+    }
+}

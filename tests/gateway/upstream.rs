@@ -1,0 +1,346 @@
+//! The gateway's own upstream client against scripted HTTP/1.1 servers:
+//! pooled keep-alive connections (per route `keepalive`), chunked and
+//! close-delimited bodies, interim answers, a reused connection the upstream
+//! closed, and answers that are not HTTP as we accept it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Gw, raw};
+
+/// What a scripted upstream does with the `n`th request (from 0) on a
+/// connection: answer these bytes and keep reading, answer and close, or
+/// close without answering.
+enum Reply {
+    Keep(Vec<u8>),
+    Close(Vec<u8>),
+    Hangup,
+}
+
+/// A request as the scripted upstream read it.
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// A raw TCP upstream run by `script`; counts the connections it accepted.
+fn scripted(
+    script: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let script = Arc::new(script);
+    let count = accepted.clone();
+    actix_web::rt::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let script = script.clone();
+            actix_web::rt::spawn(async move {
+                let mut buf = Vec::new();
+                for n in 0.. {
+                    let Some(request) = read_request(&mut s, &mut buf).await else {
+                        return;
+                    };
+                    match script(n, &request) {
+                        Reply::Keep(bytes) => {
+                            if s.write_all(&bytes).await.is_err() {
+                                return;
+                            }
+                        }
+                        Reply::Close(bytes) => {
+                            let _ = s.write_all(&bytes).await;
+                            let _ = s.shutdown().await;
+                            return;
+                        }
+                        Reply::Hangup => return,
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Reads one request (head, and a body by its Content-Length) off `s`,
+/// keeping what follows it in `buf`.
+async fn read_request(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let length: usize = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.trim().parse().unwrap());
+    while buf.len() < end + length {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = buf[end..end + length].to_vec();
+    buf.drain(..end + length);
+    Some(Request { head, body })
+}
+
+fn ok(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A gateway with one worker (pools are per worker) whose `/up` route
+/// goes to `up` with the given route fields.
+async fn gateway(up: SocketAddr, fields: &str) -> Gw {
+    Gw::boot_full(
+        1000,
+        "    workers: 1\n",
+        "",
+        &format!(
+            "      - {{ path: /up, upstream: \"http://{up}\", auth_required: false, timeout: \"2s\"{fields} }}\n"
+        ),
+    )
+    .await
+}
+
+async fn get(gw: &Gw, path: &str) -> (u16, String) {
+    let mut res = awc::Client::new().get(gw.url(path)).send().await.unwrap();
+    let body = res.body().limit(1 << 20).await.unwrap();
+    (
+        res.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn keep_alive_connections_are_reused_unless_the_route_keeps_none() {
+    let (up, accepted) = scripted(|n, r| Reply::Keep(ok(&format!("{n} {}", r.body.len()))));
+    let gw = gateway(up, "").await;
+    for i in 0..5 {
+        let (status, body) = get(&gw, "/up/x").await;
+        assert_eq!((status, body.as_str()), (200, format!("{i} 0").as_str()));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one pooled connection");
+
+    let (up, accepted) = scripted(|n, _| Reply::Keep(ok(&n.to_string())));
+    let gw = gateway(up, ", keepalive: 0").await;
+    let mut seen = String::new();
+    for _ in 0..3 {
+        let mut res = awc::Client::new()
+            .get(gw.url("/up/x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        seen.push_str(&String::from_utf8_lossy(&res.body().await.unwrap()));
+    }
+    assert_eq!(seen, "000", "every request the first on its connection");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[actix_web::test]
+async fn the_request_head_carries_the_route_host_and_the_body_length() {
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = heads.clone();
+    let (up, _) = scripted(move |_, r| {
+        log.lock().unwrap().push((r.head.clone(), r.body.clone()));
+        Reply::Keep(ok("seen"))
+    });
+    let gw = gateway(up, "").await;
+    let res = awc::Client::new()
+        .post(gw.url("/up/post?q=1"))
+        .send_body("hello")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(get(&gw, "/up/get").await, (200, "seen".into()));
+    let heads = heads.lock().unwrap();
+    let (post, body) = &heads[0];
+    assert!(post.starts_with("POST /up/post?q=1 HTTP/1.1\r\n"), "{post}");
+    assert!(post.contains(&format!("host: {up}\r\n")), "{post}");
+    assert!(post.contains("content-length: 5\r\n"), "{post}");
+    assert_eq!(body, b"hello");
+    let (get_head, _) = &heads[1];
+    assert!(
+        get_head.starts_with("GET /up/get HTTP/1.1\r\n"),
+        "{get_head}"
+    );
+    assert!(
+        !get_head.to_lowercase().contains("content-length"),
+        "{get_head}"
+    );
+}
+
+#[actix_web::test]
+async fn chunked_bodies_are_decoded_and_the_connection_kept() {
+    let (up, accepted) = scripted(|n, _| {
+        Reply::Keep(
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nB \r\n, chunked {n}\r\n0\r\nX-Trailer: t\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+    });
+    let gw = gateway(up, "").await;
+    for n in 0..3 {
+        assert_eq!(
+            get(&gw, "/up/c").await,
+            (200, format!("hello, chunked {n}"))
+        );
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[actix_web::test]
+async fn a_body_delimited_by_the_close_arrives_whole() {
+    let (up, accepted) = scripted(|_, _| {
+        Reply::Close(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end".to_vec())
+    });
+    let gw = gateway(up, "").await;
+    assert_eq!(get(&gw, "/up/a").await, (200, "until the end".into()));
+    assert_eq!(get(&gw, "/up/b").await, (200, "until the end".into()));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[actix_web::test]
+async fn interim_answers_are_skipped() {
+    let (up, _) = scripted(|_, _| {
+        let mut out =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+                .to_vec();
+        out.extend(ok("final"));
+        Reply::Keep(out)
+    });
+    let gw = gateway(up, "").await;
+    assert_eq!(get(&gw, "/up/x").await, (200, "final".into()));
+}
+
+#[actix_web::test]
+async fn a_reused_connection_the_upstream_dropped_is_retried_only_when_safe() {
+    // Keeps each connection for exactly one answer, then drops it when the
+    // next request arrives: the gateway finds that out after sending.
+    let (up, accepted) = scripted(|n, _| {
+        if n == 0 {
+            Reply::Keep(ok("first"))
+        } else {
+            Reply::Hangup
+        }
+    });
+    let gw = gateway(up, "").await;
+    assert_eq!(get(&gw, "/up/x").await, (200, "first".into()));
+    // The pooled connection is dead: a GET is sent again on a new one.
+    assert_eq!(get(&gw, "/up/x").await, (200, "first".into()));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // A POST is not repeated: the upstream may have acted on it.
+    let res = awc::Client::new()
+        .post(gw.url("/up/x"))
+        .send_body("once")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[actix_web::test]
+async fn answers_that_are_not_http_as_we_accept_it_are_502() {
+    let (up, _) = scripted(|_, r| {
+        let path = r.head.split_whitespace().nth(1).unwrap_or("").to_owned();
+        Reply::Close(
+            match path.as_str() {
+                "/up/two-lengths" => {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".into()
+                }
+                "/up/bad-length" => "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc".into(),
+                "/up/switch" => "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n".into(),
+                "/up/garbage" => "SSH-2.0-OpenSSH\r\n\r\n".into(),
+                "/up/headers" => format!(
+                    "HTTP/1.1 200 OK\r\n{}Content-Length: 0\r\n\r\n",
+                    "X-A: 1\r\n".repeat(200)
+                ),
+                "/up/huge" => format!(
+                    "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+                    "b".repeat(70 * 1024)
+                ),
+                _ => String::new(),
+            }
+            .into_bytes(),
+        )
+    });
+    let gw = gateway(up, "").await;
+    for path in [
+        "/up/two-lengths",
+        "/up/bad-length",
+        "/up/switch",
+        "/up/garbage",
+        "/up/headers",
+        "/up/huge",
+        "/up/nothing",
+    ] {
+        let (status, body) = get(&gw, path).await;
+        assert_eq!(status, 502, "{path}: {body}");
+        assert!(body.contains("BAD_GATEWAY"), "{path}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn a_broken_chunked_body_closes_the_client_connection_short() {
+    let (up, _) = scripted(|_, _| {
+        Reply::Close(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n".to_vec(),
+        )
+    });
+    let gw = gateway(up, "").await;
+    let (status, text) = raw(
+        gw.addr,
+        "GET /up/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    // The head may or may not have gone out before the bad chunk; a
+    // complete body must not.
+    assert!(matches!(status, 0 | 200), "{text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n") && !text.contains("zz"),
+        "the client must not see a complete body: {text:?}"
+    );
+}
+
+#[test]
+fn a_keepalive_over_the_limit_is_a_load_error_naming_the_route() {
+    let text = r#"version: "1.0"
+namespace: app
+entries:
+  - name: gateway
+    kind: http.service
+    addr: "127.0.0.1:0"
+  - name: api
+    kind: http.proxy
+    meta: { server: app:gateway }
+    routes:
+      - { path: /api, upstream: "http://127.0.0.1:9", keepalive: 8 }
+      - { path: /b, upstream: "http://127.0.0.1:9", keepalive: 100000 }
+"#;
+    let manifest = super::support::parse(text);
+    let err = match rippy::registry::Registry::boot(manifest, &rippy::catalog::Catalog::new()) {
+        Ok(_) => panic!("booted with 100000 idle connections"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("app:api"), "{err}");
+    assert!(err.contains("routes[1].keepalive"), "{err}");
+    assert!(err.contains("100000"), "{err}");
+}
