@@ -299,7 +299,7 @@ impl Proxy {
         }
         if let Some(limiter) = &self.limiter {
             let key = match &outcome.user_id {
-                Some(id) => format!("user:{id}"),
+                Some(id) => ["user:", id].concat(),
                 None => {
                     let peer = req.peer_addr().map(|a| a.ip().to_canonical());
                     let client = self.headers.trusted.client(peer, req.headers());

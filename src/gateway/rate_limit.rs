@@ -79,10 +79,24 @@ impl RateLimiter {
         let mut shard = self.shards[(h.finish() as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let w = shard.entry(key.to_owned()).or_insert(Window {
-            start: now,
-            count: 0,
-        });
+        // The key is copied only for a client seen first (or again after
+        // its window was swept), not on every check.
+        match shard.get_mut(key) {
+            Some(w) => self.count(w, now),
+            None => {
+                let mut w = Window {
+                    start: now,
+                    count: 0,
+                };
+                let decision = self.count(&mut w, now);
+                shard.insert(key.to_owned(), w);
+                decision
+            }
+        }
+    }
+
+    /// Counts one request in `w` (restarted if its window has ended).
+    fn count(&self, w: &mut Window, now: Instant) -> Decision {
         if now.duration_since(w.start) >= self.window {
             *w = Window {
                 start: now,
