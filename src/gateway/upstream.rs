@@ -135,14 +135,31 @@ fn checkout(authority: &str) -> Option<TcpStream> {
 }
 
 /// Whether an idle connection can carry a request: nothing to read (no FIN,
-/// no reset, no stray bytes). Costs no syscall while the reactor has seen
-/// nothing since the last read found the socket empty.
+/// no reset, no stray bytes). Without a syscall when the reactor has seen
+/// no event on it since it was pooled with its readiness cleared.
 fn alive(io: &TcpStream) -> bool {
-    matches!(io.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match io.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            matches!(io.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        }
+    }
 }
 
 /// Returns `io` to the pool, or closes it when `keepalive` are idle already.
-fn checkin(authority: &Arc<str>, io: TcpStream, keepalive: usize) {
+/// `drained`: the read that ended the answer, in this same poll, found the
+/// socket empty, so its read readiness can be cleared without a syscall:
+/// the reactor has processed no event for it since (it runs between polls),
+/// and anything arriving later (bytes, a FIN, a reset; closed states are
+/// never cleared) sets it again for [`alive`] to see.
+fn checkin(authority: &Arc<str>, io: TcpStream, keepalive: usize, drained: bool) {
+    if drained {
+        let _ = io.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
     POOL.with_borrow_mut(|pool| {
         let idle = pool.entry(authority.clone()).or_default();
         if idle.len() < keepalive {
@@ -160,16 +177,22 @@ async fn connect(authority: &str) -> io::Result<TcpStream> {
     Ok(io)
 }
 
-/// Reads what the socket has into `buf` (at least one byte, or 0 at the
-/// end), after making room.
-fn poll_fill(io: &TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+/// One read of the socket into `buf`, after making room: how many bytes
+/// (0 at the end), and whether that was all the socket had (fewer than
+/// there was room for).
+fn poll_fill(
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<(usize, bool)>> {
     if buf.capacity() - buf.len() < READ_SIZE / 4 {
         buf.reserve(READ_SIZE);
     }
+    let room = buf.capacity() - buf.len();
     loop {
         match io.try_read_buf(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(io.poll_read_ready(cx))?,
-            done => return Poll::Ready(done),
+            done => return Poll::Ready(done.map(|n| (n, n < room))),
         }
     }
 }
@@ -240,6 +263,7 @@ where
         }
     }
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut drained = false;
     loop {
         if !buf.is_empty() {
             match parse_head(&mut buf, to).map_err(fail)? {
@@ -250,7 +274,7 @@ where
                         framing,
                         pool: head.reusable.then(|| (to.authority.clone(), to.keepalive)),
                     };
-                    body.settle();
+                    body.settle(drained);
                     return Ok(Response {
                         status: head.status,
                         headers: head.headers,
@@ -265,10 +289,12 @@ where
             }
         }
         let started = buf.is_empty();
+        // The parse after a read runs in the poll that read: `drained` holds
+        // for `settle` (see `checkin`).
         match std::future::poll_fn(|cx| poll_fill(&io, &mut buf, cx)).await {
-            Ok(0) if started => return Err(stale(io::ErrorKind::UnexpectedEof.into())),
-            Ok(0) => return Err(fail(Error::Protocol("closed within the head"))),
-            Ok(_) => {}
+            Ok((0, _)) if started => return Err(stale(io::ErrorKind::UnexpectedEof.into())),
+            Ok((0, _)) => return Err(fail(Error::Protocol("closed within the head"))),
+            Ok((_, all)) => drained = all,
             Err(e) if started => return Err(stale(e)),
             Err(e) => return Err(fail(Error::Io(e))),
         }
@@ -536,7 +562,8 @@ impl Body {
     /// Decodes what needs no more bytes (a chunk's end, the last chunk,
     /// trailers already read) and, when that ends the body, lets the
     /// connection go: back to the pool if it may, closed otherwise.
-    fn settle(&mut self) {
+    /// `drained`: this poll's last read found the socket empty.
+    fn settle(&mut self, drained: bool) {
         if self.decode(false).is_err() {
             // Left where it failed: the next poll reports it.
             return;
@@ -546,7 +573,7 @@ impl Body {
             && let Some((authority, keepalive)) = self.pool.take()
             && self.buf.is_empty()
         {
-            checkin(&authority, io, keepalive);
+            checkin(&authority, io, keepalive, drained);
         }
     }
 
@@ -580,15 +607,17 @@ impl Stream for Body {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        // Whether a read in this poll found the socket empty (see `checkin`).
+        let mut drained = false;
         loop {
             match this.decode(true) {
                 Err(e) => return this.fail(e),
                 Ok(Some(piece)) => {
-                    this.settle();
+                    this.settle(drained);
                     return Poll::Ready(Some(Ok(piece)));
                 }
                 Ok(None) if this.framing == Framing::Done => {
-                    this.settle();
+                    this.settle(drained);
                     return Poll::Ready(None);
                 }
                 Ok(None) => {}
@@ -597,13 +626,13 @@ impl Stream for Body {
                 return Poll::Ready(None);
             };
             match ready!(poll_fill(io, &mut this.buf, cx)) {
-                Ok(0) if this.framing == Framing::Eof => {
+                Ok((0, _)) if this.framing == Framing::Eof => {
                     this.framing = Framing::Done;
                     this.io = None;
                     return Poll::Ready(None);
                 }
-                Ok(0) => return this.fail(invalid("upstream closed mid-body")),
-                Ok(_) => {}
+                Ok((0, _)) => return this.fail(invalid("upstream closed mid-body")),
+                Ok((_, all)) => drained = all,
                 Err(e) => return this.fail(e),
             }
         }

@@ -30,21 +30,43 @@ struct Request {
 fn scripted(
     script: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static,
 ) -> (SocketAddr, Arc<AtomicUsize>) {
+    let (addr, accepted, _) = scripted_counting(script);
+    (addr, accepted)
+}
+
+/// As [`scripted`], also counting the connections it has closed.
+fn scripted_counting(
+    script: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
     let script = Arc::new(script);
     let count = accepted.clone();
+    let ended = closed.clone();
     actix_web::rt::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
             let script = script.clone();
+            let ended = ended.clone();
             actix_web::rt::spawn(async move {
+                // Counted once the socket is closed (dropped), however the
+                // script ends.
+                struct Ended(Arc<AtomicUsize>, Option<tokio::net::TcpStream>);
+                impl Drop for Ended {
+                    fn drop(&mut self) {
+                        drop(self.1.take());
+                        self.0.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                let mut guard = Ended(ended, Some(s));
+                let s = guard.1.as_mut().unwrap();
                 let mut buf = Vec::new();
                 for n in 0.. {
-                    let Some(request) = read_request(&mut s, &mut buf).await else {
+                    let Some(request) = read_request(s, &mut buf).await else {
                         return;
                     };
                     match script(n, &request) {
@@ -64,7 +86,7 @@ fn scripted(
             });
         }
     });
-    (addr, accepted)
+    (addr, accepted, closed)
 }
 
 /// Reads one request (head, and a body by its Content-Length) off `s`,
@@ -343,4 +365,27 @@ entries:
     assert!(err.contains("app:api"), "{err}");
     assert!(err.contains("routes[1].keepalive"), "{err}");
     assert!(err.contains("100000"), "{err}");
+}
+
+#[actix_web::test]
+async fn an_idle_connection_the_upstream_closed_is_not_used_even_for_a_post() {
+    // Answers as if keeping the connection (no `Connection: close`), then
+    // closes it: the gateway must notice before sending on it again.
+    let (up, accepted, closed) =
+        scripted_counting(|_, r| Reply::Close(ok(&String::from_utf8_lossy(&r.body))));
+    let gw = gateway(up, "").await;
+    for (i, body) in ["one", "two", "three"].into_iter().enumerate() {
+        let mut res = awc::Client::new()
+            .post(gw.url("/up/x"))
+            .send_body(body)
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "request {i}");
+        assert_eq!(res.body().await.unwrap(), body.as_bytes());
+        super::support::eventually("the upstream to close its end", || {
+            closed.load(Ordering::SeqCst) == i + 1
+        })
+        .await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
