@@ -568,6 +568,16 @@ impl Body {
             // Left where it failed: the next poll reports it.
             return;
         }
+        // The rest of the body already in hand: the connection can carry
+        // the next request while these bytes go to the client.
+        if drained
+            && let Framing::Length(n) = self.framing
+            && self.buf.len() as u64 == n
+            && let Some((authority, keepalive)) = self.pool.take()
+            && let Some(io) = self.io.take()
+        {
+            checkin(&authority, io, keepalive, true);
+        }
         if self.framing == Framing::Done
             && let Some(io) = self.io.take()
             && let Some((authority, keepalive)) = self.pool.take()

@@ -48,7 +48,7 @@ fn scripted_counting(
     let count = accepted.clone();
     let ended = closed.clone();
     actix_web::rt::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
+        while let Ok((s, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
             let script = script.clone();
             let ended = ended.clone();
@@ -388,4 +388,25 @@ async fn an_idle_connection_the_upstream_closed_is_not_used_even_for_a_post() {
         .await;
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[actix_web::test]
+async fn a_connection_with_bytes_nobody_asked_for_is_not_reused() {
+    // The first answer comes with a second, unasked-for one behind it: a
+    // reused connection would hand that to the next request.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (up, accepted) = scripted(move |_, _| {
+        if answered.fetch_add(1, Ordering::SeqCst) == 0 {
+            let mut out = ok("first");
+            out.extend(ok("smuggled"));
+            Reply::Keep(out)
+        } else {
+            Reply::Keep(ok("clean"))
+        }
+    });
+    let gw = gateway(up, "").await;
+    assert_eq!(get(&gw, "/up/x").await, (200, "first".into()));
+    assert_eq!(get(&gw, "/up/x").await, (200, "clean".into()));
+    assert_eq!(get(&gw, "/up/x").await, (200, "clean".into()));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
