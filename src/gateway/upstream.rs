@@ -264,6 +264,9 @@ where
     }
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut drained = false;
+    // Whether any byte of an answer (an interim one included) has come: a
+    // connection that fails after that was not a stale one.
+    let mut answered = false;
     loop {
         if !buf.is_empty() {
             match parse_head(&mut buf, to).map_err(fail)? {
@@ -288,13 +291,16 @@ where
                 None => {}
             }
         }
-        let started = buf.is_empty();
+        let started = !answered;
         // The parse after a read runs in the poll that read: `drained` holds
         // for `settle` (see `checkin`).
         match std::future::poll_fn(|cx| poll_fill(&io, &mut buf, cx)).await {
             Ok((0, _)) if started => return Err(stale(io::ErrorKind::UnexpectedEof.into())),
             Ok((0, _)) => return Err(fail(Error::Protocol("closed within the head"))),
-            Ok((_, all)) => drained = all,
+            Ok((_, all)) => {
+                drained = all;
+                answered = true;
+            }
             Err(e) if started => return Err(stale(e)),
             Err(e) => return Err(fail(Error::Io(e))),
         }
@@ -374,8 +380,9 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
             let value = if n == 0 {
                 HeaderValue::from_static("")
             } else {
-                let bytes = head
-                    .get(start..start + n)
+                let bytes = start
+                    .checked_add(n)
+                    .and_then(|end| head.get(start..end))
                     .ok_or(Error::Protocol("bad header"))?;
                 HeaderValue::from_maybe_shared(head.slice_ref(bytes))
                     .map_err(|_| Error::Protocol("bad header value"))?
