@@ -223,20 +223,34 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// RFC 3339 UTC timestamp with milliseconds, e.g. `2026-11-23T23:41:01.123Z`.
 pub fn rfc3339(unix_ms: u64) -> String {
+    let mut out = String::with_capacity(24);
+    rfc3339_into(&mut out, unix_ms);
+    out
+}
+
+/// [`rfc3339`] appended to `out`, without the formatter: the second's text
+/// is kept per thread (lines come many a second), the milliseconds are
+/// three digits.
+pub fn rfc3339_into(out: &mut String, unix_ms: u64) {
     thread_local! {
-        /// The last second formatted on this thread: lines come many a second.
+        /// The last second formatted on this thread.
         static SECOND: std::cell::RefCell<(u64, String)> = const {
             std::cell::RefCell::new((u64::MAX, String::new()))
         };
     }
     let secs = unix_ms / 1000;
-    SECOND.with(|last| {
-        let mut last = last.borrow_mut();
+    SECOND.with_borrow_mut(|last| {
         if last.0 != secs {
             *last = (secs, date_time(secs));
         }
-        format!("{}.{:03}Z", last.1, unix_ms % 1000)
-    })
+        out.push_str(&last.1);
+    });
+    let ms = (unix_ms % 1000) as u32;
+    out.push('.');
+    for d in [ms / 100, ms / 10 % 10, ms % 10] {
+        out.push(char::from(b'0' + d as u8));
+    }
+    out.push('Z');
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for Unix seconds.

@@ -423,21 +423,46 @@ impl Proxy {
         };
         self.metrics.requests.inc(&[route, method, status.as_str()]);
         self.metrics.duration.observe(&[route], took.as_secs_f64());
-        let line = AccessLine {
-            timestamp: crate::util::rfc3339(crate::util::unix_ms()),
-            level: "INFO",
-            service: &self.service,
-            request_id,
-            method: req.method().as_str(),
-            path: req.uri().path(),
-            username: outcome.username.as_deref(),
-            user_id: outcome.user_id.as_deref(),
-            backend_service: outcome.route.map(|i| self.routes[i].upstream.as_str()),
-            response_time_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
-            status_code: status.as_u16(),
+        thread_local! {
+            // The line's timestamp and JSON, reused request after request.
+            static LINE: std::cell::RefCell<(String, Vec<u8>)> = const {
+                std::cell::RefCell::new((String::new(), Vec::new()))
+            };
+        }
+        let write = |timestamp: &mut String, json: &mut Vec<u8>| {
+            timestamp.clear();
+            crate::util::rfc3339_into(timestamp, crate::util::unix_ms());
+            json.clear();
+            let line = AccessLine {
+                timestamp,
+                level: "INFO",
+                service: &self.service,
+                request_id,
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                username: outcome.username.as_deref(),
+                user_id: outcome.user_id.as_deref(),
+                backend_service: outcome.route.map(|i| self.routes[i].upstream.as_str()),
+                response_time_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
+                status_code: status.as_u16(),
+            };
+            if serde_json::to_writer(&mut *json, &line).is_ok() {
+                let line = std::str::from_utf8(json).unwrap_or_default();
+                log::info!(target: "access", "{line}");
+            }
         };
-        let line = serde_json::to_string(&line).unwrap_or_default();
-        log::info!(target: "access", "{line}");
+        // A logger that logs again from here (none does) gets a fresh pair.
+        let reused = LINE.try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut pair) => {
+                let (timestamp, json) = &mut *pair;
+                write(timestamp, json);
+                true
+            }
+            Err(_) => false,
+        });
+        if reused != Ok(true) {
+            write(&mut String::new(), &mut Vec::new());
+        }
     }
 }
 
@@ -445,7 +470,7 @@ impl Proxy {
 /// borrowed parts, with no map built per request.
 #[derive(serde::Serialize)]
 struct AccessLine<'a> {
-    timestamp: String,
+    timestamp: &'a str,
     level: &'static str,
     service: &'a str,
     request_id: &'a str,
