@@ -426,11 +426,15 @@ pub async fn forward(
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .collect();
-    let headers = out.headers_mut();
-    for (name, value) in res.headers {
-        if name != header::CONTENT_LENGTH && !is_hop_by_hop(&name, None) && !named.contains(&name) {
-            headers.append(name, value);
-        }
+    // The upstream's map, filtered in place, becomes the response's (with
+    // anything the builder set kept).
+    let mut headers = res.headers;
+    headers.retain(|name, _| {
+        name != header::CONTENT_LENGTH && !is_hop_by_hop(name, None) && !named.contains(name)
+    });
+    let set = std::mem::replace(out.headers_mut(), headers);
+    for (name, value) in set {
+        out.headers_mut().append(name, value);
     }
     Ok(out)
 }
