@@ -119,12 +119,7 @@ thread_local! {
 fn checkout(authority: &str) -> Option<TcpStream> {
     POOL.with_borrow_mut(|pool| {
         let idle = pool.get_mut(authority)?;
-        let now = Instant::now();
-        let stale = idle
-            .iter()
-            .position(|c| now.duration_since(c.since) < MAX_IDLE)
-            .unwrap_or(idle.len());
-        idle.drain(..stale);
+        prune(idle, Instant::now());
         while let Some(c) = idle.pop() {
             if alive(&c.io) {
                 return Some(c.io);
@@ -161,14 +156,28 @@ fn checkin(authority: &Arc<str>, io: TcpStream, keepalive: usize, drained: bool)
         });
     }
     POOL.with_borrow_mut(|pool| {
-        let idle = pool.entry(authority.clone()).or_default();
+        let idle = match pool.get_mut(&**authority) {
+            Some(idle) => idle,
+            None => pool.entry(authority.clone()).or_default(),
+        };
+        let now = Instant::now();
+        // Pruned here too, so connections idle past their time are closed
+        // while traffic goes on to the upstream, not only when one is taken.
+        prune(idle, now);
         if idle.len() < keepalive {
-            idle.push(Idle {
-                io,
-                since: Instant::now(),
-            });
+            idle.push(Idle { io, since: now });
         }
     });
+}
+
+/// Closes the connections idle for [`MAX_IDLE`] or more (the oldest come
+/// first).
+fn prune(idle: &mut Vec<Idle>, now: Instant) {
+    let stale = idle
+        .iter()
+        .position(|c| now.duration_since(c.since) < MAX_IDLE)
+        .unwrap_or(idle.len());
+    idle.drain(..stale);
 }
 
 async fn connect(authority: &str) -> io::Result<TcpStream> {
