@@ -174,6 +174,28 @@ pub fn hop_upstream() -> SocketAddr {
     addr
 }
 
+/// The load error of a manifest with one `http.proxy` (`app:api`, on an
+/// `http.service` `app:gateway`) whose fields after `meta` are `fields`
+/// (YAML lines at the entry's level).
+pub fn proxy_load_error(fields: &str) -> String {
+    let text = format!(
+        r#"version: "1.0"
+namespace: app
+entries:
+  - name: gateway
+    kind: http.service
+    addr: "127.0.0.1:0"
+  - name: api
+    kind: http.proxy
+    meta: {{ server: app:gateway }}
+{fields}"#
+    );
+    match Registry::boot(support::parse(&text), &Catalog::new()) {
+        Ok(_) => panic!("booted:\n{fields}"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// An address nothing listens on.
 pub fn dead_address() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

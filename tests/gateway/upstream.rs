@@ -344,24 +344,12 @@ async fn a_broken_chunked_body_closes_the_client_connection_short() {
 
 #[test]
 fn a_keepalive_over_the_limit_is_a_load_error_naming_the_route() {
-    let text = r#"version: "1.0"
-namespace: app
-entries:
-  - name: gateway
-    kind: http.service
-    addr: "127.0.0.1:0"
-  - name: api
-    kind: http.proxy
-    meta: { server: app:gateway }
-    routes:
+    let err = super::proxy_load_error(
+        r#"    routes:
       - { path: /api, upstream: "http://127.0.0.1:9", keepalive: 8 }
       - { path: /b, upstream: "http://127.0.0.1:9", keepalive: 100000 }
-"#;
-    let manifest = super::support::parse(text);
-    let err = match rippy::registry::Registry::boot(manifest, &rippy::catalog::Catalog::new()) {
-        Ok(_) => panic!("booted with 100000 idle connections"),
-        Err(e) => e.to_string(),
-    };
+"#,
+    );
     assert!(err.contains("app:api"), "{err}");
     assert!(err.contains("routes[1].keepalive"), "{err}");
     assert!(err.contains("100000"), "{err}");
