@@ -12,7 +12,6 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::web::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::GatewayError;
 use crate::http::Takeover;
@@ -26,7 +25,7 @@ pub async fn open(
     authority: &str,
     timeout: Duration,
 ) -> Result<HttpResponse, GatewayError> {
-    let connect = tokio::time::timeout(timeout, TcpStream::connect(authority))
+    let connect = tokio::time::timeout(timeout, super::upstream::connect(authority))
         .await
         .map_err(|_| GatewayError::UpstreamTimeout)?;
     let mut stream = connect.map_err(|_| GatewayError::ServiceUnavailable)?;

@@ -180,7 +180,8 @@ fn prune(idle: &mut Vec<Idle>, now: Instant) {
     idle.drain(..stale);
 }
 
-async fn connect(authority: &str) -> io::Result<TcpStream> {
+/// A new connection to `authority`, Nagle off (the WebSocket tunnel's too).
+pub async fn connect(authority: &str) -> io::Result<TcpStream> {
     let io = TcpStream::connect(authority).await?;
     io.set_nodelay(true)?;
     Ok(io)
