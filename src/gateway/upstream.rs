@@ -113,6 +113,35 @@ struct Idle {
 thread_local! {
     // Idle connections by upstream, oldest first.
     static POOL: RefCell<HashMap<Arc<str>, Vec<Idle>>> = RefCell::new(HashMap::new());
+    // Whether this thread's pool has its sweeper.
+    static SWEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Starts, once per worker thread, a task that closes this thread's idle
+/// connections past [`MAX_IDLE`] every half of it, so none outlives its
+/// time by more than that when traffic stops. A thread without an actix
+/// arbiter (none serves the gateway) prunes only on use.
+fn sweep_this_thread() {
+    if SWEPT.replace(true) {
+        return;
+    }
+    let Some(arbiter) = actix::Arbiter::try_current() else {
+        return;
+    };
+    arbiter.spawn(async {
+        let mut every = tokio::time::interval(MAX_IDLE / 2);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            POOL.with_borrow_mut(|pool| {
+                let now = Instant::now();
+                for idle in pool.values_mut() {
+                    prune(idle, now);
+                }
+                pool.retain(|_, idle| !idle.is_empty());
+            });
+        }
+    });
 }
 
 /// The most recently used live idle connection to `authority`, if any.
@@ -155,6 +184,7 @@ fn checkin(authority: &Arc<str>, io: TcpStream, keepalive: usize, drained: bool)
             Err::<(), _>(io::ErrorKind::WouldBlock.into())
         });
     }
+    sweep_this_thread();
     POOL.with_borrow_mut(|pool| {
         let idle = match pool.get_mut(&**authority) {
             Some(idle) => idle,

@@ -398,3 +398,18 @@ async fn a_connection_with_bytes_nobody_asked_for_is_not_reused() {
     assert_eq!(get(&gw, "/up/x").await, (200, "clean".into()));
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+#[actix_web::test]
+async fn idle_connections_are_closed_after_their_time_without_traffic() {
+    let (up, accepted, closed) = scripted_counting(|_, _| Reply::Keep(ok("kept")));
+    let gw = gateway(up, "").await;
+    assert_eq!(get(&gw, "/up/x").await, (200, "kept".into()));
+    assert_eq!(closed.load(Ordering::SeqCst), 0, "pooled, not closed");
+    // No more requests: the gateway's sweeper closes it (4 s idle, swept
+    // every 2 s), and the upstream sees its end close.
+    super::support::eventually("the idle connection to be closed", || {
+        closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
