@@ -418,19 +418,20 @@ pub async fn forward(
         Some(length) => HttpResponse::build(res.status).body(SizedStream::new(length, body)),
         None => HttpResponse::build(res.status).streaming(body),
     };
-    // What the upstream's `Connection` names is hop-by-hop too (rare).
-    let named: Vec<HeaderName> = res
-        .headers
-        .get_all(header::CONNECTION)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
     // The upstream's map, filtered in place, becomes the response's (with
-    // anything the builder set kept).
+    // anything the builder set kept). What its `Connection` names is
+    // hop-by-hop too: `is_hop_by_hop` reads those values from a copy, as
+    // the map cannot lend them while it is being filtered.
     let mut headers = res.headers;
+    let connection = with_connection(&headers).map(|h| {
+        let mut only = HeaderMap::new();
+        for value in h.get_all(header::CONNECTION) {
+            only.append(header::CONNECTION, value.clone());
+        }
+        only
+    });
     headers.retain(|name, _| {
-        name != header::CONTENT_LENGTH && !is_hop_by_hop(name, None) && !named.contains(name)
+        name != header::CONTENT_LENGTH && !is_hop_by_hop(name, connection.as_ref())
     });
     let set = std::mem::replace(out.headers_mut(), headers);
     for (name, value) in set {

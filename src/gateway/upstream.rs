@@ -184,11 +184,16 @@ fn checkin(authority: &Arc<str>, io: TcpStream, keepalive: usize, drained: bool)
             Err::<(), _>(io::ErrorKind::WouldBlock.into())
         });
     }
-    sweep_this_thread();
     POOL.with_borrow_mut(|pool| {
         let idle = match pool.get_mut(&**authority) {
             Some(idle) => idle,
-            None => pool.entry(authority.clone()).or_default(),
+            None => {
+                // A first connection pooled on this thread (or the first
+                // since the sweeper emptied the entry); the sweeper task is
+                // only queued here, it runs later.
+                sweep_this_thread();
+                pool.entry(authority.clone()).or_default()
+            }
         };
         let now = Instant::now();
         // Pruned here too, so connections idle past their time are closed
