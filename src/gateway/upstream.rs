@@ -12,7 +12,11 @@
 //! reused connection turns out dead before any byte of the answer (the
 //! upstream closed it while the request was on its way) is sent again on a
 //! new connection when repeating it is safe: an idempotent method with a
-//! body read whole. Streamed uploads always get a new connection.
+//! body read whole. Streamed uploads always get a new connection, and the
+//! answer is watched for while they go: an upstream that answers before it
+//! has taken the whole body (a 413 or 401 on the head alone) is answered
+//! through at once, even if it never reads the rest or closes on it; that
+//! connection is then not kept.
 //!
 //! Responses are framed as RFC 9112 says: no body for `HEAD`, 204 and 304;
 //! `Transfer-Encoding` ending in `chunked` is decoded (chunk extensions and
@@ -301,34 +305,36 @@ where
         stale: false,
     };
     io.write_all(request).await.map_err(stale)?;
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    // A write into the upload that failed: the upstream may have answered
+    // before it closed, and that answer is what the client gets if it is
+    // there; otherwise this error is.
+    let mut broken = None;
     if let Some(upload) = upload {
-        while let Some(chunk) = upload.next().await {
-            let chunk = chunk.map_err(|e| fail(Error::Upload(e)))?;
-            io.write_all(&chunk).await.map_err(|e| fail(Error::Io(e)))?;
+        match stream_upload(&io, upload, &mut buf, to)
+            .await
+            .map_err(fail)?
+        {
+            Sent::Whole => {}
+            // Answered before taking the whole body: the connection is not
+            // reusable, the rest of the body is still owed on it.
+            Sent::Answered(head, framing) => {
+                return Ok(respond(io, buf, head, framing, None, false));
+            }
+            Sent::Broken(e) => broken = Some(e),
         }
     }
-    let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut drained = false;
     // Whether any byte of an answer (an interim one included) has come: a
     // connection that fails after that was not a stale one.
-    let mut answered = false;
+    let mut answered = !buf.is_empty();
     loop {
         if !buf.is_empty() {
             match parse_head(&mut buf, to).map_err(fail)? {
                 Some((head, framing)) => {
-                    let mut body = Body {
-                        io: Some(io),
-                        buf,
-                        framing,
-                        pool: head.reusable.then(|| (to.authority.clone(), to.keepalive)),
-                    };
-                    body.settle(drained);
-                    return Ok(Response {
-                        status: head.status,
-                        headers: head.headers,
-                        length: head.length,
-                        body,
-                    });
+                    let pool = (head.reusable && broken.is_none())
+                        .then(|| (to.authority.clone(), to.keepalive));
+                    return Ok(respond(io, buf, head, framing, pool, drained));
                 }
                 None if buf.len() > MAX_HEAD => {
                     return Err(fail(Error::Protocol("head too large")));
@@ -339,7 +345,13 @@ where
         let started = !answered;
         // The parse after a read runs in the poll that read: `drained` holds
         // for `settle` (see `checkin`).
-        match std::future::poll_fn(|cx| poll_fill(&io, &mut buf, cx)).await {
+        let read = std::future::poll_fn(|cx| poll_fill(&io, &mut buf, cx)).await;
+        if matches!(read, Ok((0, _)) | Err(_))
+            && let Some(e) = broken.take()
+        {
+            return Err(fail(Error::Io(e)));
+        }
+        match read {
             Ok((0, _)) if started => return Err(stale(io::ErrorKind::UnexpectedEof.into())),
             Ok((0, _)) => return Err(fail(Error::Protocol("closed within the head"))),
             Ok((_, all)) => {
@@ -350,6 +362,102 @@ where
             Err(e) => return Err(fail(Error::Io(e))),
         }
     }
+}
+
+/// The response for a parsed head, its body read from `io` after what
+/// `buf` already holds; `pool`: where the connection goes after the body.
+fn respond(
+    io: TcpStream,
+    buf: BytesMut,
+    head: Head,
+    framing: Framing,
+    pool: Option<(Arc<str>, usize)>,
+    drained: bool,
+) -> Response {
+    let mut body = Body {
+        io: Some(io),
+        buf,
+        framing,
+        pool,
+    };
+    body.settle(drained);
+    Response {
+        status: head.status,
+        headers: head.headers,
+        length: head.length,
+        body,
+    }
+}
+
+/// How a streamed upload ended.
+enum Sent {
+    /// All of it went.
+    Whole,
+    /// The upstream gave its final answer before taking all of it.
+    Answered(Head, Framing),
+    /// A write failed (the upstream closed); its answer may still be there
+    /// to read.
+    Broken(io::Error),
+}
+
+/// Streams `upload` to `io` while watching for the answer: an upstream that
+/// refuses a body (413, 401, 403) answers without reading it, and may then
+/// never read it or close, so the answer is taken as soon as its head is
+/// whole instead of waiting on a write that would not finish. Interim
+/// answers (`100 Continue`) are passed over and the upload goes on.
+async fn stream_upload<S>(
+    io: &TcpStream,
+    upload: &mut S,
+    buf: &mut BytesMut,
+    to: &Target<'_>,
+) -> Result<Sent, Error>
+where
+    S: Stream<Item = Result<Bytes, UploadError>> + Unpin,
+{
+    let mut pending = Bytes::new();
+    std::future::poll_fn(|cx| {
+        loop {
+            // Anything from the upstream yet? (Registers for the next.)
+            while let Poll::Ready(ready) = io.poll_read_ready(cx) {
+                ready.map_err(Error::Io)?;
+                if buf.capacity() - buf.len() < READ_SIZE / 4 {
+                    buf.reserve(READ_SIZE);
+                }
+                match io.try_read_buf(buf) {
+                    // Readiness was stale: cleared, polled again.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Poll::Ready(Err(Error::Io(e))),
+                    Ok(0) => {
+                        return Poll::Ready(Err(Error::Io(io::ErrorKind::UnexpectedEof.into())));
+                    }
+                    Ok(_) => {
+                        if let Some((head, framing)) = parse_head(buf, to)? {
+                            return Poll::Ready(Ok(Sent::Answered(head, framing)));
+                        }
+                        if buf.len() > MAX_HEAD {
+                            return Poll::Ready(Err(Error::Protocol("head too large")));
+                        }
+                    }
+                }
+            }
+            if pending.is_empty() {
+                match ready!(upload.poll_next_unpin(cx)) {
+                    Some(Ok(chunk)) => pending = chunk,
+                    Some(Err(e)) => return Poll::Ready(Err(Error::Upload(e))),
+                    None => return Poll::Ready(Ok(Sent::Whole)),
+                }
+                continue;
+            }
+            match io.try_write(&pending) {
+                Ok(n) => pending.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(io.poll_write_ready(cx)).map_err(Error::Io)?;
+                }
+                Err(e) => return Poll::Ready(Ok(Sent::Broken(e))),
+            }
+        }
+    })
+    .await
 }
 
 /// A parsed response head.

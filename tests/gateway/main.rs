@@ -234,6 +234,12 @@ impl Gw {
         let down = dead_address();
         let hop = hop_upstream();
         let dir = tempfile::tempdir().unwrap();
+        // 64 KiB unless the caller's fields say.
+        let max_body = if proxy_fields.contains("max_body:") {
+            ""
+        } else {
+            "    max_body: \"64KiB\"\n"
+        };
         let text = format!(
             r#"version: "1.0"
 namespace: app
@@ -264,8 +270,7 @@ entries:
     identity: app:identities
     rate_limit: {{ requests: {requests_per_minute}, window: "1m" }}
     timeout: "5s"
-    max_body: "64KiB"
-    middleware: [cors]
+{max_body}    middleware: [cors]
     options:
       cors.allow.origins: "https://app.example"
 {proxy_fields}    routes:

@@ -413,3 +413,136 @@ async fn idle_connections_are_closed_after_their_time_without_traffic() {
     .await;
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
+
+/// A raw TCP upstream that reads each connection's request head and hands
+/// the socket, with any body bytes read past the head, to `serve`.
+fn after_head<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream, Vec<u8>) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let serve = std::rc::Rc::new(serve);
+    actix_web::rt::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let serve = serve.clone();
+            actix_web::rt::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                serve(s, buf.split_off(end)).await;
+            });
+        }
+    });
+    addr
+}
+
+/// As [`gateway`], with bodies up to 1 MiB (over 64 KiB they are streamed).
+async fn upload_gateway(up: SocketAddr) -> Gw {
+    Gw::boot_full(
+        1000,
+        "    workers: 1\n",
+        "    max_body: \"1MiB\"\n",
+        &format!("      - {{ path: /up, upstream: \"http://{up}\", auth_required: false, timeout: \"2s\" }}\n"),
+    )
+    .await
+}
+
+/// Sends the head of a `POST` declaring `length` body bytes and the first
+/// `sent` of them, then reads one response (by its `Content-Length`)
+/// without sending more: status and body.
+async fn upload_part(gw: &Gw, length: usize, sent: usize) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!("POST /up/files HTTP/1.1\r\nHost: gw\r\nContent-Length: {length}\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&vec![b'x'; sent]).await.unwrap();
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.trim().parse::<usize>().unwrap());
+                if length.is_some_and(|n| body.len() >= n) {
+                    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+                    return (status, body.to_owned());
+                }
+            }
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before a whole response: {text}");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    super::support::within("the response to a part of an upload", read).await
+}
+
+const REFUSED: &[u8] =
+    b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 14\r\nConnection: close\r\n\r\ntoo big for us";
+
+#[actix_web::test]
+async fn an_upstream_refusing_a_streamed_upload_early_is_answered_through() {
+    // Answers on the head alone and never reads the body, keeping the
+    // connection open: the gateway must not wait on the rest of the body
+    // (the client is waiting for this answer before it sends more).
+    let up = after_head(|mut s, _| async move {
+        s.write_all(REFUSED).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let gw = upload_gateway(up).await;
+    assert_eq!(
+        upload_part(&gw, 512 * 1024, 200 * 1024).await,
+        (413, "too big for us".into())
+    );
+
+    // Answers and closes with the body unread (its kernel resets the
+    // connection as the gateway's writes arrive): the answer still gets
+    // through, not a 502.
+    let up = after_head(|mut s, _| async move {
+        s.write_all(REFUSED).await.unwrap();
+    });
+    let gw = upload_gateway(up).await;
+    assert_eq!(
+        upload_part(&gw, 512 * 1024, 200 * 1024).await,
+        (413, "too big for us".into())
+    );
+}
+
+#[actix_web::test]
+async fn a_streamed_upload_goes_on_after_an_interim_answer() {
+    let up = after_head(|mut s, mut body| async move {
+        s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while body.len() < 300 * 1024 {
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the upload stopped at {}", body.len());
+            body.extend_from_slice(&chunk[..n]);
+        }
+        let text = format!("got {}", body.len());
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        s.write_all(answer.as_bytes()).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let gw = upload_gateway(up).await;
+    assert_eq!(
+        upload_part(&gw, 300 * 1024, 300 * 1024).await,
+        (200, "got 307200".into())
+    );
+}
