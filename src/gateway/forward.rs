@@ -381,6 +381,7 @@ pub async fn forward(
         keepalive: to.keepalive,
         head_request: *method == Method::HEAD,
         idempotent: bodiless || *method == Method::PUT,
+        upgrade: false,
     };
     // A streamed upload takes as long as the client sends (its own
     // deadlines bound that), then the route timeout bounds the wait for the
@@ -402,16 +403,26 @@ pub async fn forward(
             log::debug!("gateway upstream timed out wait_ms={}", wait.as_millis());
             GatewayError::UpstreamTimeout
         })?
-        .map_err(|e| {
-            log::debug!("gateway upstream failed error={e}");
-            match e {
-                upstream::Error::Upload(UploadError::TimedOut) => GatewayError::RequestTimeout,
-                upstream::Error::Upload(UploadError::Unreadable) => GatewayError::BadRequest,
-                upstream::Error::Connect(_) => GatewayError::ServiceUnavailable,
-                upstream::Error::Io(_) | upstream::Error::Protocol(_) => GatewayError::BadGateway,
-            }
-        })?;
-    let body = IdleTimeout::new(res.body, to.timeout);
+        .map_err(failed)?;
+    Ok(relay(res, to.timeout))
+}
+
+/// The client's error for an exchange with the upstream that failed.
+pub fn failed(e: upstream::Error) -> GatewayError {
+    log::debug!("gateway upstream failed error={e}");
+    match e {
+        upstream::Error::Upload(UploadError::TimedOut) => GatewayError::RequestTimeout,
+        upstream::Error::Upload(UploadError::Unreadable) => GatewayError::BadRequest,
+        upstream::Error::Connect(_) => GatewayError::ServiceUnavailable,
+        upstream::Error::Io(_) | upstream::Error::Protocol(_) => GatewayError::BadGateway,
+    }
+}
+
+/// The client's response for the upstream's: its status, its headers less
+/// the hop-by-hop ones, its body streamed with `idle` as the longest wait
+/// for each chunk.
+pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
+    let body = IdleTimeout::new(res.body, idle);
     let mut out = match res.length {
         // Known length: actix writes Content-Length (Compress, when it
         // encodes, switches to chunked itself).
@@ -437,7 +448,7 @@ pub async fn forward(
     for (name, value) in set {
         out.headers_mut().append(name, value);
     }
-    Ok(out)
+    out
 }
 
 /// An upstream body that fails when no chunk arrives within `idle` of being

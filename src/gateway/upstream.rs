@@ -97,6 +97,8 @@ pub struct Target<'a> {
     pub head_request: bool,
     /// Sending the request twice is harmless (RFC 9110 idempotent methods).
     pub idempotent: bool,
+    /// The request asks to switch protocols: a 101 is its answer.
+    pub upgrade: bool,
 }
 
 /// An upstream's response: its head, and its body as a stream.
@@ -364,6 +366,56 @@ where
     }
 }
 
+/// How an upstream answered a request to switch protocols.
+pub enum Upgrade {
+    /// It switched (101): its headers, the connection, and whatever it
+    /// already sent in the new protocol.
+    Switched {
+        headers: HeaderMap,
+        io: TcpStream,
+        early: BytesMut,
+    },
+    /// It answered as HTTP (a 401, a 404, a 426 ...): that answer, to pass on.
+    Refused(Response),
+}
+
+/// Sends `request` (a whole head asking to switch protocols, no body) to
+/// `to` on a connection of its own and reads the answer's head.
+pub async fn upgrade(to: Target<'_>, request: &[u8]) -> Result<Upgrade, Error> {
+    let to = Target {
+        keepalive: 0,
+        upgrade: true,
+        ..to
+    };
+    let mut io = connect(to.authority).await.map_err(Error::Connect)?;
+    io.write_all(request).await.map_err(Error::Io)?;
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if !buf.is_empty() {
+            if let Some((head, framing)) = parse_head(&mut buf, &to)? {
+                return Ok(if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                    Upgrade::Switched {
+                        headers: head.headers,
+                        io,
+                        early: buf,
+                    }
+                } else {
+                    Upgrade::Refused(respond(io, buf, head, framing, None, false))
+                });
+            }
+            if buf.len() > MAX_HEAD {
+                return Err(Error::Protocol("head too large"));
+            }
+        }
+        let (n, _) = std::future::poll_fn(|cx| poll_fill(&io, &mut buf, cx))
+            .await
+            .map_err(Error::Io)?;
+        if n == 0 {
+            return Err(Error::Protocol("closed within the head"));
+        }
+    }
+}
+
 /// The response for a parsed head, its body read from `io` after what
 /// `buf` already holds; `pool`: where the connection goes after the body.
 fn respond(
@@ -487,10 +539,10 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
         }
         let code = res.code.unwrap_or(0);
         let version = res.version.unwrap_or(0);
-        if code == 101 {
+        if code == 101 && !to.upgrade {
             return Err(Error::Protocol("unasked-for 101"));
         }
-        if (100..200).contains(&code) {
+        if (100..200).contains(&code) && code != 101 {
             buf.advance(len);
             if buf.is_empty() {
                 return Ok(None);
@@ -542,7 +594,7 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
             };
             headers.append(name, value);
         }
-        let no_body = to.head_request || code == 204 || code == 304;
+        let no_body = to.head_request || code == 101 || code == 204 || code == 304;
         let framing = if no_body {
             Framing::Length(0)
         } else if chunked {
@@ -555,6 +607,7 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
             Framing::Eof
         };
         let reusable = to.keepalive > 0
+            && code != 101
             && version == 1
             && !close
             && !(te && length.is_some())

@@ -467,6 +467,12 @@ async fn upload_part(gw: &Gw, length: usize, sent: usize) -> (u16, String) {
     let head = format!("POST /up/files HTTP/1.1\r\nHost: gw\r\nContent-Length: {length}\r\n\r\n");
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&vec![b'x'; sent]).await.unwrap();
+    read_response(&mut s).await
+}
+
+/// Reads one response off `s` (its body by `Content-Length`, never to the
+/// close): status and body.
+async fn read_response(s: &mut tokio::net::TcpStream) -> (u16, String) {
     let read = async {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -488,7 +494,7 @@ async fn upload_part(gw: &Gw, length: usize, sent: usize) -> (u16, String) {
             buf.extend_from_slice(&chunk[..n]);
         }
     };
-    super::support::within("the response to a part of an upload", read).await
+    super::support::within("a whole response", read).await
 }
 
 const REFUSED: &[u8] =
@@ -544,5 +550,50 @@ async fn a_streamed_upload_goes_on_after_an_interim_answer() {
     assert_eq!(
         upload_part(&gw, 300 * 1024, 300 * 1024).await,
         (200, "got 307200".into())
+    );
+}
+
+const UPGRADE: &str = "GET /up/ws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+#[actix_web::test]
+async fn an_upgrade_the_upstream_refuses_gets_the_upstreams_answer() {
+    let (up, _) = scripted(|_, r| {
+        assert!(r.head.contains("upgrade: websocket\r\n"), "{}", r.head);
+        Reply::Keep(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 12\r\nX-Why: policy\r\n\r\nnot for you!"
+                .to_vec(),
+        )
+    });
+    let gw = gateway(up, "").await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(UPGRADE.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut s).await, (403, "not for you!".into()));
+}
+
+#[actix_web::test]
+async fn an_upgrade_keeps_what_the_upstream_sent_right_after_its_101() {
+    let (up, _) = scripted(|_, _| {
+        Reply::Keep(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi".to_vec(),
+        )
+    });
+    let gw = gateway(up, "").await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(UPGRADE.as_bytes()).await.unwrap();
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !buf.ends_with(b"\r\n\r\n\x81\x02hi") {
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&buf).to_lowercase()
+    };
+    let text = super::support::within("the 101 and the first frame", read).await;
+    assert!(text.starts_with("http/1.1 101"), "{text}");
+    assert!(
+        text.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
+        "{text}"
     );
 }
