@@ -37,9 +37,9 @@ use std::time::Duration;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use actix_web::body::SizedStream;
-use actix_web::http::Method;
+use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::{Method, StatusCode};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::Stream;
@@ -382,6 +382,7 @@ pub async fn forward(
         head_request: *method == Method::HEAD,
         idempotent: bodiless || *method == Method::PUT,
         upgrade: false,
+        body: length > 0,
     };
     // A streamed upload takes as long as the client sends (its own
     // deadlines bound that), then the route timeout bounds the wait for the
@@ -422,12 +423,22 @@ pub fn failed(e: upstream::Error) -> GatewayError {
 /// the hop-by-hop ones, its body streamed with `idle` as the longest wait
 /// for each chunk.
 pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
-    let body = IdleTimeout::new(res.body, idle);
-    let mut out = match res.length {
-        // Known length: actix writes Content-Length (Compress, when it
-        // encodes, switches to chunked itself).
-        Some(length) => HttpResponse::build(res.status).body(SizedStream::new(length, body)),
-        None => HttpResponse::build(res.status).streaming(body),
+    // 204 and 304 have no body whatever their headers say (RFC 9110 6.4.1):
+    // nothing is written after the head, not even a chunked body's end. A
+    // 304 keeps the upstream's Content-Length, the length of the answer it
+    // stands for.
+    let not_modified = res.status == StatusCode::NOT_MODIFIED;
+    let mut out = if not_modified || res.status == StatusCode::NO_CONTENT {
+        HttpResponse::build(res.status).body(actix_web::body::None::new())
+    } else {
+        let body = IdleTimeout::new(res.body, idle);
+        match res.length {
+            // Known length: actix writes Content-Length (Compress, when it
+            // encodes, switches to chunked itself).
+            Some(length) => HttpResponse::build(res.status).body(SizedStream::new(length, body)),
+            // `streaming` would add a Content-Type the upstream did not send.
+            None => HttpResponse::build(res.status).body(BodyStream::new(body)),
+        }
     };
     // The upstream's map, filtered in place, becomes the response's (with
     // anything the builder set kept). What its `Connection` names is
@@ -442,7 +453,8 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
         only
     });
     headers.retain(|name, _| {
-        name != header::CONTENT_LENGTH && !is_hop_by_hop(name, connection.as_ref())
+        (name != header::CONTENT_LENGTH || not_modified)
+            && !is_hop_by_hop(name, connection.as_ref())
     });
     let set = std::mem::replace(out.headers_mut(), headers);
     for (name, value) in set {

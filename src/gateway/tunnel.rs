@@ -36,6 +36,7 @@ pub async fn open(
         head_request: false,
         idempotent: true,
         upgrade: true,
+        body: false,
     };
     let answer = tokio::time::timeout(timeout, upstream::upgrade(to, &head))
         .await

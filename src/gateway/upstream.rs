@@ -12,11 +12,11 @@
 //! reused connection turns out dead before any byte of the answer (the
 //! upstream closed it while the request was on its way) is sent again on a
 //! new connection when repeating it is safe: an idempotent method with a
-//! body read whole. Streamed uploads always get a new connection, and the
-//! answer is watched for while they go: an upstream that answers before it
-//! has taken the whole body (a 413 or 401 on the head alone) is answered
-//! through at once, even if it never reads the rest or closes on it; that
-//! connection is then not kept.
+//! body read whole. Streamed uploads always get a new connection. A request
+//! with a body (read whole or streamed) is sent while the answer is watched
+//! for: an upstream that answers before it has taken the whole body (a 413
+//! or 401 on the head alone) is answered through at once, even if it never
+//! reads the rest or closes on it; that connection is then not kept.
 //!
 //! Responses are framed as RFC 9112 says: no body for `HEAD`, 204 and 304;
 //! `Transfer-Encoding` ending in `chunked` is decoded (chunk extensions and
@@ -99,6 +99,9 @@ pub struct Target<'a> {
     pub idempotent: bool,
     /// The request asks to switch protocols: a 101 is its answer.
     pub upgrade: bool,
+    /// The request has a body (after its head, or streamed): it is sent
+    /// while watching for an answer that comes before it is all taken.
+    pub body: bool,
 }
 
 /// An upstream's response: its head, and its body as a stream.
@@ -306,30 +309,30 @@ where
         error,
         stale: false,
     };
-    io.write_all(request).await.map_err(stale)?;
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    // A write into the upload that failed: the upstream may have answered
+    // Whether any byte of an answer (an interim one included) has come: a
+    // connection that fails after that was not a stale one.
+    let mut answered = false;
+    // A write of the body that failed: the upstream may have answered
     // before it closed, and that answer is what the client gets if it is
     // there; otherwise this error is.
     let mut broken = None;
-    if let Some(upload) = upload {
-        match stream_upload(&io, upload, &mut buf, to)
-            .await
-            .map_err(fail)?
-        {
-            Sent::Whole => {}
+    if to.body || upload.is_some() {
+        match send_watching(&io, request, upload, &mut buf, &mut answered, to).await {
+            Ok(Sent::Whole) => {}
             // Answered before taking the whole body: the connection is not
             // reusable, the rest of the body is still owed on it.
-            Sent::Answered(head, framing) => {
+            Ok(Sent::Answered(head, framing)) => {
                 return Ok(respond(io, buf, head, framing, None, false));
             }
-            Sent::Broken(e) => broken = Some(e),
+            Ok(Sent::Broken(e)) => broken = Some(e),
+            Err(Error::Io(e)) if !answered => return Err(stale(e)),
+            Err(e) => return Err(fail(e)),
         }
+    } else {
+        io.write_all(request).await.map_err(stale)?;
     }
     let mut drained = false;
-    // Whether any byte of an answer (an interim one included) has come: a
-    // connection that fails after that was not a stale one.
-    let mut answered = !buf.is_empty();
     loop {
         if !buf.is_empty() {
             match parse_head(&mut buf, to).map_err(fail)? {
@@ -351,7 +354,10 @@ where
         if matches!(read, Ok((0, _)) | Err(_))
             && let Some(e) = broken.take()
         {
-            return Err(fail(Error::Io(e)));
+            return Err(Failure {
+                error: Error::Io(e),
+                stale: started,
+            });
         }
         match read {
             Ok((0, _)) if started => return Err(stale(io::ErrorKind::UnexpectedEof.into())),
@@ -385,6 +391,7 @@ pub async fn upgrade(to: Target<'_>, request: &[u8]) -> Result<Upgrade, Error> {
     let to = Target {
         keepalive: 0,
         upgrade: true,
+        body: false,
         ..to
     };
     let mut io = connect(to.authority).await.map_err(Error::Connect)?;
@@ -441,7 +448,7 @@ fn respond(
     }
 }
 
-/// How a streamed upload ended.
+/// How sending a request with a body ended.
 enum Sent {
     /// All of it went.
     Whole,
@@ -452,20 +459,25 @@ enum Sent {
     Broken(io::Error),
 }
 
-/// Streams `upload` to `io` while watching for the answer: an upstream that
-/// refuses a body (413, 401, 403) answers without reading it, and may then
-/// never read it or close, so the answer is taken as soon as its head is
-/// whole instead of waiting on a write that would not finish. Interim
-/// answers (`100 Continue`) are passed over and the upload goes on.
-async fn stream_upload<S>(
+/// Sends `request` (a head, and any body read whole) and then `upload` to
+/// `io` while watching for the answer: an upstream that refuses a body
+/// (413, 401, 403) answers without reading it, and may then never read it
+/// or close, so the answer is taken as soon as its head is whole instead of
+/// waiting on a write that would not finish. Interim answers (`100
+/// Continue`) are passed over and the body goes on; `answered` is set once
+/// any byte of an answer has come.
+async fn send_watching<S>(
     io: &TcpStream,
-    upload: &mut S,
+    request: &[u8],
+    mut upload: Option<&mut S>,
     buf: &mut BytesMut,
+    answered: &mut bool,
     to: &Target<'_>,
 ) -> Result<Sent, Error>
 where
     S: Stream<Item = Result<Bytes, UploadError>> + Unpin,
 {
+    let mut sent = 0;
     let mut pending = Bytes::new();
     std::future::poll_fn(|cx| {
         loop {
@@ -483,6 +495,7 @@ where
                         return Poll::Ready(Err(Error::Io(io::ErrorKind::UnexpectedEof.into())));
                     }
                     Ok(_) => {
+                        *answered = true;
                         if let Some((head, framing)) = parse_head(buf, to)? {
                             return Poll::Ready(Ok(Sent::Answered(head, framing)));
                         }
@@ -492,15 +505,23 @@ where
                     }
                 }
             }
-            if pending.is_empty() {
+            let out = if sent < request.len() {
+                &request[sent..]
+            } else if !pending.is_empty() {
+                &pending[..]
+            } else {
+                let Some(upload) = upload.as_mut() else {
+                    return Poll::Ready(Ok(Sent::Whole));
+                };
                 match ready!(upload.poll_next_unpin(cx)) {
                     Some(Ok(chunk)) => pending = chunk,
                     Some(Err(e)) => return Poll::Ready(Err(Error::Upload(e))),
                     None => return Poll::Ready(Ok(Sent::Whole)),
                 }
                 continue;
-            }
-            match io.try_write(&pending) {
+            };
+            match io.try_write(out) {
+                Ok(n) if sent < request.len() => sent += n,
                 Ok(n) => pending.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     ready!(io.poll_write_ready(cx)).map_err(Error::Io)?;

@@ -154,13 +154,28 @@ where
             // An ordinary answer; the connection is not reused after it.
             head.head_mut().set_connection_type(ConnectionType::Close);
             let size = body.size();
+            // On a connection that asked to upgrade, actix-http's codec
+            // writes a body of unknown length as is, to the close, even
+            // where the head would say chunked: the head must say so too.
+            head.head_mut().no_chunking(true);
             if framed.send(Message::Item((head, size))).await.is_err() {
                 return Ok(());
             }
             let mut body = pin!(body);
-            while let Some(Ok(chunk)) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
-                if framed.feed(Message::Chunk(Some(chunk))).await.is_err() {
-                    return Ok(());
+            loop {
+                match poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+                    Some(Ok(chunk)) => {
+                        if framed.feed(Message::Chunk(Some(chunk))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    // Cut short: what came goes out, then the close (short
+                    // of its Content-Length, the client can tell).
+                    Some(Err(_)) => {
+                        let _ = framed.flush().await;
+                        return Ok(());
+                    }
+                    None => break,
                 }
             }
             let _ = framed.send(Message::Chunk(None)).await;

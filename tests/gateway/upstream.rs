@@ -448,12 +448,13 @@ where
     addr
 }
 
-/// As [`gateway`], with bodies up to 1 MiB (over 64 KiB they are streamed).
+/// As [`gateway`], with bodies up to 16 MiB (declared ones over 64 KiB are
+/// streamed, chunked ones read whole).
 async fn upload_gateway(up: SocketAddr) -> Gw {
     Gw::boot_full(
         1000,
         "    workers: 1\n",
-        "    max_body: \"1MiB\"\n",
+        "    max_body: \"16MiB\"\n",
         &format!("      - {{ path: /up, upstream: \"http://{up}\", auth_required: false, timeout: \"2s\" }}\n"),
     )
     .await
@@ -529,6 +530,40 @@ async fn an_upstream_refusing_a_streamed_upload_early_is_answered_through() {
 }
 
 #[actix_web::test]
+async fn an_upstream_refusing_a_body_read_whole_is_answered_through() {
+    // A chunked body is read whole, then sent with the head: 8 MiB that the
+    // upstream never reads fill the socket's buffers, and its early answer
+    // must still come through (not a 504 once the write times out, nor a
+    // 502 when it closes).
+    let body = 8 << 20;
+    let chunked = |gw: &Gw| {
+        let addr = gw.addr;
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /up/files HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n{body:x}\r\n"
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            s.write_all(&vec![b'x'; body]).await.unwrap();
+            s.write_all(b"\r\n0\r\n\r\n").await.unwrap();
+            read_response(&mut s).await
+        }
+    };
+    let up = after_head(|mut s, _| async move {
+        s.write_all(REFUSED).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let gw = upload_gateway(up).await;
+    assert_eq!(chunked(&gw).await, (413, "too big for us".into()));
+
+    let up = after_head(|mut s, _| async move {
+        s.write_all(REFUSED).await.unwrap();
+    });
+    let gw = upload_gateway(up).await;
+    assert_eq!(chunked(&gw).await, (413, "too big for us".into()));
+}
+
+#[actix_web::test]
 async fn a_streamed_upload_goes_on_after_an_interim_answer() {
     let up = after_head(|mut s, mut body| async move {
         s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
@@ -596,4 +631,119 @@ async fn an_upgrade_keeps_what_the_upstream_sent_right_after_its_101() {
         text.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
         "{text}"
     );
+}
+
+/// Sends `first` and then a `GET /up/next` on one keep-alive connection
+/// (pipelined) and returns everything read up to the end of the second
+/// answer, which is `ok("next")`.
+async fn then_next(gw: &Gw, first: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let requests = format!("{first}GET /up/next HTTP/1.1\r\nHost: gw\r\n\r\n");
+    s.write_all(requests.as_bytes()).await.unwrap();
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.ends_with(b"\r\n\r\nnext") {
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&buf).to_lowercase()
+    };
+    super::support::within("two answers on one connection", read).await
+}
+
+#[actix_web::test]
+async fn answers_without_a_body_have_nothing_after_their_head() {
+    let (up, _) = scripted(|_, r| {
+        let path = r.head.split_whitespace().nth(1).unwrap_or_default();
+        Reply::Keep(match path {
+            "/up/304" => b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n".to_vec(),
+            "/up/304-length" => {
+                b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 11\r\n\r\n".to_vec()
+            }
+            "/up/204" => b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            _ => ok("next"),
+        })
+    });
+    let gw = gateway(up, "").await;
+    for (path, status) in [
+        ("/up/304", "304"),
+        ("/up/304-length", "304"),
+        ("/up/204", "204"),
+    ] {
+        let text = then_next(&gw, &format!("GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n")).await;
+        let (first, rest) = text.split_once("\r\n\r\n").unwrap();
+        assert!(first.starts_with(&format!("http/1.1 {status}")), "{text}");
+        assert!(
+            rest.starts_with("http/1.1 200"),
+            "bytes after a {status}'s head: {text}"
+        );
+        assert!(!first.contains("transfer-encoding"), "{text}");
+        assert!(!first.contains("content-type"), "{text}");
+        let length = first.contains("content-length: 11\r\n");
+        assert_eq!(length, path == "/up/304-length", "{text}");
+    }
+}
+
+#[actix_web::test]
+async fn a_chunked_answer_gets_no_content_type_it_did_not_have() {
+    let (up, _) = scripted(|_, _| {
+        Reply::Keep(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n".to_vec(),
+        )
+    });
+    let gw = gateway(up, "").await;
+    let mut res = awc::Client::new()
+        .get(gw.url("/up/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get("content-type"), None);
+    assert_eq!(&res.body().await.unwrap()[..], b"hi");
+}
+
+#[actix_web::test]
+async fn a_refused_upgrade_has_its_body_framed_as_its_head_says() {
+    // A body of unknown length on a connection that asked to upgrade goes
+    // to the close: the head must not claim chunked.
+    let (up, _) = scripted(|_, _| {
+        Reply::Keep(
+            b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                .to_vec(),
+        )
+    });
+    let gw = gateway(up, "").await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(UPGRADE.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    super::support::within("the answer and the close", s.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).to_lowercase();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("http/1.1 403"), "{text}");
+    assert!(!head.contains("transfer-encoding"), "{text}");
+    assert!(head.contains("connection: close"), "{text}");
+    assert_eq!(body, "hello");
+
+    // With a length, an answer cut short ends short of it at the close.
+    let (up, _) = scripted(|_, _| {
+        Reply::Close(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\nhello".to_vec())
+    });
+    let gw = gateway(up, "").await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(UPGRADE.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    super::support::within(
+        "the cut-short answer and the close",
+        s.read_to_end(&mut buf),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&buf).to_lowercase();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("content-length: 10\r\n"), "{text}");
+    assert_eq!(body, "hello");
 }
