@@ -7,7 +7,9 @@
 //! copied both ways unchanged: the two ends speak WebSocket to each other.
 //! Any other answer (the upstream's own 401, 404 or 426) goes to the client
 //! as any forwarded response does. The upstream's head is read by the
-//! gateway's HTTP client (`upstream.rs`).
+//! gateway's HTTP client (`upstream.rs`). A tunnel has no idle timeout
+//! (WebSocket apps go quiet for long stretches); TCP keep-alive probes on
+//! both connections end one whose peer has vanished, in about two minutes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +64,9 @@ pub async fn open(
     // From here on the two sockets are joined, byte for byte.
     Ok(Takeover::new(move |client| async move {
         let (mut upstream, mut io) = (stream, client.io);
+        // Both ends probed when quiet: a client that vanished without a
+        // close frees the tunnel (and its upstream connection) too.
+        upstream::probe_when_idle(&io);
         if !client.read.is_empty() && upstream.write_all(&client.read).await.is_err() {
             return;
         }

@@ -231,6 +231,29 @@ pub async fn connect(authority: &str) -> io::Result<TcpStream> {
     Ok(io)
 }
 
+/// TCP keep-alive probes on a long-lived connection: a peer that vanished
+/// without a FIN or reset (a dropped mobile link, a crashed host) is found
+/// after [`PROBE_IDLE`] of silence plus [`PROBE_RETRIES`] unanswered probes
+/// [`PROBE_INTERVAL`] apart, about two minutes, and the connection fails
+/// instead of holding its socket (and the other end's) forever. A quiet
+/// peer that is still there answers the probes and is never cut off.
+pub fn probe_when_idle(io: &TcpStream) {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(PROBE_IDLE)
+        .with_interval(PROBE_INTERVAL)
+        .with_retries(PROBE_RETRIES);
+    if let Err(e) = socket2::SockRef::from(io).set_tcp_keepalive(&probes) {
+        log::debug!("gateway could not set TCP keep-alive error={e}");
+    }
+}
+
+/// Silence before the first keep-alive probe ([`probe_when_idle`]).
+pub const PROBE_IDLE: Duration = Duration::from_secs(60);
+/// Time between unanswered keep-alive probes.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered probes after which the connection fails.
+pub const PROBE_RETRIES: u32 = 6;
+
 /// One read of the socket into `buf`, after making room: how many bytes
 /// (0 at the end), and whether that was all the socket had (fewer than
 /// there was room for).
@@ -395,6 +418,8 @@ pub async fn upgrade(to: Target<'_>, request: &[u8]) -> Result<Upgrade, Error> {
         ..to
     };
     let mut io = connect(to.authority).await.map_err(Error::Connect)?;
+    // A tunnel may stay quiet for hours; a vanished upstream must not hold it.
+    probe_when_idle(&io);
     io.write_all(request).await.map_err(Error::Io)?;
     let mut buf = BytesMut::with_capacity(1024);
     loop {
@@ -886,6 +911,27 @@ impl Stream for Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_connections_are_probed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let io = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let sock = socket2::SockRef::from(&io);
+            assert!(!sock.keepalive().unwrap());
+            probe_when_idle(&io);
+            assert!(sock.keepalive().unwrap());
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), PROBE_IDLE);
+            assert_eq!(sock.tcp_keepalive_interval().unwrap(), PROBE_INTERVAL);
+            assert_eq!(sock.tcp_keepalive_retries().unwrap(), PROBE_RETRIES);
+        });
+    }
 
     #[test]
     fn chunk_sizes_are_short_hex_with_optional_extensions() {
