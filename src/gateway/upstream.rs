@@ -506,20 +506,13 @@ where
     let mut pending = Bytes::new();
     std::future::poll_fn(|cx| {
         loop {
-            // Anything from the upstream yet? (Registers for the next.)
-            while let Poll::Ready(ready) = io.poll_read_ready(cx) {
-                ready.map_err(Error::Io)?;
-                if buf.capacity() - buf.len() < READ_SIZE / 4 {
-                    buf.reserve(READ_SIZE);
-                }
-                match io.try_read_buf(buf) {
-                    // Readiness was stale: cleared, polled again.
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Poll::Ready(Err(Error::Io(e))),
-                    Ok(0) => {
+            // Anything from the upstream yet? (Pending registers for it.)
+            while let Poll::Ready(read) = poll_fill(io, buf, cx) {
+                match read.map_err(Error::Io)? {
+                    (0, _) => {
                         return Poll::Ready(Err(Error::Io(io::ErrorKind::UnexpectedEof.into())));
                     }
-                    Ok(_) => {
+                    _ => {
                         *answered = true;
                         if let Some((head, framing)) = parse_head(buf, to)? {
                             return Poll::Ready(Ok(Sent::Answered(head, framing)));

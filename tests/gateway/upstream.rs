@@ -615,17 +615,7 @@ async fn an_upgrade_keeps_what_the_upstream_sent_right_after_its_101() {
     let gw = gateway(up, "").await;
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(UPGRADE.as_bytes()).await.unwrap();
-    let read = async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
-        while !buf.ends_with(b"\r\n\r\n\x81\x02hi") {
-            let n = s.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        String::from_utf8_lossy(&buf).to_lowercase()
-    };
-    let text = super::support::within("the 101 and the first frame", read).await;
+    let text = read_through(&mut s, b"\r\n\r\n\x81\x02hi", "the 101 and the first frame").await;
     assert!(text.starts_with("http/1.1 101"), "{text}");
     assert!(
         text.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
@@ -640,17 +630,23 @@ async fn then_next(gw: &Gw, first: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let requests = format!("{first}GET /up/next HTTP/1.1\r\nHost: gw\r\n\r\n");
     s.write_all(requests.as_bytes()).await.unwrap();
+    read_through(&mut s, b"\r\n\r\nnext", "two answers on one connection").await
+}
+
+/// Reads `s` until what came ends with `end` (never to the close): all of
+/// it, lower-cased.
+async fn read_through(s: &mut tokio::net::TcpStream, end: &[u8], what: &str) -> String {
     let read = async {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
-        while !buf.ends_with(b"\r\n\r\nnext") {
+        while !buf.ends_with(end) {
             let n = s.read(&mut chunk).await.unwrap();
             assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
             buf.extend_from_slice(&chunk[..n]);
         }
         String::from_utf8_lossy(&buf).to_lowercase()
     };
-    super::support::within("two answers on one connection", read).await
+    super::support::within(what, read).await
 }
 
 #[actix_web::test]
@@ -715,13 +711,7 @@ async fn a_refused_upgrade_has_its_body_framed_as_its_head_says() {
         )
     });
     let gw = gateway(up, "").await;
-    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(UPGRADE.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    super::support::within("the answer and the close", s.read_to_end(&mut buf))
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).to_lowercase();
+    let text = raw(gw.addr, UPGRADE).await.1.to_lowercase();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("http/1.1 403"), "{text}");
     assert!(!head.contains("transfer-encoding"), "{text}");
@@ -733,16 +723,7 @@ async fn a_refused_upgrade_has_its_body_framed_as_its_head_says() {
         Reply::Close(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\nhello".to_vec())
     });
     let gw = gateway(up, "").await;
-    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(UPGRADE.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    super::support::within(
-        "the cut-short answer and the close",
-        s.read_to_end(&mut buf),
-    )
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&buf).to_lowercase();
+    let text = raw(gw.addr, UPGRADE).await.1.to_lowercase();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.contains("content-length: 10\r\n"), "{text}");
     assert_eq!(body, "hello");
