@@ -104,16 +104,30 @@ impl ProxyConfig {
         for (i, r) in self.routes.iter().enumerate() {
             let at = |f: &str| format!("routes[{i}].{f}");
             let normal = path::normalise(&r.path).is_ok_and(|p| p == r.path.as_str());
-            if !normal || r.path.contains('%') || (r.path.len() > 1 && r.path.ends_with('/')) {
+            // In the normal form requests are matched in, or the route could
+            // never match and its traffic would fall to a shorter route.
+            if !normal || (r.path.len() > 1 && r.path.ends_with('/')) {
                 errors.push(FieldError::at(at("path"), format!(
-                        "expected a path like /api/items (no trailing '/', no '%', ';', '.' or '..' segments), found {:?}",
+                        "expected a path in normal form like /api/items (no trailing '/', ';' or dot segments; bytes other than letters, digits and -._~!$&'()*+,=:@ percent-encoded in upper-case hex, like /caf%C3%A9), found {:?}",
                         r.path
                     )));
             }
-            if self.routes[..i].iter().any(|o| o.path == r.path) {
+            // Case variants too: requests for one would be judged against
+            // the other (see `Proxy::route_for`).
+            if let Some(o) = self.routes[..i]
+                .iter()
+                .find(|o| o.path.eq_ignore_ascii_case(&r.path))
+            {
                 errors.push(FieldError::at(
                     at("path"),
-                    format!("duplicate route {}", r.path),
+                    if o.path == r.path {
+                        format!("duplicate route {}", r.path)
+                    } else {
+                        format!(
+                            "duplicate route {} (the same as {} ignoring case)",
+                            r.path, o.path
+                        )
+                    },
                 ));
             }
             if let Err(e) = upstream_authority(&r.upstream) {
@@ -146,6 +160,11 @@ impl ProxyConfig {
             && rl.requests == 0
         {
             errors.push(FieldError::at("rate_limit.requests", "expected at least 1"));
+        }
+        if let Some(rl) = &self.rate_limit
+            && rl.max_keys == Some(0)
+        {
+            errors.push(FieldError::at("rate_limit.max_keys", "expected at least 1"));
         }
         errors.extend(crate::http::middleware::validate(
             "middleware",

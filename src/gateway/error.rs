@@ -7,6 +7,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use serde_json::json;
 
+/// The methods the gateway proxies, for `Allow` (any other, extension
+/// methods included, passes too; CONNECT and TRACE never do).
+pub const ALLOWED: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 /// A request the gateway answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
@@ -16,10 +20,16 @@ pub enum GatewayError {
     InvalidPath,
     /// The request body could not be read.
     BadRequest,
+    /// A request other than GET asked to become a WebSocket (its body, if
+    /// any, never reaches the gateway: the connection is an upgrade one).
+    UpgradeNotGet,
     /// The request body did not arrive within the server's body deadlines.
     RequestTimeout,
     /// No route matches.
     NotFound,
+    /// CONNECT or TRACE: never proxied (a tunnel to anywhere; an echo of
+    /// the request with the headers the gateway added).
+    MethodNotAllowed,
     /// Missing, malformed, wrongly signed or not-yet-valid token; the reason
     /// is for metrics.
     InvalidToken(&'static str),
@@ -64,8 +74,11 @@ impl GatewayError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            GatewayError::InvalidPath | GatewayError::BadRequest => StatusCode::BAD_REQUEST,
+            GatewayError::InvalidPath | GatewayError::BadRequest | GatewayError::UpgradeNotGet => {
+                StatusCode::BAD_REQUEST
+            }
             GatewayError::NotFound | GatewayError::UserNotFound => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::InvalidToken(_) | GatewayError::TokenExpired => StatusCode::UNAUTHORIZED,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -81,8 +94,9 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             GatewayError::InvalidPath => "INVALID_PATH",
-            GatewayError::BadRequest => "BAD_REQUEST",
+            GatewayError::BadRequest | GatewayError::UpgradeNotGet => "BAD_REQUEST",
             GatewayError::NotFound => "NOT_FOUND",
+            GatewayError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             GatewayError::InvalidToken(_) => "INVALID_TOKEN",
             GatewayError::TokenExpired => "TOKEN_EXPIRED",
             GatewayError::UserNotFound => "USER_NOT_FOUND",
@@ -101,7 +115,9 @@ impl GatewayError {
         match self {
             GatewayError::InvalidPath => "request path is not allowed".into(),
             GatewayError::BadRequest => "request body could not be read".into(),
+            GatewayError::UpgradeNotGet => "only a GET can open a WebSocket".into(),
             GatewayError::NotFound => "no route for this path".into(),
+            GatewayError::MethodNotAllowed => "method not allowed through the gateway".into(),
             GatewayError::InvalidToken(_) => "missing or invalid bearer token".into(),
             GatewayError::TokenExpired => "token has expired".into(),
             GatewayError::UserNotFound => "user not found".into(),
@@ -144,6 +160,9 @@ impl GatewayError {
             }
             GatewayError::RequestTimeout => {
                 res.force_close();
+            }
+            GatewayError::MethodNotAllowed => {
+                res.insert_header((header::ALLOW, ALLOWED));
             }
             _ => {}
         }

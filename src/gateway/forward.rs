@@ -227,13 +227,22 @@ pub fn request_head(
     } else {
         "http"
     };
+    // The value the nearest trusted proxy added: the last element of the
+    // last line, as with `X-Forwarded-For` (a client's own value comes
+    // first, where a proxy that appends leaves it).
     let passed_on = |name: &str| {
         headers
-            .get(name)
+            .get_all(name)
+            .last()
             .filter(|_| trusted)
             .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     };
-    let proto = passed_on(X_FORWARDED_PROTO).unwrap_or(scheme);
+    let proto = passed_on(X_FORWARDED_PROTO)
+        .filter(|p| p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https"))
+        .unwrap_or(scheme);
     put_header(&mut out, X_FORWARDED_PROTO, proto.as_bytes());
     let host = passed_on(X_FORWARDED_HOST)
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));

@@ -11,9 +11,10 @@
 //!   (`%2f`, `%5c`, `%3b`, `%2e`, `%00`-`%1f`, `%7f`); an encoded `%` that
 //!   introduces another escape (`%2561`: a second decode would turn it into a
 //!   different path); any `;` (path parameters: `/api;x/admin`,
-//!   `/admin;jsessionid=1`, which Java servers strip before routing); `\`,
-//!   NUL or other control bytes; `.` or `..` segments and empty segments
-//!   (`//`).
+//!   `/admin;jsessionid=1`, which Java servers strip before routing); any
+//!   raw byte outside RFC 3986's path characters (`\`, space, `"<>^`{|}`,
+//!   control and non-ASCII bytes: they must come percent-encoded); `.` or
+//!   `..` segments and empty segments (`//`).
 //! - Matching is case-sensitive; the proxy additionally refuses a path whose
 //!   ASCII-case-folded form would land on a different, protected route (see
 //!   `Proxy::route_for`), for upstreams that match case-insensitively.
@@ -31,10 +32,7 @@ pub fn normalise(raw: &str) -> Result<Cow<'_, str>, GatewayError> {
     if bytes.first() != Some(&b'/') {
         return Err(GatewayError::InvalidPath);
     }
-    if bytes
-        .iter()
-        .any(|&b| b == b';' || b == b'\\' || b.is_ascii_control())
-    {
+    if !bytes.iter().all(|&b| path_byte(b)) {
         return Err(GatewayError::InvalidPath);
     }
     let path = if bytes.contains(&b'%') {
@@ -50,6 +48,34 @@ pub fn normalise(raw: &str) -> Result<Cow<'_, str>, GatewayError> {
         }
     }
     Ok(path)
+}
+
+/// The bytes a path may hold raw: RFC 3986 `pchar`, `/` and `%`, less `;`.
+/// Everything else (space, `"<>\\^`{|}`, control and non-ASCII bytes) must
+/// come percent-encoded, or the gateway and an upstream that encodes or
+/// decodes it could disagree on the path (`/café` vs `/caf%C3%A9`).
+fn path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'/' | b'%'
+                | b'-'
+                | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b'='
+                | b':'
+                | b'@'
+        )
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -117,7 +143,8 @@ mod tests {
             ("/", "/"),
             ("/a.b/c..d", "/a.b/c..d"),
             ("/api/items/", "/api/items/"),
-            ("/caf\u{e9}/%41", "/caf\u{e9}/A"),
+            ("/caf%c3%a9/%41", "/caf%C3%A9/A"),
+            ("/a!$&'()*+,=:@b", "/a!$&'()*+,=:@b"),
         ] {
             let got = normalise(raw).unwrap();
             assert_eq!(got, normal, "{raw}");
@@ -182,6 +209,15 @@ mod tests {
             "/a%6",
             "/a%zz",
             "/a\u{7f}",
+            "/caf\u{e9}",
+            "/a b",
+            "/a\"b",
+            "/a<b>",
+            "/a{b}",
+            "/a|b",
+            "/a^b",
+            "/a`b",
+            "/a\u{80}",
         ] {
             assert_eq!(normalise(bad), Err(GatewayError::InvalidPath), "{bad}");
         }

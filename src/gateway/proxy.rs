@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
@@ -160,13 +161,15 @@ impl Proxy {
         })
     }
 
-    /// Whether a route matches `path` (raw, as received). A path that is
-    /// refused but lies under a route is ours too: we answer its 400.
-    pub fn matches(&self, raw: &str) -> bool {
-        match path::normalise(raw) {
-            Ok(normal) => self.route_index(&normal, false).is_some(),
-            Err(_) => self.route_index(raw, false).is_some(),
-        }
+    /// The length of the route matching `path` (raw, as received), if one
+    /// does. A path that is refused but lies under a route is ours too: we
+    /// answer its 400.
+    pub fn matches(&self, raw: &str) -> Option<usize> {
+        let index = match path::normalise(raw) {
+            Ok(normal) => self.route_index(&normal, false),
+            Err(_) => self.route_index(raw, false),
+        };
+        index.map(|i| self.routes[i].path.len())
     }
 
     /// The longest route matching `path` by whole segments; with
@@ -271,6 +274,9 @@ impl Proxy {
         let index = self.route_for(&path)?;
         outcome.route = Some(index);
         let route = &self.routes[index];
+        if req.method() == Method::CONNECT || req.method() == Method::TRACE {
+            return Err(GatewayError::MethodNotAllowed);
+        }
         if let Some(cors) = &self.cors
             && Cors::is_preflight(req)
         {
@@ -303,7 +309,7 @@ impl Proxy {
                 None => {
                     let peer = req.peer_addr().map(|a| a.ip().to_canonical());
                     let client = self.headers.trusted.client(peer, req.headers());
-                    format!("ip:{}", client.map(|a| a.to_string()).unwrap_or_default())
+                    super::rate_limit::ip_key(client)
                 }
             };
             let decision = limiter.check(&key);
@@ -321,14 +327,16 @@ impl Proxy {
             request_id,
         };
         let websocket = crate::http::is_websocket_upgrade(req);
+        // Only a GET can open a WebSocket (RFC 6455 4.1): tunnelled as a GET
+        // a POST would change method, forwarded as a POST it would lose the
+        // body an upgrade connection never reads.
+        if websocket && req.method() != Method::GET {
+            return Err(GatewayError::UpgradeNotGet);
+        }
         // Exactly the path that was matched, and the query as received.
         let head = forward::request_head(
             req,
-            if websocket {
-                "GET"
-            } else {
-                req.method().as_str()
-            },
+            req.method().as_str(),
             &path,
             req.uri().query(),
             &route.authority,
@@ -484,7 +492,7 @@ struct AccessLine<'a> {
 }
 
 impl crate::http::Mount for Proxy {
-    fn matches(&self, path: &str) -> bool {
+    fn matches(&self, path: &str) -> Option<usize> {
         Proxy::matches(self, path)
     }
 

@@ -1,13 +1,20 @@
-//! Fixed-window rate limiting per key (user id, or client IP).
+//! Fixed-window rate limiting per key (user id, or client IP: an IPv4
+//! address, an IPv6 /64, the block one subscriber is usually handed, so that
+//! rotating through it buys no fresh quota).
 //!
 //! A key's window opens with its first request and lasts `window`; at most
 //! `requests` pass in it. Keys live in shards; every few thousand checks a
 //! shard drops the windows that have ended, so idle keys do not accumulate.
+//! The keys held are capped (`max_keys`): a flood of new clients fills a
+//! shard, which then drops its ended windows and, if still full, the window
+//! that opened first (that key starts afresh: the cap costs memory-bounded
+//! precision, never a refusal of a client that did nothing).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -16,6 +23,8 @@ use crate::manifest::ManifestDuration;
 
 const SHARDS: usize = 16;
 const SWEEP_EVERY: u64 = 4096;
+/// `max_keys` unless configured: about 10 MB of windows.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// `rate_limit: { requests, window }`.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +34,22 @@ pub struct RateLimitConfig {
     pub requests: u32,
     /// The window length.
     pub window: ManifestDuration,
+    /// The most keys (clients) held at once; `DEFAULT_MAX_KEYS` if unset.
+    #[serde(default)]
+    pub max_keys: Option<usize>,
+}
+
+/// The rate-limit key of a client without a user id: `ip:` and its IPv4
+/// address (an IPv4-mapped IPv6 one counts as IPv4) or its IPv6 /64.
+pub fn ip_key(ip: Option<IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Some(IpAddr::V6(v6)) => {
+            let net = Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX));
+            format!("ip:{net}/64")
+        }
+        None => "ip:".to_owned(),
+    }
 }
 
 /// The outcome of one check.
@@ -50,7 +75,10 @@ pub struct RateLimiter {
     limit: u32,
     window: Duration,
     shards: Vec<Mutex<HashMap<String, Window>>>,
+    /// The most keys one shard holds.
+    shard_cap: usize,
     checks: AtomicU64,
+    warned_full: AtomicBool,
 }
 
 impl RateLimiter {
@@ -60,7 +88,13 @@ impl RateLimiter {
             limit: config.requests,
             window: config.window.get().max(Duration::from_millis(1)),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shard_cap: config
+                .max_keys
+                .unwrap_or(DEFAULT_MAX_KEYS)
+                .div_ceil(SHARDS)
+                .max(1),
             checks: AtomicU64::new(0),
+            warned_full: AtomicBool::new(false),
         }
     }
 
@@ -89,6 +123,9 @@ impl RateLimiter {
                     count: 0,
                 };
                 let decision = self.count(&mut w, now);
+                if shard.len() >= self.shard_cap {
+                    self.make_room(&mut shard, now);
+                }
                 shard.insert(key.to_owned(), w);
                 decision
             }
@@ -114,6 +151,28 @@ impl RateLimiter {
             limit: self.limit,
             remaining: self.limit - w.count.min(self.limit),
             reset_secs: reset_secs.max(1),
+        }
+    }
+
+    /// Frees one place in a full shard: its ended windows, else the one
+    /// that opened first. A scan of the shard, paid only when it is full.
+    fn make_room(&self, shard: &mut HashMap<String, Window>, now: Instant) {
+        shard.retain(|_, w| now.duration_since(w.start) < self.window);
+        if shard.len() < self.shard_cap {
+            return;
+        }
+        if !self.warned_full.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "rate limiter full ({} keys): dropping the oldest windows; raise rate_limit.max_keys if clients are real",
+                self.shard_cap * SHARDS
+            );
+        }
+        let oldest = shard
+            .iter()
+            .min_by_key(|(_, w)| w.start)
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            shard.remove(&k);
         }
     }
 
@@ -145,6 +204,7 @@ mod tests {
         RateLimiter::new(&RateLimitConfig {
             requests,
             window: ManifestDuration(window),
+            max_keys: None,
         })
     }
 
@@ -171,5 +231,42 @@ mod tests {
             l.check("busy");
         }
         assert_eq!(l.keys(), 1, "only the busy key is left");
+    }
+
+    #[test]
+    fn the_keys_held_are_capped_and_a_full_shard_drops_its_oldest_window() {
+        let l = RateLimiter::new(&RateLimitConfig {
+            requests: 1,
+            window: ManifestDuration(Duration::from_secs(60)),
+            max_keys: Some(SHARDS * 2),
+        });
+        assert!(l.check("first").allowed);
+        assert!(!l.check("first").allowed);
+        for i in 0..10_000 {
+            assert!(
+                l.check(&format!("k{i}")).allowed,
+                "a new client is never refused"
+            );
+            assert!(l.keys() <= SHARDS * 2);
+        }
+        // Long since pushed out of its shard: it starts afresh.
+        assert!(l.check("first").allowed);
+        // A key just counted is kept while its shard drops older ones.
+        assert!(!l.check("k9999").allowed);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_keyed_by_its_64_and_a_mapped_ipv4_one_as_ipv4() {
+        let key = |s: &str| ip_key(Some(s.parse().unwrap()));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "ip:2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            key("2001:db8:1:2::")
+        );
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::ffff:198.51.100.7"), "ip:198.51.100.7");
+        assert_eq!(key("198.51.100.7"), "ip:198.51.100.7");
+        assert_ne!(key("198.51.100.7"), key("198.51.100.8"));
+        assert_eq!(ip_key(None), "ip:");
     }
 }

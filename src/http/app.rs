@@ -123,7 +123,13 @@ pub(crate) fn build_app(
         let routes = routes.clone();
         async move {
             let path = req.uri().path().to_owned();
-            if let Some(mount) = routes.mounts.iter().find(|m| m.matches(&path)) {
+            // The longest route of any mount; on a tie the first declared.
+            let best = routes
+                .mounts
+                .iter()
+                .filter_map(|m| Some((m.matches(&path)?, m)))
+                .min_by_key(|&(len, _)| std::cmp::Reverse(len));
+            if let Some((_, mount)) = best {
                 return mount.handle(req, payload).await;
             }
             for site in &routes.statics {

@@ -119,8 +119,10 @@ pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
 /// Something mounted on a server that answers the paths no endpoint took
 /// (an `http.proxy`), ahead of static files.
 pub trait Mount: Send + Sync {
-    /// Whether this mount serves `path`.
-    fn matches(&self, path: &str) -> bool;
+    /// Whether this mount serves `path`: the length of the route prefix it
+    /// matched, so that of two mounts on one server the more specific route
+    /// wins (`/admin` on one over `/` on another), whatever their order.
+    fn matches(&self, path: &str) -> Option<usize>;
     /// Answers a request (also one it does not match: its own 404).
     fn handle(
         &self,

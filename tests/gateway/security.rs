@@ -125,6 +125,130 @@ async fn a_case_variant_of_a_protected_route_is_refused() {
     );
 }
 
+#[actix_web::test]
+async fn raw_bytes_outside_the_path_alphabet_are_refused_and_an_encoded_route_guards_its_path() {
+    // An open catch-all under a protected route spelled with an escape: were
+    // the raw spelling passed on, an upstream that encodes or decodes it
+    // would serve the protected path through the open route.
+    let a = super::upstream("a");
+    let routes = format!(
+        "      - {{ path: /, upstream: \"http://{a}\", auth_required: false }}\n      - {{ path: /caf%C3%A9/admin, upstream: \"http://{a}\", auth_required: true }}\n"
+    );
+    let gw = Gw::boot_with(1000, "", &routes).await;
+    for target in ["/caf\u{e9}/admin", "/a b/x", "/a\"b", "/a`b"] {
+        let (status, text) = raw_get(&gw, target, "").await;
+        // actix itself may refuse some of these before routing: a 400 either way.
+        assert_eq!(status, 400, "{target}: {text}");
+        assert!(
+            !text.contains("\"upstream\""),
+            "{target} reached an upstream"
+        );
+    }
+    // These actix lets through: ours to refuse.
+    for target in ["/a{b}", "/a|b", "/api/items/^"] {
+        let (status, text) = raw_get(&gw, target, "").await;
+        assert_invalid_path(target, status, &text);
+    }
+    for target in ["/caf%C3%A9/admin", "/caf%c3%a9/admin/x"] {
+        let (status, text) = raw_get(&gw, target, "").await;
+        assert_eq!(status, 401, "{target}: {text}");
+        assert!(text.contains("\"INVALID_TOKEN\""), "{target}: {text}");
+    }
+    let token = jwt_for("alice");
+    let (status, text) = raw_get(
+        &gw,
+        "/caf%c3%a9/admin",
+        &format!("Authorization: Bearer {token}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(seen(&text).0["path"], "/caf%C3%A9/admin");
+    let (status, text) = raw_get(&gw, "/caf%C3%A9", "").await;
+    assert_eq!(status, 200, "the open route's own path passes: {text}");
+}
+
+#[test]
+fn a_route_path_no_request_could_match_is_a_load_error_naming_it() {
+    for bad in [
+        "/caf\u{e9}/admin",
+        "/a b",
+        "/api/",
+        "/api;v1",
+        "/%61pi",
+        "/caf%c3%a9",
+        "/api/../x",
+        "/a%2Fb",
+    ] {
+        let err = super::proxy_load_error(&format!(
+            "    routes:\n      - {{ path: /ok, upstream: \"http://127.0.0.1:9\" }}\n      - {{ path: {bad:?}, upstream: \"http://127.0.0.1:9\" }}\n"
+        ));
+        assert!(err.contains("app:api"), "{bad}: {err}");
+        assert!(err.contains("routes[1].path"), "{bad}: {err}");
+        assert!(err.contains("normal form"), "{bad}: {err}");
+    }
+    let err = super::proxy_load_error(
+        r#"    routes:
+      - { path: /api/Admin, upstream: "http://127.0.0.1:9" }
+      - { path: /api/admin, upstream: "http://127.0.0.1:9", auth_required: true }
+"#,
+    );
+    assert!(err.contains("routes[1].path"), "{err}");
+    assert!(err.contains("ignoring case"), "{err}");
+}
+
+#[actix_web::test]
+async fn connect_and_trace_are_refused_and_only_a_get_opens_a_websocket() {
+    let gw = Gw::boot(1000).await;
+    for method in ["TRACE", "CONNECT"] {
+        let (status, text) = raw(
+            gw.addr,
+            &format!("{method} /api/auth/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 405, "{method}: {text}");
+        assert!(text.contains("\"METHOD_NOT_ALLOWED\""), "{method}: {text}");
+        assert!(
+            text.to_ascii_lowercase().contains("\r\nallow: get,"),
+            "{method}: {text}"
+        );
+        assert!(
+            !text.contains("\"upstream\""),
+            "{method} reached an upstream"
+        );
+    }
+    // A POST asking to upgrade: neither tunnelled as a GET nor forwarded
+    // without the body its upgrade connection never reads.
+    let (status, text) = raw(
+        gw.addr,
+        "POST /api/auth/x HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 2\r\n\r\nhi",
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("only a GET can open a WebSocket"), "{text}");
+    assert!(
+        !text.contains("\"upstream\""),
+        "reached an upstream: {text}"
+    );
+}
+
+#[actix_web::test]
+async fn of_two_proxies_on_one_server_the_longer_route_wins_whatever_their_order() {
+    // An open catch-all proxy declared before the one guarding /api/robeing.
+    let a = super::upstream("a");
+    let open = format!(
+        "  - name: open\n    kind: http.proxy\n    meta: {{ server: app:gateway }}\n    routes:\n      - {{ path: /, upstream: \"http://{a}\" }}\n"
+    );
+    let gw = Gw::boot_full(1000, &open, "", "").await;
+    let (status, text) = raw_get(&gw, "/api/robeing/x", "").await;
+    assert_eq!(status, 401, "{text}");
+    assert!(
+        !text.contains("\"upstream\""),
+        "reached an upstream: {text}"
+    );
+    let (status, text) = raw_get(&gw, "/elsewhere", "").await;
+    assert_eq!(status, 200, "the catch-all still serves the rest: {text}");
+}
+
 // ---- 2. Identity spoofing through header spellings ----
 
 #[actix_web::test]
@@ -237,6 +361,40 @@ async fn a_trusted_peer_passes_on_its_forwarding_headers() {
 }
 
 #[actix_web::test]
+async fn a_trusted_proxy_s_own_proto_and_host_win_over_what_its_client_sent() {
+    let gw = Gw::boot_with(1000, TRUST_LOOPBACK, "").await;
+    // The client's value first, the proxy's appended or on a line after it.
+    for (headers, proto, host) in [
+        (
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Host: real.example\r\n",
+            "https",
+            "real.example",
+        ),
+        (
+            "X-Forwarded-Proto: http, https\r\nX-Forwarded-Host: evil.example, real.example\r\n",
+            "https",
+            "real.example",
+        ),
+        // Not a scheme: the listener's own.
+        ("X-Forwarded-Proto: javascript\r\n", "http", "gw"),
+    ] {
+        let (status, text) = raw_get(&gw, "/api/auth/x", headers).await;
+        assert_eq!(status, 200, "{text}");
+        let seen = seen(&text);
+        assert_eq!(
+            seen.headers("x-forwarded-proto"),
+            vec![proto.to_owned()],
+            "{headers}"
+        );
+        assert_eq!(
+            seen.headers("x-forwarded-host"),
+            vec![host.to_owned()],
+            "{headers}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn behind_a_trusted_proxy_the_rate_limit_counts_the_forwarded_client() {
     let gw = Gw::boot_with(2, TRUST_LOOPBACK, "").await;
     let from = |ip: &str| format!("X-Forwarded-For: {ip}, 10.1.1.1\r\n");
@@ -246,6 +404,22 @@ async fn behind_a_trusted_proxy_the_rate_limit_counts_the_forwarded_client() {
     }
     let (status, text) = raw_get(&gw, "/api/auth/x", &from("198.51.100.2")).await;
     assert_eq!(status, 200, "another client behind the same proxy: {text}");
+}
+
+#[actix_web::test]
+async fn addresses_rotated_within_one_ipv6_64_share_its_quota() {
+    let gw = Gw::boot_with(2, TRUST_LOOPBACK, "").await;
+    let from = |ip: &str| format!("X-Forwarded-For: {ip}\r\n");
+    for (ip, expected) in [
+        ("2001:db8:1:2::1", 200),
+        ("2001:db8:1:2:ffff::9", 200),
+        ("2001:db8:1:2:abcd:ef01:2345:6789", 429),
+    ] {
+        let (status, text) = raw_get(&gw, "/api/auth/x", &from(ip)).await;
+        assert_eq!(status, expected, "{ip}: {text}");
+    }
+    let (status, text) = raw_get(&gw, "/api/auth/x", &from("2001:db8:1:3::1")).await;
+    assert_eq!(status, 200, "the next /64 is another client: {text}");
 }
 
 #[actix_web::test]
