@@ -37,26 +37,32 @@ fn assert_invalid_path(target: &str, status: u16, text: &str) {
     );
 }
 
+/// Asserts that each of `anonymous` is refused without a token (401), then
+/// fetches `authed` with alice's: what the upstream saw.
+async fn guarded(gw: &Gw, anonymous: &[&str], authed: &str) -> Seen {
+    for target in anonymous {
+        let (status, text) = raw_get(gw, target, "").await;
+        assert_eq!(status, 401, "{target}: {text}");
+        assert!(text.contains("\"INVALID_TOKEN\""), "{target}: {text}");
+    }
+    let token = jwt_for("alice");
+    let (status, text) = raw_get(gw, authed, &format!("Authorization: Bearer {token}\r\n")).await;
+    assert_eq!(status, 200, "{authed}: {text}");
+    seen(&text)
+}
+
 // ---- 1. The path routed on is the path forwarded ----
 
 #[actix_web::test]
 async fn an_encoded_letter_cannot_reach_a_protected_route_through_an_open_one() {
     let gw = Gw::boot(1000).await;
     // /api/items is open, /api/items/gmail needs a token; %67 is `g`.
-    for target in ["/api/items/%67mail/inbox", "/api/items/%67%6D%61%69%6C"] {
-        let (status, text) = raw_get(&gw, target, "").await;
-        assert_eq!(status, 401, "{target}: {text}");
-        assert!(text.contains("\"INVALID_TOKEN\""), "{target}: {text}");
-    }
-    let token = jwt_for("alice");
-    let (status, text) = raw_get(
+    let seen = guarded(
         &gw,
+        &["/api/items/%67mail/inbox", "/api/items/%67%6D%61%69%6C"],
         "/api/items/%67mail/inbox",
-        &format!("Authorization: Bearer {token}\r\n"),
     )
     .await;
-    assert_eq!(status, 200, "{text}");
-    let seen = seen(&text);
     assert_eq!(seen.0["upstream"], "a", "the protected route's upstream");
     assert_eq!(seen.0["path"], "/api/items/gmail/inbox");
     assert_eq!(seen.headers("x-user-id"), vec![ALICE_ID.to_owned()]);
@@ -149,20 +155,13 @@ async fn raw_bytes_outside_the_path_alphabet_are_refused_and_an_encoded_route_gu
         let (status, text) = raw_get(&gw, target, "").await;
         assert_invalid_path(target, status, &text);
     }
-    for target in ["/caf%C3%A9/admin", "/caf%c3%a9/admin/x"] {
-        let (status, text) = raw_get(&gw, target, "").await;
-        assert_eq!(status, 401, "{target}: {text}");
-        assert!(text.contains("\"INVALID_TOKEN\""), "{target}: {text}");
-    }
-    let token = jwt_for("alice");
-    let (status, text) = raw_get(
+    let seen = guarded(
         &gw,
+        &["/caf%C3%A9/admin", "/caf%c3%a9/admin/x"],
         "/caf%c3%a9/admin",
-        &format!("Authorization: Bearer {token}\r\n"),
     )
     .await;
-    assert_eq!(status, 200, "{text}");
-    assert_eq!(seen(&text).0["path"], "/caf%C3%A9/admin");
+    assert_eq!(seen.0["path"], "/caf%C3%A9/admin");
     let (status, text) = raw_get(&gw, "/caf%C3%A9", "").await;
     assert_eq!(status, 200, "the open route's own path passes: {text}");
 }
