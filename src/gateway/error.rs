@@ -9,7 +9,7 @@ use serde_json::json;
 
 /// The methods the gateway proxies, for `Allow` (any other, extension
 /// methods included, passes too; CONNECT and TRACE never do).
-pub const ALLOWED: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+const ALLOWED: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 /// A request the gateway answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,7 +26,7 @@ const SWEEP_EVERY: u64 = 4096;
 /// `max_keys` unless configured: about 10 MB of windows.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
-/// `rate_limit: { requests, window }`.
+/// `rate_limit: { requests, window, max_keys }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
