@@ -3,8 +3,10 @@
 //! rotating through it buys no fresh quota).
 //!
 //! A key's window opens with its first request and lasts `window`; at most
-//! `requests` pass in it. Keys live in shards; every few thousand checks a
-//! shard drops the windows that have ended, so idle keys do not accumulate.
+//! `requests` pass in it. Keys live in shards; every few thousand checks (or
+//! as many checks as there are keys, whichever is more: at most one entry
+//! looked at per check) the shards drop the windows that have ended, so idle
+//! keys do not accumulate.
 //! The keys held are capped (`max_keys`): a flood of new clients fills a
 //! shard, which then drops its ended windows and, if still full, the eighth
 //! of its windows that opened first (those keys start afresh: the cap costs
@@ -78,6 +80,8 @@ pub struct RateLimiter {
     /// The most keys one shard holds.
     shard_cap: usize,
     checks: AtomicU64,
+    /// The check count at which the next sweep runs.
+    next_sweep: AtomicU64,
     warned_full: AtomicBool,
 }
 
@@ -94,6 +98,7 @@ impl RateLimiter {
                 .div_ceil(SHARDS)
                 .max(1),
             checks: AtomicU64::new(0),
+            next_sweep: AtomicU64::new(0),
             warned_full: AtomicBool::new(false),
         }
     }
@@ -103,12 +108,19 @@ impl RateLimiter {
         let now = Instant::now();
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
-        if self
-            .checks
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(SWEEP_EVERY)
+        let n = self.checks.fetch_add(1, Ordering::Relaxed);
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        // One thread claims the sweep (the next one is pushed out of reach
+        // while it runs).
+        if n >= due
+            && self
+                .next_sweep
+                .compare_exchange(due, u64::MAX, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
-            self.sweep(now);
+            let held = self.sweep(now);
+            self.next_sweep
+                .store(n + SWEEP_EVERY.max(held as u64), Ordering::Relaxed);
         }
         let mut shard = self.shards[(h.finish() as usize) % SHARDS]
             .lock()
@@ -175,15 +187,18 @@ impl RateLimiter {
         shard.retain(|_, w| w.start > cutoff);
     }
 
-    /// Drops every window that has ended, one shard at a time. Amortised
-    /// over `SWEEP_EVERY` checks this is about one entry per check.
-    fn sweep(&self, now: Instant) {
-        for shard in &self.shards {
-            shard
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|_, w| now.duration_since(w.start) < self.window);
-        }
+    /// Drops every window that has ended, one shard at a time; the keys
+    /// left. Run once per `max(SWEEP_EVERY, keys)` checks, it looks at no
+    /// more than about one entry per check.
+    fn sweep(&self, now: Instant) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                shard.retain(|_, w| now.duration_since(w.start) < self.window);
+                shard.len()
+            })
+            .sum()
     }
 
     /// Keys currently held (for tests and metrics).
