@@ -15,6 +15,18 @@ pub fn unix_secs() -> u64 {
     unix_ms() / 1000
 }
 
+/// The address one client is counted by: an IPv4 address as is (an
+/// IPv4-mapped IPv6 one as its IPv4), an IPv6 address as its /64, the
+/// block one subscriber gets (rotating addresses inside it is free).
+pub fn client_net(addr: std::net::IpAddr) -> std::net::IpAddr {
+    match addr.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            std::net::IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

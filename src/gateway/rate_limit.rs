@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -44,12 +44,9 @@ pub struct RateLimitConfig {
 /// The rate-limit key of a client without a user id: `ip:` and its IPv4
 /// address (an IPv4-mapped IPv6 one counts as IPv4) or its IPv6 /64.
 pub fn ip_key(ip: Option<IpAddr>) -> String {
-    match ip.map(|ip| ip.to_canonical()) {
+    match ip.map(crate::util::client_net) {
         Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
-        Some(IpAddr::V6(v6)) => {
-            let net = Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX));
-            format!("ip:{net}/64")
-        }
+        Some(IpAddr::V6(net)) => format!("ip:{net}/64"),
         None => "ip:".to_owned(),
     }
 }
@@ -171,7 +168,7 @@ impl RateLimiter {
     /// is full and then at most once per eighth of it refilled, so a flood
     /// of new clients costs a few comparisons per request, not a scan each.
     fn make_room(&self, shard: &mut HashMap<String, Window>, now: Instant) {
-        shard.retain(|_, w| now.duration_since(w.start) < self.window);
+        self.drop_ended(shard, now);
         if shard.len() < self.shard_cap {
             return;
         }
@@ -195,10 +192,15 @@ impl RateLimiter {
             .iter()
             .map(|shard| {
                 let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                shard.retain(|_, w| now.duration_since(w.start) < self.window);
+                self.drop_ended(&mut shard, now);
                 shard.len()
             })
             .sum()
+    }
+
+    /// Drops the windows of one shard that have ended by `now`.
+    fn drop_ended(&self, shard: &mut HashMap<String, Window>, now: Instant) {
+        shard.retain(|_, w| now.duration_since(w.start) < self.window);
     }
 
     /// Keys currently held (for tests and metrics).

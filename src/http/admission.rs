@@ -60,7 +60,7 @@ impl Admission {
         if self.max == 0 {
             return Some(Slot(None));
         }
-        let addr = client_key(addr);
+        let addr = crate::util::client_net(addr);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(addr).or_insert(0);
         if *n >= self.max {
@@ -75,18 +75,6 @@ impl Admission {
     fn held(&self, addr: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.get(&addr).copied().unwrap_or(0)
-    }
-}
-
-/// The address a cap counts: an IPv4 address (also when IPv4-mapped), or
-/// the /64 of an IPv6 one, since one IPv6 host usually holds a whole /64.
-fn client_key(addr: IpAddr) -> IpAddr {
-    match addr.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-        v4 => v4,
     }
 }
 
