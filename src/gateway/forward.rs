@@ -56,6 +56,12 @@ pub const X_REQUEST_ID: &str = "x-request-id";
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
+/// The names above as looked up in a header map: a `&str` key would be
+/// parsed into a freshly allocated name on every lookup.
+pub(super) const X_REQUEST_ID_NAME: HeaderName = HeaderName::from_static(X_REQUEST_ID);
+pub(super) const X_FORWARDED_FOR_NAME: HeaderName = HeaderName::from_static(X_FORWARDED_FOR);
+const X_FORWARDED_PROTO_NAME: HeaderName = HeaderName::from_static(X_FORWARDED_PROTO);
+const X_FORWARDED_HOST_NAME: HeaderName = HeaderName::from_static(X_FORWARDED_HOST);
 
 /// Names only the gateway may send upstream (plus every `x-forwarded-*`).
 const PROTECTED: &[&str] = &[
@@ -206,7 +212,7 @@ pub fn request_head(
     out.extend_from_slice(b": ");
     if trusted {
         for prior in headers
-            .get_all(X_FORWARDED_FOR)
+            .get_all(X_FORWARDED_FOR_NAME)
             .filter_map(|v| v.to_str().ok())
         {
             out.extend_from_slice(prior.as_bytes());
@@ -230,21 +236,23 @@ pub fn request_head(
     // The value the nearest trusted proxy added: the last element of the
     // last line, as with `X-Forwarded-For` (a client's own value comes
     // first, where a proxy that appends leaves it).
-    let passed_on = |name: &str| {
+    let passed_on = |name: HeaderName| {
+        if !trusted {
+            return None;
+        }
         headers
             .get_all(name)
             .last()
-            .filter(|_| trusted)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let proto = passed_on(X_FORWARDED_PROTO)
+    let proto = passed_on(X_FORWARDED_PROTO_NAME)
         .filter(|p| p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https"))
         .unwrap_or(scheme);
     put_header(&mut out, X_FORWARDED_PROTO, proto.as_bytes());
-    let host = passed_on(X_FORWARDED_HOST)
+    let host = passed_on(X_FORWARDED_HOST_NAME)
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
     if let Some(host) = host {
         put_header(&mut out, X_FORWARDED_HOST, host.as_bytes());
@@ -437,10 +445,14 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
     // 304 keeps the upstream's Content-Length, the length of the answer it
     // stands for.
     let not_modified = res.status == StatusCode::NOT_MODIFIED;
+    let mut body = res.body;
     let mut out = if not_modified || res.status == StatusCode::NO_CONTENT {
         HttpResponse::build(res.status).body(actix_web::body::None::new())
+    } else if let Some(whole) = body.take_whole(res.length) {
+        // All of it already read (most small answers): sent as bytes.
+        HttpResponse::build(res.status).body(whole)
     } else {
-        let body = IdleTimeout::new(res.body, idle);
+        let body = IdleTimeout::new(body, idle);
         match res.length {
             // Known length: actix writes Content-Length (Compress, when it
             // encodes, switches to chunked itself).
@@ -454,13 +466,23 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
     // hop-by-hop too: `is_hop_by_hop` reads those values from a copy, as
     // the map cannot lend them while it is being filtered.
     let mut headers = res.headers;
-    let connection = with_connection(&headers).map(|h| {
-        let mut only = HeaderMap::new();
-        for value in h.get_all(header::CONNECTION) {
-            only.append(header::CONNECTION, value.clone());
-        }
-        only
-    });
+    // `Connection: keep-alive` or `close`, as most upstreams send, names no
+    // other header: no copy then.
+    let names_others = |h: &HeaderMap| {
+        h.get_all(header::CONNECTION)
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(|t| t.trim_ascii())
+            .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
+    };
+    let connection = with_connection(&headers)
+        .filter(|h| names_others(h))
+        .map(|h| {
+            let mut only = HeaderMap::new();
+            for value in h.get_all(header::CONNECTION) {
+                only.append(header::CONNECTION, value.clone());
+            }
+            only
+        });
     headers.retain(|name, _| {
         (name != header::CONTENT_LENGTH || not_modified)
             && !is_hop_by_hop(name, connection.as_ref())

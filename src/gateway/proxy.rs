@@ -67,6 +67,8 @@ pub struct Proxy {
     jwt: Option<Arc<JwtVerifier>>,
     identity: Option<Arc<IdentityResolver>>,
     limiter: Option<RateLimiter>,
+    /// `X-RateLimit-Limit`, the same on every answer: built once, shared.
+    limit_header: Option<HeaderValue>,
     max_body: usize,
     cors: Option<Cors>,
     headers: HeaderPolicy,
@@ -76,8 +78,8 @@ pub struct Proxy {
 /// What the access log records about one request.
 #[derive(Default)]
 struct Outcome {
-    username: Option<String>,
-    user_id: Option<String>,
+    username: Option<Arc<str>>,
+    user_id: Option<Arc<str>>,
     route: Option<usize>,
     limit: Option<Decision>,
 }
@@ -129,6 +131,10 @@ impl Proxy {
             jwt,
             identity,
             limiter: config.rate_limit.as_ref().map(RateLimiter::new),
+            limit_header: config
+                .rate_limit
+                .as_ref()
+                .map(|r| number(r.requests.into())),
             max_body: config.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0),
             cors,
             headers: HeaderPolicy {
@@ -211,9 +217,14 @@ impl Proxy {
     /// Answers one request (matched or not: an unmatched one gets 404).
     pub async fn handle(&self, req: HttpRequest, payload: web::Payload) -> HttpResponse {
         let started = Instant::now();
-        let request_id = request_id(&req);
+        let mut generated = [0; uuid::fmt::Hyphenated::LENGTH];
+        let incoming = incoming_request_id(&req);
+        let request_id = match incoming {
+            Some((_, text)) => text,
+            None => new_request_id(&mut generated),
+        };
         let mut outcome = Outcome::default();
-        let mut res = match self.run(&req, payload, &request_id, &mut outcome).await {
+        let mut res = match self.run(&req, payload, request_id, &mut outcome).await {
             Ok(res) => res,
             Err(e) => {
                 if let Some(i) = outcome.route
@@ -233,33 +244,36 @@ impl Proxy {
                         e.fault()
                     );
                 }
-                e.response(&request_id)
+                e.response(request_id)
             }
         };
         let headers = res.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            headers.insert(header::HeaderName::from_static("x-request-id"), v);
+        // The client's own value is shared, not copied.
+        let id = incoming.map(|(value, _)| Ok(value.clone()));
+        if let Ok(v) = id.unwrap_or_else(|| HeaderValue::from_str(request_id)) {
+            headers.insert(forward::X_REQUEST_ID_NAME, v);
         }
         if let Some(d) = outcome.limit
             && d.allowed
         {
+            let limit = self.limit_header.clone();
             headers.insert(
                 header::HeaderName::from_static("x-ratelimit-limit"),
-                d.limit.into(),
+                limit.unwrap_or_else(|| number(d.limit.into())),
             );
             headers.insert(
                 header::HeaderName::from_static("x-ratelimit-remaining"),
-                d.remaining.into(),
+                number(d.remaining.into()),
             );
             headers.insert(
                 header::HeaderName::from_static("x-ratelimit-reset"),
-                d.reset_secs.into(),
+                number(d.reset_secs),
             );
         }
         if let Some(cors) = &self.cors {
             cors.apply(&req, &mut res);
         }
-        self.record(&req, &request_id, &outcome, res.status(), started.elapsed());
+        self.record(&req, request_id, &outcome, res.status(), started.elapsed());
         res
     }
 
@@ -304,15 +318,13 @@ impl Proxy {
             }
         }
         if let Some(limiter) = &self.limiter {
-            let key = match &outcome.user_id {
-                Some(id) => ["user:", id].concat(),
+            let decision = match &outcome.user_id {
+                Some(id) => limiter.check_user(id),
                 None => {
                     let peer = req.peer_addr().map(|a| a.ip().to_canonical());
-                    let client = self.headers.trusted.client(peer, req.headers());
-                    super::rate_limit::ip_key(client)
+                    limiter.check_ip(self.headers.trusted.client(peer, req.headers()))
                 }
             };
-            let decision = limiter.check(&key);
             outcome.limit = Some(decision);
             if !decision.allowed {
                 return Err(GatewayError::RateLimited {
@@ -378,7 +390,7 @@ impl Proxy {
     }
 
     /// Checks the bearer token, then maps its username to a user id.
-    async fn authenticate(&self, req: &HttpRequest) -> Result<(String, String), GatewayError> {
+    async fn authenticate(&self, req: &HttpRequest) -> Result<(Arc<str>, Arc<str>), GatewayError> {
         let (Some(jwt), Some(identity)) = (&self.jwt, &self.identity) else {
             return Err(GatewayError::Internal);
         };
@@ -508,29 +520,53 @@ impl crate::http::Mount for Proxy {
 /// The incoming `X-Request-Id` if well formed (<= 128 of `[A-Za-z0-9._-]`),
 /// else a new random (v4) UUID, its bits from the thread's CSPRNG rather
 /// than a `getrandom` call per request.
-fn request_id(req: &HttpRequest) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 128
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        })
-        .map_or_else(
-            || {
-                uuid::Builder::from_random_bytes(rand::random())
-                    .into_uuid()
-                    .to_string()
-            },
-            str::to_owned,
-        )
+/// `n` in decimal as a header value, in one exactly sized allocation
+/// (`HeaderValue::from(n)` makes two).
+fn number(mut n: u64) -> HeaderValue {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&digits[at..]).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// The client's `X-Request-Id` when it is one the gateway keeps: 1 to 128
+/// of `A-Za-z0-9._-`.
+fn incoming_request_id(req: &HttpRequest) -> Option<(&HeaderValue, &str)> {
+    let value = req.headers().get(forward::X_REQUEST_ID_NAME)?;
+    let text = value.to_str().ok()?;
+    let kept = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    kept.then_some((value, text))
+}
+
+/// A fresh request id, a random UUID written into `buf`.
+fn new_request_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 59, 1_000_000_000, u64::MAX] {
+            assert_eq!(number(n).to_str().unwrap(), n.to_string());
+        }
+    }
 
     #[test]
     fn upstreams_need_host_and_port() {

@@ -12,6 +12,7 @@
 //! of its windows that opened first (those keys start afresh: the cap costs
 //! precision under a flood, never a refusal of a client that did nothing).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -41,13 +42,47 @@ pub struct RateLimitConfig {
     pub max_keys: Option<usize>,
 }
 
-/// The rate-limit key of a client without a user id: `ip:` and its IPv4
-/// address (an IPv4-mapped IPv6 one counts as IPv4) or its IPv6 /64.
-pub fn ip_key(ip: Option<IpAddr>) -> String {
-    match ip.map(crate::util::client_net) {
-        Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
-        Some(IpAddr::V6(net)) => format!("ip:{net}/64"),
-        None => "ip:".to_owned(),
+/// The rate-limit key of a client without a user id.
+#[cfg(test)]
+fn ip_key(ip: Option<IpAddr>) -> String {
+    let mut key = String::new();
+    write_ip_key(&mut key, ip);
+    key
+}
+
+/// Writes the rate-limit key of a client without a user id: `ip:` and its
+/// IPv4 address (an IPv4-mapped IPv6 one counts as IPv4) or its IPv6 /64.
+fn write_ip_key(out: &mut String, ip: Option<IpAddr>) {
+    use std::fmt::Write as _;
+    // Writing into a `String` cannot fail.
+    let _ = match ip.map(crate::util::client_net) {
+        Some(IpAddr::V4(v4)) => write!(out, "ip:{v4}"),
+        Some(IpAddr::V6(net)) => write!(out, "ip:{net}/64"),
+        None => write!(out, "ip:"),
+    };
+}
+
+/// Runs `f` with the key `write` puts in a buffer this thread reuses, so
+/// that a check builds no `String` of its own.
+fn with_key<R>(write: impl Fn(&mut String), f: impl Fn(&str) -> R) -> R {
+    thread_local! {
+        static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    let reused = KEY.try_with(|cell| {
+        cell.try_borrow_mut().ok().map(|mut key| {
+            key.clear();
+            write(&mut key);
+            f(&key)
+        })
+    });
+    match reused {
+        Ok(Some(decision)) => decision,
+        // The thread is ending (or the buffer is in use): one of its own.
+        _ => {
+            let mut key = String::new();
+            write(&mut key);
+            f(&key)
+        }
     }
 }
 
@@ -98,6 +133,16 @@ impl RateLimiter {
             next_sweep: AtomicU64::new(0),
             warned_full: AtomicBool::new(false),
         }
+    }
+
+    /// Counts one request of the signed-in user `user_id` (key `user:<id>`).
+    pub fn check_user(&self, user_id: &str) -> Decision {
+        with_key(|k| k.extend(["user:", user_id]), |k| self.check(k))
+    }
+
+    /// Counts one request of the client at `ip` ([`ip_key`]).
+    pub fn check_ip(&self, ip: Option<IpAddr>) -> Decision {
+        with_key(|k| write_ip_key(k, ip), |k| self.check(k))
     }
 
     /// Counts one request for `key` and says whether it may pass.

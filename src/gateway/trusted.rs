@@ -81,7 +81,7 @@ impl TrustedProxies {
         }
         let mut client = peer;
         let values: Vec<&[u8]> = headers
-            .get_all("x-forwarded-for")
+            .get_all(super::forward::X_FORWARDED_FOR_NAME)
             .map(|v| v.as_bytes())
             .collect();
         for value in values.iter().rev() {

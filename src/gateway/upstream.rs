@@ -591,7 +591,10 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
         let status = StatusCode::from_u16(code).map_err(|_| Error::Protocol("bad status"))?;
         // Where each header sits in the head, to share its bytes below.
         let base = buf.as_ptr() as usize;
-        let mut found = Vec::with_capacity(res.headers.len());
+        // On the stack: at most `MAX_HEADERS`, httparse saw to that.
+        let mut found: [(Option<HeaderName>, usize, usize); MAX_HEADERS] =
+            std::array::from_fn(|_| (None, 0, 0));
+        let mut count = 0;
         let (mut te, mut chunked, mut length, mut close) = (false, false, None::<u64>, false);
         for h in res.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
@@ -616,11 +619,16 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
                     .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
             }
             let start = (h.value.as_ptr() as usize).wrapping_sub(base);
-            found.push((name, start, h.value.len()));
+            found[count] = (Some(name), start, h.value.len());
+            count += 1;
         }
         let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(found.len());
-        for (name, start, n) in found {
+        // Room for what the gateway adds (request id, rate-limit headers).
+        let mut headers = HeaderMap::with_capacity(count + 4);
+        for (name, start, n) in &mut found[..count] {
+            let (Some(name), start, n) = (name.take(), *start, *n) else {
+                continue;
+            };
             let value = if n == 0 {
                 HeaderValue::from_static("")
             } else {
@@ -837,6 +845,27 @@ impl Body {
         {
             checkin(&authority, io, keepalive, drained);
         }
+    }
+
+    /// The whole body when all of it is in hand, it is the `length` the
+    /// answer declares (not so for a HEAD's), and the connection is no
+    /// longer this body's (back in the pool): it can go out as one piece,
+    /// with no stream to drive and no timer to keep.
+    pub fn take_whole(&mut self, length: Option<u64>) -> Option<Bytes> {
+        let in_hand = match self.framing {
+            Framing::Done => 0,
+            Framing::Length(n) if self.buf.len() as u64 == n => n,
+            _ => return None,
+        };
+        if self.io.is_some() || length != Some(in_hand) {
+            return None;
+        }
+        self.framing = Framing::Done;
+        Some(if in_hand == 0 {
+            Bytes::new()
+        } else {
+            self.buf.split().freeze()
+        })
     }
 
     fn fail(&mut self, e: io::Error) -> Poll<Option<io::Result<Bytes>>> {

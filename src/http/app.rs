@@ -122,18 +122,18 @@ pub(crate) fn build_app(
     app.default_service(web::to(move |req: HttpRequest, payload: web::Payload| {
         let routes = routes.clone();
         async move {
-            let path = req.uri().path().to_owned();
+            let path = req.uri().path();
             // The longest route of any mount; on a tie the first declared.
             let best = routes
                 .mounts
                 .iter()
-                .filter_map(|m| Some((m.matches(&path)?, m)))
+                .filter_map(|m| Some((m.matches(path)?, m)))
                 .min_by_key(|&(len, _)| std::cmp::Reverse(len));
             if let Some((_, mount)) = best {
                 return mount.handle(req, payload).await;
             }
             for site in &routes.statics {
-                if let Some(rel) = site.relative(&path) {
+                if let Some(rel) = site.relative(req.uri().path()) {
                     return site.serve(&req, rel).await;
                 }
             }

@@ -48,7 +48,8 @@ impl IdentityConfig {
     }
 }
 
-type Lookup = Result<Option<String>, String>;
+/// A user id, shared by the cache and every request that found it there.
+type Lookup = Result<Option<Arc<str>>, String>;
 
 /// A booted `security.identity`.
 pub struct IdentityResolver {
@@ -56,7 +57,7 @@ pub struct IdentityResolver {
     query: Arc<str>,
     ttl: Duration,
     max_cache: usize,
-    cache: Mutex<HashMap<String, (String, Instant)>>,
+    cache: Mutex<HashMap<String, (Arc<str>, Instant)>>,
     inflight: Mutex<HashMap<String, Arc<OnceCell<Lookup>>>>,
     queries: AtomicU64,
 }
@@ -82,7 +83,7 @@ impl IdentityResolver {
         self.queries.load(Ordering::Relaxed)
     }
 
-    fn cached(&self, username: &str) -> Option<String> {
+    fn cached(&self, username: &str) -> Option<Arc<str>> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .get(username)
@@ -90,7 +91,7 @@ impl IdentityResolver {
             .map(|(id, _)| id.clone())
     }
 
-    fn remember(&self, username: &str, id: &str) {
+    fn remember(&self, username: &str, id: &Arc<str>) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= self.max_cache {
             let ttl = self.ttl;
@@ -99,7 +100,7 @@ impl IdentityResolver {
                 cache.clear();
             }
         }
-        cache.insert(username.to_owned(), (id.to_owned(), Instant::now()));
+        cache.insert(username.to_owned(), (id.clone(), Instant::now()));
     }
 
     /// The user id for `username`, `None` if there is no such user.
@@ -125,8 +126,8 @@ impl IdentityResolver {
                         // The id as text, whatever its column type.
                         Ok(rows.first().and_then(|r| r.first()).and_then(|v| match v {
                             serde_json::Value::Null => None,
-                            serde_json::Value::String(s) => Some(s.clone()),
-                            other => Some(other.to_string()),
+                            serde_json::Value::String(s) => Some(s.as_str().into()),
+                            other => Some(other.to_string().into()),
                         }))
                     })
                     .await

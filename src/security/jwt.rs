@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
@@ -86,10 +86,11 @@ impl JwtConfig {
 }
 
 /// The claims the gateway uses.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Claims {
-    /// The user the token was issued to (`sub`-like).
-    pub username: String,
+    /// The user the token was issued to (`sub`-like); shared with the
+    /// verified-token cache.
+    pub username: Arc<str>,
     /// Expiry, Unix seconds.
     pub exp: u64,
 }
@@ -268,7 +269,7 @@ impl JwtVerifier {
             return Err(JwtError::Invalid("missing_claim"));
         }
         Ok(Claims {
-            username: raw.username,
+            username: raw.username.into(),
             exp,
         })
     }
@@ -307,7 +308,7 @@ mod tests {
     fn a_kept_token_is_refused_once_it_expires() {
         let v = verifier();
         let t = token("alice", 1_000);
-        assert_eq!(v.verify_at(&t, 900).unwrap().username, "alice");
+        assert_eq!(&*v.verify_at(&t, 900).unwrap().username, "alice");
         assert_eq!(v.verify_at(&t, 1_000).unwrap().exp, 1_000);
         assert_eq!(v.verify_at(&t, 1_001).unwrap_err(), JwtError::Expired);
     }
@@ -332,7 +333,7 @@ mod tests {
         let (signed, _) = other.rsplit_once('.').unwrap();
         let spliced = format!("{signed}.{sig}");
         assert!(v.verify_at(&spliced, 900).is_err());
-        assert_eq!(v.verify_at(&t, 900).unwrap().username, "alice");
+        assert_eq!(&*v.verify_at(&t, 900).unwrap().username, "alice");
     }
 
     #[test]
