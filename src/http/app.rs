@@ -52,7 +52,7 @@ pub(crate) fn build_app(
     };
     let mut app = App::new()
         .app_data(deadlines)
-        .wrap(actix_web::middleware::Compress::default())
+        .wrap(super::compress::CompressIfAsked)
         .wrap(actix_web::middleware::from_fn(
             move |req: actix_web::dev::ServiceRequest,
                   next: actix_web::middleware::Next<_>| async move {

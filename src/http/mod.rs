@@ -22,6 +22,7 @@
 
 mod admission;
 mod app;
+mod compress;
 mod endpoint;
 mod error;
 mod listener;
