@@ -384,3 +384,48 @@ async fn a_character_split_across_fragments_is_valid_text() {
     ws.text_containing("pong").await;
     app.shutdown().await;
 }
+
+// 6. What a handler asks for goes out as a valid close frame.
+
+#[actix_web::test]
+async fn a_handler_close_with_an_unsendable_code_or_a_long_reason_is_still_a_valid_frame() {
+    let (_dir, app, token) = boot().await;
+    // (code asked for, code sent): 1005-1006 and out-of-range codes may not
+    // be sent; an application code is kept.
+    for (asked, sent) in [(1006u64, 1011u16), (70_000, 1011), (4001, 4001)] {
+        let before = app.node().pids_on("app:gateway");
+        let mut ws = RawClient::open(&app, &token).await;
+        ws.text_containing("welcome").await;
+        let client = app
+            .node()
+            .pids_on("app:gateway")
+            .into_iter()
+            .find(|p| !before.contains(p))
+            .expect("the connection's pid");
+        // 200 bytes of two-byte characters: more than a close frame holds.
+        let reason = "é".repeat(100);
+        app.node()
+            .send(
+                None,
+                &client,
+                "ws.close",
+                serde_json::json!({ "code": asked, "reason": reason }),
+            )
+            .unwrap();
+        let (op, payload) = within("the close frame", async {
+            loop {
+                let (op, payload) = ws.next_frame().await.expect("a close frame");
+                if op == OP_CLOSE {
+                    return (op, payload);
+                }
+            }
+        })
+        .await;
+        assert_eq!(op, OP_CLOSE);
+        assert!(payload.len() <= 125, "{} bytes", payload.len());
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), sent);
+        let text = std::str::from_utf8(&payload[2..]).expect("the reason cut at a character");
+        assert_eq!(text, "é".repeat(61));
+    }
+    app.shutdown().await;
+}

@@ -275,10 +275,13 @@ impl Reader<'_> {
             Frame::Pong(_) => true,
             Frame::Close(reason) => {
                 let code = reason.map_or(1000, |r| u16::from(r.code));
-                // Echo the client's code, unless it may not be sent at all
-                // (RFC 6455 7.4: below 1000, 1004-1006, 1015, 1016-2999).
-                let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
-                self.conn.echo_close(if sendable { code } else { 1002 });
+                // Echo the client's code, unless it may not be sent at all.
+                let code = if super::outbound::sendable(code) {
+                    code
+                } else {
+                    1002
+                };
+                self.conn.echo_close(code);
                 false
             }
             Frame::Continuation(item) => {

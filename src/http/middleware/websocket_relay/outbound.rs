@@ -40,12 +40,29 @@ pub(super) enum Outgoing {
     },
 }
 
+/// The longest close reason: a close frame's payload (code and reason) is
+/// at most 125 bytes (RFC 6455 5.5).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// Whether `code` may be sent in a close frame (RFC 6455 7.4): not below
+/// 1000, not 1004-1006 or 1015, nothing reserved in 1016-2999.
+pub(super) fn sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 impl Outgoing {
-    /// A close the server (or the handler) starts.
+    /// A close the server (or the handler) starts. A code that may not be
+    /// sent becomes 1011, and a reason is cut (at a character) to what a
+    /// close frame holds, so that whatever a handler asks for goes out as
+    /// a valid frame.
     pub(super) fn close(code: u16, text: &str, leave: &'static str) -> Self {
+        let mut end = text.len().min(MAX_CLOSE_REASON);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
         Outgoing::Close {
-            code,
-            text: text.to_owned(),
+            code: if sendable(code) { code } else { 1011 },
+            text: text[..end].to_owned(),
             leave,
             by: ClosedBy::Server,
         }
@@ -356,7 +373,11 @@ impl Mailbox for ClientMailbox {
                 (TOPIC_SEND, Payload::Json(v)) => send_frame(&v),
                 (TOPIC_CLOSE, payload) => {
                     let v = payload.to_json().unwrap_or(Value::Null);
-                    let code = v.get("code").and_then(Value::as_u64).unwrap_or(1000) as u16;
+                    let code = match v.get("code") {
+                        None | Some(Value::Null) => 1000,
+                        // Out of range is as unsendable as 1005.
+                        Some(c) => c.as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
+                    };
                     let text = v.get("reason").and_then(Value::as_str).unwrap_or("");
                     Outgoing::close(code, text, "closed by handler")
                 }
