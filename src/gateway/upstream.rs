@@ -591,10 +591,7 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
         let status = StatusCode::from_u16(code).map_err(|_| Error::Protocol("bad status"))?;
         // Where each header sits in the head, to share its bytes below.
         let base = buf.as_ptr() as usize;
-        // On the stack: at most `MAX_HEADERS`, httparse saw to that.
-        let mut found: [(Option<HeaderName>, usize, usize); MAX_HEADERS] =
-            std::array::from_fn(|_| (None, 0, 0));
-        let mut count = 0;
+        let mut found = Vec::with_capacity(res.headers.len());
         let (mut te, mut chunked, mut length, mut close) = (false, false, None::<u64>, false);
         for h in res.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
@@ -619,16 +616,12 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
                     .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
             }
             let start = (h.value.as_ptr() as usize).wrapping_sub(base);
-            found[count] = (Some(name), start, h.value.len());
-            count += 1;
+            found.push((name, start, h.value.len()));
         }
         let head = buf.split_to(len).freeze();
         // Room for what the gateway adds (request id, rate-limit headers).
-        let mut headers = HeaderMap::with_capacity(count + 4);
-        for (name, start, n) in &mut found[..count] {
-            let (Some(name), start, n) = (name.take(), *start, *n) else {
-                continue;
-            };
+        let mut headers = HeaderMap::with_capacity(found.len() + 4);
+        for (name, start, n) in found {
             let value = if n == 0 {
                 HeaderValue::from_static("")
             } else {
