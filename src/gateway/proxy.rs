@@ -399,9 +399,7 @@ impl Proxy {
         if values.next().is_some() {
             return Err(GatewayError::InvalidToken("duplicate_header"));
         }
-        let value = value
-            .to_str()
-            .map_err(|_| GatewayError::InvalidToken("malformed"))?;
+        let value = header_text(value).ok_or(GatewayError::InvalidToken("malformed"))?;
         let token = match value.split_once(' ') {
             Some((scheme, token))
                 if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
@@ -466,10 +464,9 @@ impl Proxy {
                 response_time_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
                 status_code: status.as_u16(),
             };
-            if serde_json::to_writer(&mut *json, &line).is_ok() {
-                let line = std::str::from_utf8(json).unwrap_or_default();
-                log::info!(target: "access", "{line}");
-            }
+            line.write(json);
+            let line = std::str::from_utf8(json).unwrap_or_default();
+            log::info!(target: "access", "{line}");
         };
         // A logger that logs again from here (none does) gets a fresh pair.
         let reused = LINE.try_with(|cell| match cell.try_borrow_mut() {
@@ -488,7 +485,7 @@ impl Proxy {
 
 /// One access log line, its fields in the documented order; written from
 /// borrowed parts, with no map built per request.
-#[derive(serde::Serialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 struct AccessLine<'a> {
     timestamp: &'a str,
     level: &'static str,
@@ -501,6 +498,55 @@ struct AccessLine<'a> {
     backend_service: Option<&'a str>,
     response_time_ms: f64,
     status_code: u16,
+}
+
+impl AccessLine<'_> {
+    /// The line as JSON, byte for byte what `serde_json` writes for it, but
+    /// a string with nothing to escape (nearly every one) is copied whole
+    /// where `serde_json` looks at it a byte at a time.
+    fn write(&self, out: &mut Vec<u8>) {
+        let fields = [
+            ("{\"timestamp\":", Some(self.timestamp)),
+            (",\"level\":", Some(self.level)),
+            (",\"service\":", Some(self.service)),
+            (",\"request_id\":", Some(self.request_id)),
+            (",\"method\":", Some(self.method)),
+            (",\"path\":", Some(self.path)),
+            (",\"username\":", self.username),
+            (",\"user_id\":", self.user_id),
+            (",\"backend_service\":", self.backend_service),
+        ];
+        for (key, value) in fields {
+            out.extend_from_slice(key.as_bytes());
+            match value {
+                Some(s) => json_string(out, s),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(b",\"response_time_ms\":");
+        // Writing into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &self.response_time_ms);
+        out.extend_from_slice(b",\"status_code\":");
+        out.extend_from_slice(decimal(self.status_code.into(), &mut [0; 20]));
+        out.push(b'}');
+    }
+}
+
+/// `s` as a JSON string. Only `"`, `\\` and control characters need
+/// escaping (`serde_json` escapes nothing else either); a string without
+/// them is copied as it is, the rest is `serde_json`'s.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // No early exit, so that the check runs over whole vectors.
+    let plain = s.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20 && b != b'"' && b != b'\\')
+    });
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 impl crate::http::Mount for Proxy {
@@ -520,20 +566,34 @@ impl crate::http::Mount for Proxy {
 /// The incoming `X-Request-Id` if well formed (<= 128 of `[A-Za-z0-9._-]`),
 /// else a new random (v4) UUID, its bits from the thread's CSPRNG rather
 /// than a `getrandom` call per request.
-/// `n` in decimal as a header value, in one exactly sized allocation
-/// (`HeaderValue::from(n)` makes two).
-fn number(mut n: u64) -> HeaderValue {
-    let mut digits = [0u8; 20];
+/// What `HeaderValue::to_str` gives (visible ASCII and tabs only), checked
+/// without an early exit so that the loop runs over whole vectors: a
+/// bearer token is some 200 bytes, looked at on every request.
+fn header_text(value: &HeaderValue) -> Option<&str> {
+    let bytes = value.as_bytes();
+    let visible = bytes.iter().fold(true, |ok, &b| {
+        ok & ((0x20..0x7f).contains(&b) || b == b'\t')
+    });
+    visible.then(|| std::str::from_utf8(bytes).ok()).flatten()
+}
+
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut at = digits.len();
     loop {
         at -= 1;
         digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return &digits[at..];
         }
     }
-    HeaderValue::from_bytes(&digits[at..]).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// `n` in decimal as a header value, in one exactly sized allocation
+/// (`HeaderValue::from(n)` makes two).
+fn number(n: u64) -> HeaderValue {
+    HeaderValue::from_bytes(decimal(n, &mut [0; 20])).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// The client's `X-Request-Id` when it is one the gateway keeps: 1 to 128
@@ -560,6 +620,57 @@ fn new_request_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_access_line_is_what_serde_json_writes() {
+        let odd = [
+            "",
+            "plain",
+            "a\"quote",
+            "back\\slash",
+            "tab\tnew\nline\u{1}",
+            "caf\u{e9} \u{1f600}",
+            "\u{7f}",
+        ];
+        for s in odd {
+            for (n, t) in [(None, 0.0), (Some(s), 12.345), (Some("bob"), 1e-3)] {
+                let line = AccessLine {
+                    timestamp: "2026-12-03T17:00:00.000Z",
+                    level: "INFO",
+                    service: s,
+                    request_id: s,
+                    method: "GET",
+                    path: s,
+                    username: n,
+                    user_id: n,
+                    backend_service: n,
+                    response_time_ms: t,
+                    status_code: 502,
+                };
+                let mut ours = Vec::new();
+                line.write(&mut ours);
+                let theirs = serde_json::to_vec(&line).unwrap();
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(theirs).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn header_text_is_what_to_str_gives() {
+        for bytes in [
+            &b"Bearer abc.def"[..],
+            b"tab\there",
+            b"",
+            b"caf\xc3\xa9",
+            b"\xff",
+        ] {
+            let value = HeaderValue::from_bytes(bytes).unwrap();
+            assert_eq!(header_text(&value), value.to_str().ok(), "{bytes:?}");
+        }
+    }
 
     #[test]
     fn numbers_are_written_in_decimal() {
