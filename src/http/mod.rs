@@ -212,14 +212,26 @@ pub fn query_param<'q>(query: &'q str, name: &str) -> Option<std::borrow::Cow<'q
 }
 
 /// Every value of `name` in the query string `query`, in order, decoded as
-/// [`query_param`] decodes them, read lazily.
+/// [`query_param`] decodes them, read lazily. A pair is decoded only when
+/// its key matches (or needs decoding to tell): looking for `since` does
+/// not percent-decode the token next to it.
 pub(crate) fn query_values<'q>(
     query: &'q str,
     name: &str,
 ) -> impl Iterator<Item = std::borrow::Cow<'q, str>> {
-    form_urlencoded::parse(query.as_bytes())
-        .filter(move |(k, _)| k == name)
-        .map(|(_, v)| v)
+    let encoded = |s: &str| s.contains(['%', '+']);
+    query.split('&').filter_map(move |pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if pair.is_empty() || (!encoded(key) && key != name) {
+            return None;
+        }
+        if !encoded(key) && !encoded(value) {
+            return Some(std::borrow::Cow::Borrowed(value));
+        }
+        // One pair, decoded as form_urlencoded decodes a whole query.
+        let (key, value) = form_urlencoded::parse(pair.as_bytes()).next()?;
+        (key == name).then_some(value)
+    })
 }
 
 /// A JSON error response `{"error": message}` with `status`.
@@ -243,5 +255,26 @@ mod tests {
         assert_eq!(query_param(q, "missing"), None);
         assert_eq!(query_param("", "a"), None);
         assert_eq!(query_param("x=%ZZ+y", "x").as_deref(), Some("%ZZ y"));
+    }
+
+    #[test]
+    fn query_values_agree_with_form_urlencoded() {
+        let queries = [
+            "a=1&token=abc%20d&since=7&since=8&e",
+            "&&since=&since=3&",
+            "s%69nce=4&since+=5&since=6%26&since==x",
+            "since&since=a=b&+since=9&since=%E2%82%AC+%ZZ",
+            "",
+        ];
+        for q in queries {
+            for name in ["since", "e", "a", "since ", "missing"] {
+                let ours: Vec<String> = super::query_values(q, name).map(Cow::into_owned).collect();
+                let theirs: Vec<String> = form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+                    .collect();
+                assert_eq!(ours, theirs, "{q:?} {name:?}");
+            }
+        }
     }
 }

@@ -36,8 +36,25 @@ impl Pid {
 }
 
 impl fmt::Display for Pid {
+    /// `{host|0x0000f}`: at least five lower-case hex digits. Written piece
+    /// by piece, without the formatting machinery a padded `{:05x}` goes
+    /// through (a pid is written several times for every connection).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{{}|0x{:05x}}}", self.host, self.id)
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [b'0'; 16];
+        let mut at = hex.len();
+        let mut n = self.id;
+        while n > 0 || hex.len() - at < 5 {
+            at -= 1;
+            hex[at] = DIGITS[(n & 15) as usize];
+            n >>= 4;
+        }
+        f.write_str("{")?;
+        f.write_str(&self.host)?;
+        f.write_str("|0x")?;
+        // ASCII digits only.
+        f.write_str(std::str::from_utf8(&hex[at..]).unwrap_or_default())?;
+        f.write_str("}")
     }
 }
 
@@ -104,6 +121,11 @@ mod tests {
         let pid = Pid::new("app:processes", 15);
         assert_eq!(pid.to_string(), "{app:processes|0x0000f}");
         assert_eq!("{app:processes|0x0000f}".parse::<Pid>().unwrap(), pid);
+        for id in [0, 1, 0xfffff, 0x100000, 0xdead_beef, u64::MAX] {
+            let pid = Pid::new("h", id);
+            assert_eq!(pid.to_string(), format!("{{h|0x{id:05x}}}"));
+            assert_eq!(pid.to_string().parse::<Pid>().unwrap(), pid);
+        }
     }
 
     #[test]
