@@ -12,7 +12,9 @@
 # UPSTREAM=rust keeps examples/upstream instead.
 # BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
 # there instead of building, and GATEWAY_MANIFEST=file another manifest,
-# for before/after comparisons.
+# for before/after comparisons. CALLGRIND=1 (needs valgrind) runs only the
+# gateway rows, rippy under callgrind, and adds the user-space instructions
+# per request: a figure the machine's noise does not move.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -94,10 +96,13 @@ else
   upstream_pid=$!
   upstream_kind=rust
 fi
-# Access logging on, as in production, written to a file.
-RUST_LOG=info "$bin/rippy" run "$work/gateway.yaml" 2>"$work/rippy.log" &
+# Access logging on, as in production, written to a file. With CALLGRIND=1
+# rippy runs under callgrind and its rows count instructions instead.
+wrap=()
+[ -n "${CALLGRIND:-}" ] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p")
+RUST_LOG=info "${wrap[@]}" "$bin/rippy" run "$work/gateway.yaml" 2>"$work/rippy.log" &
 rippy_pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ && break
   sleep 0.1
 done
@@ -115,6 +120,7 @@ ticks() {
 run() {
   local name=$1 pid=$2; shift 2
   local out before after
+  [ -n "${CALLGRIND:-}" ] && callgrind_control -z "$pid" >/dev/null
   before=$(ticks "$pid")
   out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "$@")
   after=$(ticks "$pid")
@@ -125,10 +131,21 @@ run() {
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   local us
   us=$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / max($n, 1):.1f}')")
-  echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99 server_cpu_us_per_request=$us"
+  local extra=""
+  if [ -n "${CALLGRIND:-}" ]; then
+    rm -f "$work"/cg.*.[0-9]*
+    callgrind_control -d "$pid" >/dev/null
+    extra=" instructions_per_request=$(scripts/instructions.sh count "$(ls -t "$work"/cg.*.[0-9]* | head -1)" "$n")"
+  fi
+  echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99 server_cpu_us_per_request=$us$extra"
 }
 echo "upstream=$upstream_kind"
-run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
-[ "$upstream_kind" = nginx ] && run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
+if [ -z "${CALLGRIND:-}" ]; then
+  run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
+  [ "$upstream_kind" = nginx ] && run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
+else
+  # A warm-up: pools and caches fill before anything is counted.
+  wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x >/dev/null
+fi
 run gateway_open "$rippy_pid" http://127.0.0.1:18080/api/auth/x
 run gateway_jwt "$rippy_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x

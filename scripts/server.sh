@@ -2,6 +2,7 @@
 # with its data in "$work" (which the caller creates and removes).
 #
 #   start_server [tick] [bin dir]   # tick default 10ms, bin dir target/release
+#                                   # (RIPPY_WRAP: a command to run it under)
 #   stop_server
 # start_server sets $server_pid and $key (the demo API key).
 #
@@ -27,9 +28,11 @@ start_server() {
       -e "s#interval: \"10ms\"#interval: \"$tick\"#" \
       -e "s#max_failures: 20#max_failures: 1000000#" \
       _index.yaml > "$work/app.yaml"
-  RUST_LOG=${SERVER_LOG:-warn} "$bin/rippy" run "$work/app.yaml" 2>"$work/server.log" &
+  # RIPPY_WRAP runs the server under a tool (scripts/instructions.sh: valgrind).
+  # shellcheck disable=SC2086
+  RUST_LOG=${SERVER_LOG:-warn} ${RIPPY_WRAP:-} "$bin/rippy" run "$work/app.yaml" 2>"$work/server.log" &
   server_pid=$!
-  for _ in $(seq 200); do
+  for _ in $(seq "${START_TRIES:-200}"); do
     [ -s "$work/data/demo.key" ] && curl -sf -o /dev/null http://127.0.0.1:18081/healthz && break
     sleep 0.05
   done
