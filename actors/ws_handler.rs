@@ -83,12 +83,16 @@ impl WsHandler {
         if let Some(timer) = self.join_timer.take() {
             ctx.cancel_timer(timer);
         }
-        self.user_id = payload
-            .pointer("/metadata/user_id")
+        // `get`, not `pointer`: a JSON pointer allocates per segment.
+        let metadata = payload.get("metadata");
+        self.user_id = metadata
+            .and_then(|m| m.get("user_id"))
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        self.since = payload.pointer("/metadata/since").and_then(Value::as_u64);
+        self.since = metadata
+            .and_then(|m| m.get("since"))
+            .and_then(Value::as_u64);
         self.client = Some(client);
         self.send_text(ctx, json!({ "type": "welcome", "user_id": self.user_id }));
         self.subscribe(ctx)
@@ -116,7 +120,7 @@ impl Process for WsHandler {
     fn handle(&mut self, ctx: &mut ProcessContext<'_>, event: Event) -> ProcessResult {
         match event {
             Event::Message(Message { topic, payload, .. }) => {
-                let payload = payload.to_json().unwrap_or(Value::Null);
+                let payload = payload.into_json().unwrap_or(Value::Null);
                 match topic.as_ref() {
                     TOPIC_JOIN => self.on_join(ctx, &payload),
                     TOPIC_MESSAGE => {

@@ -66,6 +66,15 @@ impl Payload {
             Payload::Bytes(b) => serde_json::from_slice(b).ok(),
         }
     }
+
+    /// [`to_json`](Self::to_json) for a payload that is not needed any more:
+    /// a JSON one is moved out, not copied.
+    pub fn into_json(self) -> Option<serde_json::Value> {
+        match self {
+            Payload::Json(v) => Some(v),
+            Payload::Bytes(b) => serde_json::from_slice(&b).ok(),
+        }
+    }
 }
 
 impl From<serde_json::Value> for Payload {

@@ -19,7 +19,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -190,10 +189,12 @@ impl Node {
         &self.metrics
     }
 
+    /// The table shard of `pid`. Ids count up per host, so the low bits
+    /// of the id spread a host's processes over the shards evenly, without
+    /// hashing the pid a second time (the shard's map hashes it); pids of
+    /// two hosts with one id share a lock, nothing else.
     fn shard(&self, pid: &Pid) -> MutexGuard<'_, HashMap<Pid, Slot>> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        pid.hash(&mut h);
-        let i = (h.finish() as usize) % SHARDS;
+        let i = (pid.id() % SHARDS as u64) as usize;
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 

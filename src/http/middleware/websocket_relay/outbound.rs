@@ -372,7 +372,7 @@ impl Mailbox for ClientMailbox {
                 (TOPIC_SEND, Payload::Bytes(b)) => Outgoing::Shared(b),
                 (TOPIC_SEND, Payload::Json(v)) => send_frame(&v),
                 (TOPIC_CLOSE, payload) => {
-                    let v = payload.to_json().unwrap_or(Value::Null);
+                    let v = payload.into_json().unwrap_or(Value::Null);
                     let code = match v.get("code") {
                         None | Some(Value::Null) => 1000,
                         // Out of range is as unsendable as 1005.
