@@ -563,9 +563,6 @@ impl crate::http::Mount for Proxy {
     }
 }
 
-/// The incoming `X-Request-Id` if well formed (<= 128 of `[A-Za-z0-9._-]`),
-/// else a new random (v4) UUID, its bits from the thread's CSPRNG rather
-/// than a `getrandom` call per request.
 /// What `HeaderValue::to_str` gives (visible ASCII and tabs only), checked
 /// without an early exit so that the loop runs over whole vectors: a
 /// bearer token is some 200 bytes, looked at on every request.
@@ -609,7 +606,8 @@ fn incoming_request_id(req: &HttpRequest) -> Option<(&HeaderValue, &str)> {
     kept.then_some((value, text))
 }
 
-/// A fresh request id, a random UUID written into `buf`.
+/// A fresh request id: a random (v4) UUID written into `buf`, its bits from
+/// the thread's CSPRNG rather than a `getrandom` call per request.
 fn new_request_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
     uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()

@@ -140,7 +140,8 @@ impl RateLimiter {
         with_key(|k| k.extend(["user:", user_id]), |k| self.check(k))
     }
 
-    /// Counts one request of the client at `ip` ([`ip_key`]).
+    /// Counts one request of the client at `ip` (key `ip:<IPv4 address>`,
+    /// or `ip:<IPv6 /64>/64`).
     pub fn check_ip(&self, ip: Option<IpAddr>) -> Decision {
         with_key(|k| write_ip_key(k, ip), |k| self.check(k))
     }
