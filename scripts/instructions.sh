@@ -7,14 +7,17 @@
 #   scripts/instructions.sh handshake [bin dir]  # per authenticated handshake
 #   scripts/instructions.sh token [bin dir]      # per POST /auth/token
 #   scripts/instructions.sh gateway [bin dir]    # per gateway request (open, JWT)
+#   scripts/instructions.sh fanout [bin dir]     # per frame delivered to a client
 #   scripts/instructions.sh count FILE N         # a callgrind dump's count / N
+#
+# CG_OUT=FILE keeps the measured dump (for callgrind_annotate).
 #
 # Every thread is counted, from a warm server (counters zeroed after a
 # warm-up) to the end of the run. `memset` is left out: valgrind counts each
 # byte of a `rep stosb` as an instruction, which on hardware is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=${1:?handshake, token, gateway or count}
+what=${1:?handshake, token, gateway, fanout or count}
 
 count() {
   local file=$1 n=$2 total memset
@@ -24,8 +27,45 @@ count() {
   echo $(( (total - memset) / (n > 0 ? n : 1) ))
 }
 
+# The newest dump in $work, copied to $CG_OUT when set.
+dumped() {
+  local file
+  file=$(ls -t "$work"/cg.*.[0-9]* | head -1)
+  [ -z "${CG_OUT:-}" ] || cp "$file" "$CG_OUT"
+  echo "$file"
+}
+
+metric() { curl -sf http://127.0.0.1:18081/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+
 case $what in
   count) count "$2" "$3" ;;
+  fanout)
+    # CLIENTS (1000) clients on a 1 s tick: the broadcast's cost per frame,
+    # the ticker's push, the hubs' writes, with no other traffic.
+    bin=${2:-target/release} clients=${CLIENTS:-1000}
+    work=$(mktemp -d)
+    # shellcheck source=scripts/server.sh
+    . scripts/server.sh
+    load_pid=""
+    trap 'kill "$load_pid" 2>/dev/null || true; stop_server; rm -rf "$work"' EXIT
+    RIPPY_WRAP="valgrind --tool=callgrind --callgrind-out-file=$work/cg.%p" START_TRIES=600 \
+      start_server 1s "$bin"
+    "$bin/rippy-load" ws --url http://127.0.0.1:18081 --key "$key" --clients "$clients" \
+      --duration 3600 --warmup 0 >/dev/null 2>&1 &
+    load_pid=$!
+    for _ in $(seq 600); do
+      [ "$(metric rippy_ws_connections)" = "$clients" ] && break
+      sleep 0.5
+    done
+    sleep 3
+    before=$(metric rippy_ws_frames_sent_total)
+    callgrind_control -z "$server_pid" >/dev/null 2>&1
+    sleep "${SECS:-20}"
+    callgrind_control -d "$server_pid" >/dev/null 2>&1
+    after=$(metric rippy_ws_frames_sent_total)
+    n=$((after - before))
+    echo "mode=fanout clients=$clients frames=$n instructions_per_frame=$(count "$(dumped)" "$n")"
+    ;;
   gateway)
     CALLGRIND=1 BIN_DIR=${2:-target/release} scripts/gateway_bench.sh "${SECS:-5}" 32 ;;
   handshake | token)
@@ -44,11 +84,11 @@ case $what in
       start_server 60s "$bin"
     load() { "$bin/rippy-load" "${mode[@]}" --url http://127.0.0.1:18081 --key "$key" --duration "$1"; }
     load 3 >/dev/null
-    callgrind_control -z "$server_pid" >/dev/null
+    callgrind_control -z "$server_pid" >/dev/null 2>&1
     line=$(load "${SECS:-5}")
-    callgrind_control -d "$server_pid" >/dev/null
+    callgrind_control -d "$server_pid" >/dev/null 2>&1
     n=$(grep -o " $field=[0-9]*" <<<" $line" | cut -d= -f2)
-    echo "$line instructions_per_op=$(count "$(ls -t "$work"/cg.*.[0-9]* | head -1)" "$n")"
+    echo "$line instructions_per_op=$(count "$(dumped)" "$n")"
     ;;
-  *) echo "unknown: $what (handshake, token, gateway or count)" >&2; exit 2 ;;
+  *) echo "unknown: $what (handshake, token, gateway, fanout or count)" >&2; exit 2 ;;
 esac
