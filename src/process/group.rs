@@ -26,10 +26,10 @@
 //! [`ProcessContext::join`]: super::ProcessContext::join
 //! [`ProcessContext::leave`]: super::ProcessContext::leave
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::node::ProcessRef;
+use super::pid::PidMap;
 use super::{Payload, Pid, SendError, Topic};
 
 /// What a group keeps and whom it reaches.
@@ -38,7 +38,7 @@ struct Inner {
     /// Shared with publishes in flight; a join or leave during one copies it.
     members: Arc<Vec<ProcessRef>>,
     /// Each member's place in `members`.
-    index: HashMap<Pid, usize>,
+    index: PidMap<usize>,
     /// The last publish: sender, topic and payload.
     kept: Option<(Pid, Topic, Payload)>,
 }

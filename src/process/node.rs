@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 pub use super::delivery::{Caller, SendError, SpawnError, Target};
 pub(crate) use super::delivery::{Mailbox, Refused};
 use super::group::Group;
+use super::pid::PidMap;
 use super::{Event, ExitReason, Message, Payload, Pid, ProcessHost, ProcessSpec, Topic};
 use crate::component::LookupError;
 use crate::metrics::Metrics;
@@ -110,7 +111,7 @@ pub struct NodeStats {
 
 /// The process table of one runtime.
 pub struct Node {
-    shards: Vec<Mutex<HashMap<Pid, Slot>>>,
+    shards: Vec<Mutex<PidMap<Slot>>>,
     names: RwLock<HashMap<String, Pid>>,
     /// Broadcast groups by registered name (see `group`); a group stays
     /// while its name may be registered again.
@@ -129,7 +130,7 @@ impl Node {
     /// boots ([`Node::add_spec`], [`Node::add_host`]).
     pub fn new() -> Arc<Self> {
         Arc::new(Node {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(PidMap::default())).collect(),
             names: RwLock::new(HashMap::new()),
             groups: RwLock::default(),
             specs: RwLock::default(),
@@ -193,7 +194,7 @@ impl Node {
     /// of the id spread a host's processes over the shards evenly, without
     /// hashing the pid a second time (the shard's map hashes it); pids of
     /// two hosts with one id share a lock, nothing else.
-    fn shard(&self, pid: &Pid) -> MutexGuard<'_, HashMap<Pid, Slot>> {
+    fn shard(&self, pid: &Pid) -> MutexGuard<'_, PidMap<Slot>> {
         let i = (pid.id() % SHARDS as u64) as usize;
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -710,7 +711,9 @@ fn remove_one(list: &mut Vec<Pid>, pid: &Pid) {
 /// hash table never shrinks by itself. Amortised O(1) per removal.
 /// (The floor is per table: the process table has 32 shards, and 32 tables
 /// left at 256 slots of about 200 bytes would keep 1.6 MB.)
-pub(crate) fn compact<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+pub(crate) fn compact<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+) {
     if map.capacity() > 32 && map.len() * 4 < map.capacity() {
         map.shrink_to(map.len() * 2);
     }

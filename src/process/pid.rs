@@ -4,12 +4,14 @@
 //! run: it is the id of the host the process runs on plus a counter that only
 //! rises. It prints and parses as Wippy's text form, `{app:processes|0x0000f}`.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
 /// The address of one process: its host's entry id and a per-host counter.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pid {
     host: Arc<str>,
     id: u64,
@@ -35,10 +37,51 @@ impl Pid {
     }
 }
 
+/// Hashes the counter only: pids that are equal have equal counters, and
+/// the host (a string) would cost more to hash than the rest of a lookup.
+/// Pids of different hosts with the same counter share a hash, which costs
+/// a comparison among the few hosts of a node, never a wrong answer.
+impl Hash for Pid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.id);
+    }
+}
+
+/// A map keyed by pid, hashed with [`PidHasher`].
+pub(crate) type PidMap<V> = HashMap<Pid, V, BuildHasherDefault<PidHasher>>;
+
+/// The hasher of [`PidMap`]: one multiply, its high half folded into the
+/// low one. Enough for keys the runtime counts out itself (pids are never
+/// chosen by a client, so no flooding to guard against, which is what the
+/// standard SipHash pays for).
+#[derive(Default)]
+pub(crate) struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn write_u64(&mut self, n: u64) {
+        let wide = u128::from(self.0 ^ n) * 0x9e37_79b9_7f4a_7c15;
+        self.0 = (wide as u64) ^ ((wide >> 64) as u64);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 impl fmt::Display for Pid {
-    /// `{host|0x0000f}`: at least five lower-case hex digits. Written piece
-    /// by piece, without the formatting machinery a padded `{:05x}` goes
-    /// through (a pid is written several times for every connection).
+    /// `{host|0x0000f}`: at least five lower-case hex digits. Put together
+    /// on the stack and written at once, without the formatting machinery
+    /// a padded `{:05x}` goes through: a pid is written several times for
+    /// every connection, mostly by `to_string`, which then sizes its
+    /// string once instead of growing it piece by piece.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [b'0'; 16];
@@ -49,12 +92,26 @@ impl fmt::Display for Pid {
             hex[at] = DIGITS[(n & 15) as usize];
             n >>= 4;
         }
-        f.write_str("{")?;
-        f.write_str(&self.host)?;
-        f.write_str("|0x")?;
-        // ASCII digits only.
-        f.write_str(std::str::from_utf8(&hex[at..]).unwrap_or_default())?;
-        f.write_str("}")
+        let (host, hex) = (self.host.as_bytes(), &hex[at..]);
+        let mut text = [0u8; 96];
+        let len = host.len() + hex.len() + 5;
+        if len > text.len() {
+            // A host id this long is rare: written piece by piece.
+            f.write_str("{")?;
+            f.write_str(&self.host)?;
+            f.write_str("|0x")?;
+            f.write_str(std::str::from_utf8(hex).unwrap_or_default())?;
+            return f.write_str("}");
+        }
+        text[0] = b'{';
+        text[1..1 + host.len()].copy_from_slice(host);
+        let mut at = 1 + host.len();
+        text[at..at + 3].copy_from_slice(b"|0x");
+        at += 3;
+        text[at..at + hex.len()].copy_from_slice(hex);
+        text[len - 1] = b'}';
+        // The host's UTF-8 and ASCII around it.
+        f.write_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
     }
 }
 
@@ -126,6 +183,49 @@ mod tests {
             assert_eq!(pid.to_string(), format!("{{h|0x{id:05x}}}"));
             assert_eq!(pid.to_string().parse::<Pid>().unwrap(), pid);
         }
+        // Hosts around the length where the text no longer fits the stack
+        // buffer, and one that is not ASCII.
+        for len in [70, 74, 75, 76, 77, 200] {
+            let host = "h".repeat(len);
+            for id in [7, u64::MAX] {
+                let pid = Pid::new(host.as_str(), id);
+                assert_eq!(pid.to_string(), format!("{{{host}|0x{id:05x}}}"));
+            }
+        }
+        assert_eq!(Pid::new("ü:π", 1).to_string(), "{ü:π|0x00001}");
+    }
+
+    #[test]
+    fn a_pid_map_tells_hosts_apart_when_counters_match() {
+        let mut map = PidMap::default();
+        for id in 0..1000u64 {
+            map.insert(Pid::new("a", id), id);
+            map.insert(Pid::new("b", id), id + 1000);
+        }
+        assert_eq!(map.len(), 2000);
+        for id in 0..1000u64 {
+            assert_eq!(map.get(&Pid::new("a", id)), Some(&id));
+            assert_eq!(map.get(&Pid::new("b", id)), Some(&(id + 1000)));
+        }
+        assert_eq!(map.get(&Pid::new("c", 1)), None);
+        // Counters a shard has in common (id mod 32) still spread out.
+        let hashes: std::collections::HashSet<u64> = (0..1000u64)
+            .map(|i| {
+                let mut h = PidHasher::default();
+                Pid::new("a", i * 32 + 5).hash(&mut h);
+                h.finish() >> 57
+            })
+            .collect();
+        assert_eq!(hashes.len(), 128, "the top 7 bits take every value");
+        let buckets: std::collections::HashSet<u64> = (0..1000u64)
+            .map(|i| {
+                let mut h = PidHasher::default();
+                Pid::new("a", i * 32 + 5).hash(&mut h);
+                h.finish() % 1024
+            })
+            .collect();
+        // 1,000 keys thrown at random into 1,024 buckets fill about 632.
+        assert!(buckets.len() > 550, "{} buckets of 1024", buckets.len());
     }
 
     #[test]

@@ -94,24 +94,28 @@ impl Policy {
     }
 }
 
-/// Glob match where `*` stands for any run of characters.
+/// Glob match where `*` stands for any run of characters. Runs for every
+/// rule a policy check looks at, so it allocates nothing: the text before
+/// the first `*` must start `value`, the text after the last must end it,
+/// and the parts between are found left to right in what is in between.
 pub fn pattern_matches(pattern: &str, value: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = value.strip_prefix(first) else {
+    let Some((head, tail)) = pattern.split_once('*') else {
+        return pattern == value;
+    };
+    let (middle, last) = tail.rsplit_once('*').unwrap_or(("", tail));
+    let Some(rest) = value.strip_prefix(head) else {
         return false;
     };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
+    let Some(mut rest) = rest.strip_suffix(last) else {
+        return false;
     };
-    for part in middle {
+    for part in middle.split('*').filter(|p| !p.is_empty()) {
         match rest.find(part) {
             Some(i) => rest = &rest[i + part.len()..],
             None => return false,
         }
     }
-    rest.ends_with(last)
+    true
 }
 
 #[cfg(test)]
@@ -128,5 +132,17 @@ mod tests {
         assert!(pattern_matches("exact", "exact"));
         assert!(!pattern_matches("exact", "exactly"));
         assert!(!pattern_matches("a*b", "ba"));
+        // The head and the tail may not share characters of the value.
+        assert!(!pattern_matches("a*a", "a"));
+        assert!(pattern_matches("a*a", "aa"));
+        assert!(!pattern_matches("ab*ba", "aba"));
+        assert!(pattern_matches("*x*y*", "axbyc"));
+        assert!(!pattern_matches("*x*y*", "aybxc"));
+        assert!(pattern_matches("a*b*c", "abc"));
+        assert!(!pattern_matches("a*bc*c", "abc"));
+        assert!(pattern_matches("**", ""));
+        assert!(pattern_matches("", ""));
+        assert!(!pattern_matches("", "x"));
+        assert!(pattern_matches("é*ü", "éaü"));
     }
 }
