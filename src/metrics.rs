@@ -46,7 +46,9 @@ pub(crate) fn close_code_label(code: u16) -> &'static str {
 /// Counters the HTTP and WebSocket layers update.
 #[derive(Default)]
 pub struct Metrics {
-    http: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Requests by router, then status: nested so that a request looks
+    /// its router up by `&str`, allocating only the first time it is seen.
+    http: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     /// Keyed by (who closed, close code label), both from fixed sets.
     ws_closed: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
@@ -240,7 +242,12 @@ fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
 
 impl Metrics {
     pub(crate) fn http_request(&self, router: &str, status: u16) {
-        bump(&self.http, (router.to_owned(), status));
+        let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(statuses) = http.get_mut(router) {
+            *statuses.entry(status).or_insert(0) += 1;
+            return;
+        }
+        http.insert(router.to_owned(), BTreeMap::from([(status, 1)]));
     }
 
     /// Counts a refused credential; `reason` must come from a fixed set.
@@ -415,11 +422,13 @@ impl Metrics {
             "counter",
             "HTTP requests by router and status.",
         );
-        for ((router, status), n) in self.http.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "rippy_http_requests_total{{router=\"{router}\",status=\"{status}\"}} {n}"
-            );
+        for (router, statuses) in self.http.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (status, n) in statuses {
+                let _ = writeln!(
+                    out,
+                    "rippy_http_requests_total{{router=\"{router}\",status=\"{status}\"}} {n}"
+                );
+            }
         }
         header(
             &mut out,
