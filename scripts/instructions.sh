@@ -37,19 +37,26 @@ dumped() {
 
 metric() { curl -sf http://127.0.0.1:18081/metrics | awk -v m="$1" '$1 == m {print $2}'; }
 
+# Starts the ticker server (tick $1, binaries in $2) under callgrind, its
+# dumps and data in a new $work; on exit the load ($load_pid, if any
+# runs), the server and $work go.
+load_pid=""
+callgrind_server() {
+  work=$(mktemp -d)
+  # shellcheck source=scripts/server.sh
+  . scripts/server.sh
+  trap '[ -z "$load_pid" ] || kill "$load_pid" 2>/dev/null || true; stop_server; rm -rf "$work"' EXIT
+  RIPPY_WRAP="valgrind --tool=callgrind --callgrind-out-file=$work/cg.%p" START_TRIES=600 \
+    start_server "$1" "$2"
+}
+
 case $what in
   count) count "$2" "$3" ;;
   fanout)
     # CLIENTS (1000) clients on a 1 s tick: the broadcast's cost per frame,
     # the ticker's push, the hubs' writes, with no other traffic.
     bin=${2:-target/release} clients=${CLIENTS:-1000}
-    work=$(mktemp -d)
-    # shellcheck source=scripts/server.sh
-    . scripts/server.sh
-    load_pid=""
-    trap 'kill "$load_pid" 2>/dev/null || true; stop_server; rm -rf "$work"' EXIT
-    RIPPY_WRAP="valgrind --tool=callgrind --callgrind-out-file=$work/cg.%p" START_TRIES=600 \
-      start_server 1s "$bin"
+    callgrind_server 1s "$bin"
     "$bin/rippy-load" ws --url http://127.0.0.1:18081 --key "$key" --clients "$clients" \
       --duration 3600 --warmup 0 >/dev/null 2>&1 &
     load_pid=$!
@@ -75,13 +82,8 @@ case $what in
     else
       mode=(token --connections 64) field=requests
     fi
-    work=$(mktemp -d)
-    # shellcheck source=scripts/server.sh
-    . scripts/server.sh
-    trap 'stop_server; rm -rf "$work"' EXIT
     # A tick a minute: the ticker's broadcasts stay out of the count.
-    RIPPY_WRAP="valgrind --tool=callgrind --callgrind-out-file=$work/cg.%p" START_TRIES=600 \
-      start_server 60s "$bin"
+    callgrind_server 60s "$bin"
     load() { "$bin/rippy-load" "${mode[@]}" --url http://127.0.0.1:18081 --key "$key" --duration "$1"; }
     load 3 >/dev/null
     callgrind_control -z "$server_pid" >/dev/null 2>&1
