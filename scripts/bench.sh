@@ -13,6 +13,9 @@
 # wsfloor holds both ends of every socket in one process, so under this
 # machine's 20,000-descriptor limit it measures at most 9,000 sockets: larger
 # counts are compared with the floor at 9,000 (the floor_sockets column).
+# Each count also runs the bare broadcaster (`rippy-load broadcast`, see
+# bare() below; BARE=0 skips it): the bare_* columns are what a server that
+# only writes reaches at that count and tick, latency included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=${COUNTS:-"100 500 1000 2000 5000 10000 19000"}
@@ -29,7 +32,25 @@ ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
 # shellcheck source=scripts/server.sh
 . scripts/server.sh
-trap 'stop_server; rm -rf "$work"' EXIT
+bare_pid=""
+trap 'stop_server; [ -z "$bare_pid" ] || kill "$bare_pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+# The bare broadcaster at $1 clients and a $2 ms tick: `rippy-load
+# broadcast`, a server that does nothing but the writes (one per client
+# per tick, from one thread per core, as rippy's hubs), read by the same
+# client as rippy. Its p99 is what the machine allows any server.
+bare() {
+  "$bin_load" broadcast --listen 127.0.0.1:18090 --clients "$1" --tick-ms "$2" \
+    --senders "$(nproc)" 2>"$work/bare.log" &
+  bare_pid=$!
+  for _ in $(seq 100); do grep -q listening "$work/bare.log" 2>/dev/null && break; sleep 0.05; done
+  "$bin_load" ws --raw --key - --url http://127.0.0.1:18090 --clients "$1" \
+    --duration "$DURATION" --server-pid "$bare_pid" --threads 1
+  kill "$bare_pid" 2>/dev/null || true
+  wait "$bare_pid" 2>/dev/null || true
+  bare_pid=""
+}
+bin_load=target/release/rippy-load
 
 field() { grep -o "$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
 
@@ -37,11 +58,11 @@ mkdir -p benches
 results=benches/results.txt
 if [ -z "${APPEND:-}" ]; then
   : > "$results"
-  echo "clients,tick,floor_sockets,floor_writes_per_cpu_s,deliveries_per_cpu_s,ratio,ticks_per_s_per_client,gaps,p50_ms,p99_ms,max_ms,rss_per_conn_kib" > benches/results.csv
+  echo "clients,tick,floor_sockets,floor_writes_per_cpu_s,deliveries_per_cpu_s,ratio,ticks_per_s_per_client,gaps,p50_ms,p99_ms,max_ms,rss_per_conn_kib,bare_deliveries_per_cpu_s,bare_p50_ms,bare_p99_ms" > benches/results.csv
 fi
 for n in $COUNTS; do
-  tick=10ms
-  [ "$n" -gt 2000 ] && tick=1s
+  tick=10ms tick_ms=10
+  [ "$n" -gt 2000 ] && tick=1s tick_ms=1000
   floor_n=$(( n > 9000 ? 9000 : n ))
   floor=$("$floor_bin" "$floor_n" "$FLOOR_ROUNDS")
   echo "floor $floor" | tee -a "$results"
@@ -50,10 +71,15 @@ for n in $COUNTS; do
          --duration "$DURATION" --server-pid "$server_pid" --threads 1)
   stop_server
   echo "tick=$tick $line" | tee -a "$results"
+  bare_line=""
+  if [ "${BARE:-1}" != 0 ]; then
+    bare_line=$(bare "$n" "$tick_ms")
+    echo "bare tick=$tick $bare_line" | tee -a "$results"
+  fi
   fw=$(field writes_per_cpu_s "$floor")
   dps=$(field deliveries_per_cpu_s "$line")
   ratio=$(python3 -c "print(f'{$dps / $fw:.2f}')")
-  echo "$n,$tick,$floor_n,$fw,$dps,$ratio,$(field ticks_per_s_per_client "$line"),$(field gaps "$line"),$(field p50_ms "$line"),$(field p99_ms "$line"),$(field max_ms "$line"),$(field rss_per_conn_kib "$line")" >> benches/results.csv
+  echo "$n,$tick,$floor_n,$fw,$dps,$ratio,$(field ticks_per_s_per_client "$line"),$(field gaps "$line"),$(field p50_ms "$line"),$(field p99_ms "$line"),$(field max_ms "$line"),$(field rss_per_conn_kib "$line"),$(field deliveries_per_cpu_s "$bare_line"),$(field p50_ms "$bare_line"),$(field p99_ms "$bare_line")" >> benches/results.csv
 done
 
 [ -n "${SKIP_MODES:-}" ] && { column -s, -t < benches/results.csv; exit 0; }

@@ -14,7 +14,8 @@
 # there instead of building, and GATEWAY_MANIFEST=file another manifest,
 # for before/after comparisons. CALLGRIND=1 (needs valgrind) runs only the
 # gateway rows, rippy under callgrind, and adds the user-space instructions
-# per request: a figure the machine's noise does not move.
+# per request: a figure the machine's noise does not move; CG_OUT=prefix
+# keeps each row's dump as prefix.ROW (for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -135,7 +136,10 @@ run() {
   if [ -n "${CALLGRIND:-}" ]; then
     rm -f "$work"/cg.*.[0-9]*
     callgrind_control -d "$pid" >/dev/null
-    extra=" instructions_per_request=$(scripts/instructions.sh count "$(ls -t "$work"/cg.*.[0-9]* | head -1)" "$n")"
+    local dump
+    dump=$(ls -t "$work"/cg.*.[0-9]* | head -1)
+    [ -z "${CG_OUT:-}" ] || cp "$dump" "$CG_OUT.$name"
+    extra=" instructions_per_request=$(scripts/instructions.sh count "$dump" "$n")"
   fi
   echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99 server_cpu_us_per_request=$us$extra"
 }

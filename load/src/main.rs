@@ -5,7 +5,15 @@
 //! rippy-load token     --url ... --key rk_... --connections 64 --duration 10 [--path /healthz]
 //! rippy-load handshake --url ... --key rk_... --concurrency 32 --duration 10
 //! rippy-load watch     --url ... --key rk_... --duration 10   # longest pause, gaps, resets
+//! rippy-load broadcast --listen 127.0.0.1:18090 --clients 1000 --tick-ms 10 --senders 2
+//! rippy-load ws        --url http://127.0.0.1:18090 --raw --clients 1000 ...
 //! ```
+//!
+//! `broadcast` is a bare fan-out server for comparison: it accepts plain TCP
+//! connections and, every tick, writes one ticker-shaped WebSocket frame to
+//! each from `--senders` threads, doing nothing else. `ws --raw` reads it
+//! as it reads rippy (no token, no upgrade), so the two give the same
+//! columns from the same kind of process pair.
 //!
 //! Clients are plain tokio sockets with a minimal WebSocket reader (server
 //! frames are unmasked), spread over `--threads` current-thread runtimes and
@@ -65,6 +73,24 @@ enum Mode {
         /// Seconds to wait after connecting before measuring.
         #[arg(long, default_value_t = 2)]
         warmup: u64,
+        /// Plain TCP to a `broadcast` server: no token, no upgrade.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// A bare fan-out server (see the module docs); runs until killed.
+    Broadcast {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:18090")]
+        listen: SocketAddr,
+        /// Connections to accept before the first tick.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Milliseconds between ticks.
+        #[arg(long, default_value_t = 10)]
+        tick_ms: u64,
+        /// Writing threads, each with its share of the connections.
+        #[arg(long, default_value_t = 2)]
+        senders: usize,
     },
     /// Keep-alive HTTP clients posting the key to /auth/token (or GET --path).
     Token {
@@ -257,6 +283,15 @@ async fn open_ws(
     }
 }
 
+/// A plain TCP connection to a `broadcast` server.
+async fn open_raw(addr: SocketAddr, source: Ipv4Addr) -> std::io::Result<(TcpStream, Vec<u8>)> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    let s = socket.connect(addr).await?;
+    let _ = s.set_nodelay(true);
+    Ok((s, Vec::new()))
+}
+
 /// The number after `"key":` in a JSON text, without parsing the rest.
 fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
     let at = text.windows(key.len()).position(|w| w == key)? + key.len();
@@ -349,10 +384,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn run_ws(c: Common, clients: usize, concurrency: usize, warmup: u64) {
+fn run_ws(c: Common, clients: usize, concurrency: usize, warmup: u64, raw: bool) {
     let fd_limit = raise_fd_limit();
     let addr = server_addr(&c.url);
-    let token = runtime().block_on(post_token(addr, &c.key));
+    let token = if raw {
+        String::new()
+    } else {
+        runtime().block_on(post_token(addr, &c.key))
+    };
     let baseline = c.server_pid.and_then(proc_sample);
     let totals = Arc::new(Totals::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -375,7 +414,12 @@ fn run_ws(c: Common, clients: usize, concurrency: usize, warmup: u64) {
                     let source = Ipv4Addr::new(127, 0, (i / 250 % 250) as u8, (i % 250 + 2) as u8);
                     let (token, totals, h) = (token.clone(), totals.clone(), h.clone());
                     tasks.push(tokio::task::spawn_local(async move {
-                        match open_ws(addr, source, &token).await {
+                        let opened = if raw {
+                            open_raw(addr, source).await
+                        } else {
+                            open_ws(addr, source, &token).await
+                        };
+                        match opened {
                             Ok((s, rest)) => {
                                 totals.connected.fetch_add(1, Ordering::Relaxed);
                                 drop(permit);
@@ -786,6 +830,71 @@ fn run_watch(c: Common) {
     println!("{line}");
 }
 
+/// A ticker frame as rippy sends it: a text frame of 240 bytes in all.
+fn tick_frame(seq: u64, sent_at_ms: u64) -> Vec<u8> {
+    const SIZE: usize = 240;
+    let mut json = format!(r#"{{"type":"ticker","seq":{seq},"sent_at_ms":{sent_at_ms},"data":""#);
+    let pad = (SIZE - 4).saturating_sub(json.len() + 2);
+    json.extend(std::iter::repeat_n('x', pad));
+    json.push_str("\"}");
+    let mut frame = vec![0x81, 126];
+    frame.extend_from_slice(&(json.len() as u16).to_be_bytes());
+    frame.extend_from_slice(json.as_bytes());
+    frame
+}
+
+/// The bare fan-out server: accepts `clients` connections, then every
+/// `tick` each of `senders` threads writes the tick's frame to its share of
+/// them, one write each. A full socket's frame is dropped (the client sees
+/// a gap); a closed one leaves its thread's list.
+fn run_broadcast(listen: SocketAddr, clients: usize, tick: Duration, senders: usize) {
+    raise_fd_limit();
+    let listener = std::net::TcpListener::bind(listen).expect("bind --listen");
+    eprintln!("broadcast: listening on {listen}");
+    // std listens with a backlog of 128; thousands connect at once.
+    // SAFETY: listen on a descriptor this listener owns.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::listen(listener.as_raw_fd(), 4096);
+    }
+    let senders = senders.max(1);
+    let mut shares: Vec<Vec<std::net::TcpStream>> = (0..senders).map(|_| Vec::new()).collect();
+    for i in 0..clients {
+        let (s, _) = listener.accept().expect("accept");
+        let _ = s.set_nodelay(true);
+        s.set_nonblocking(true).expect("nonblocking");
+        shares[i % senders].push(s);
+    }
+    eprintln!("broadcast: {clients} connected, ticking every {tick:?}");
+    let start = Instant::now();
+    let first_seq = now_ms() / tick.as_millis().max(1) as u64;
+    let threads: Vec<_> = shares
+        .into_iter()
+        .map(|mut share| {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                for k in 1u64.. {
+                    let at = start + tick * k as u32;
+                    if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let frame = tick_frame(first_seq + k, now_ms());
+                    share.retain_mut(|s| match s.write(&frame) {
+                        Ok(n) => n == frame.len(),
+                        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                    });
+                    if share.is_empty() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
 fn main() {
     match Cli::parse().mode {
         Mode::Watch { common } => run_watch(common),
@@ -799,7 +908,19 @@ fn main() {
             clients,
             connect_concurrency,
             warmup,
-        } => run_ws(common, clients, connect_concurrency, warmup),
+            raw,
+        } => run_ws(common, clients, connect_concurrency, warmup, raw),
+        Mode::Broadcast {
+            listen,
+            clients,
+            tick_ms,
+            senders,
+        } => run_broadcast(
+            listen,
+            clients,
+            Duration::from_millis(tick_ms.max(1)),
+            senders,
+        ),
         Mode::Token {
             common,
             connections,
@@ -809,5 +930,27 @@ fn main() {
             common,
             concurrency,
         } => run_handshake(common, concurrency),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_tick_frame_reads_as_rippys_do() {
+        let frame = tick_frame(42, 1_700_000_000_123);
+        assert_eq!(frame.len(), 240);
+        let (opcode, h, len) = next_frame(&frame).unwrap();
+        assert_eq!((opcode, h + len), (1, frame.len()));
+        let payload = &frame[h..];
+        assert!(is_tick(payload));
+        assert_eq!(number_after(payload, b"\"seq\":"), Some(42));
+        assert_eq!(
+            number_after(payload, b"\"sent_at_ms\":"),
+            Some(1_700_000_000_123)
+        );
+        let json: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        assert_eq!(json["type"], "ticker");
     }
 }
