@@ -58,7 +58,7 @@ mkdir -p benches
 results=benches/results.txt
 if [ -z "${APPEND:-}" ]; then
   : > "$results"
-  echo "clients,tick,floor_sockets,floor_writes_per_cpu_s,deliveries_per_cpu_s,ratio,ticks_per_s_per_client,gaps,p50_ms,p99_ms,max_ms,rss_per_conn_kib,bare_deliveries_per_cpu_s,bare_p50_ms,bare_p99_ms" > benches/results.csv
+  echo "clients,tick,floor_sockets,floor_writes_per_cpu_s,deliveries_per_cpu_s,ratio,ticks_per_s_per_client,gaps,p50_ms,p99_ms,max_ms,rss_per_conn_kib,bare_deliveries_per_cpu_s,bare_ticks_per_s_per_client,bare_p50_ms,bare_p99_ms" > benches/results.csv
 fi
 for n in $COUNTS; do
   tick=10ms tick_ms=10
@@ -79,7 +79,7 @@ for n in $COUNTS; do
   fw=$(field writes_per_cpu_s "$floor")
   dps=$(field deliveries_per_cpu_s "$line")
   ratio=$(python3 -c "print(f'{$dps / $fw:.2f}')")
-  echo "$n,$tick,$floor_n,$fw,$dps,$ratio,$(field ticks_per_s_per_client "$line"),$(field gaps "$line"),$(field p50_ms "$line"),$(field p99_ms "$line"),$(field max_ms "$line"),$(field rss_per_conn_kib "$line"),$(field deliveries_per_cpu_s "$bare_line"),$(field p50_ms "$bare_line"),$(field p99_ms "$bare_line")" >> benches/results.csv
+  echo "$n,$tick,$floor_n,$fw,$dps,$ratio,$(field ticks_per_s_per_client "$line"),$(field gaps "$line"),$(field p50_ms "$line"),$(field p99_ms "$line"),$(field max_ms "$line"),$(field rss_per_conn_kib "$line"),$(field deliveries_per_cpu_s "$bare_line"),$(field ticks_per_s_per_client "$bare_line"),$(field p50_ms "$bare_line"),$(field p99_ms "$bare_line")" >> benches/results.csv
 done
 
 [ -n "${SKIP_MODES:-}" ] && { column -s, -t < benches/results.csv; exit 0; }
