@@ -73,7 +73,9 @@ for n in $COUNTS; do
   echo "tick=$tick $line" | tee -a "$results"
   bare_line=""
   if [ "${BARE:-1}" != 0 ]; then
-    bare_line=$(bare "$n" "$tick_ms")
+    # Not in a subshell: the trap must see $bare_pid if the run is cut short.
+    bare "$n" "$tick_ms" > "$work/bare.out"
+    bare_line=$(cat "$work/bare.out")
     echo "bare tick=$tick $bare_line" | tee -a "$results"
   fi
   fw=$(field writes_per_cpu_s "$floor")
