@@ -846,7 +846,8 @@ fn tick_frame(seq: u64, sent_at_ms: u64) -> Vec<u8> {
 /// The bare fan-out server: accepts `clients` connections, then every
 /// `tick` each of `senders` threads writes the tick's frame to its share of
 /// them, one write each. A full socket's frame is dropped (the client sees
-/// a gap); a closed one leaves its thread's list.
+/// a gap); one that is closed, or takes only part of a frame, is dropped
+/// from its thread's list (and so closed).
 fn run_broadcast(listen: SocketAddr, clients: usize, tick: Duration, senders: usize) {
     raise_fd_limit();
     let listener = std::net::TcpListener::bind(listen).expect("bind --listen");
