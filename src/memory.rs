@@ -98,7 +98,7 @@ pub fn watch(node: &Arc<Node>) {
             loop {
                 std::thread::sleep(Duration::from_secs(1));
                 let Some(node) = node.upgrade() else { return };
-                let load = node.metrics().ws_connections() + node.stats().processes as i64;
+                let load = node.metrics().ws_connections() + node.process_count() as i64;
                 drop(node);
                 if watch.sample(load) {
                     release_threads();

@@ -678,6 +678,15 @@ impl Node {
         ]
     }
 
+    /// How many processes the node holds now: one short lock per shard,
+    /// without walking the processes as [`Node::stats`] does.
+    pub fn process_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
     /// What the node holds now.
     pub fn stats(&self) -> NodeStats {
         let mut stats = NodeStats {

@@ -390,10 +390,13 @@ async fn ten_thousand_spawn_and_exit_cycles_leave_nothing_behind() {
     for pid in batch.drain(..) {
         within("exit", rt.node().wait_exit(&pid)).await;
     }
+    // Every other process has left the table: the count is the watcher.
+    assert_eq!(rt.node().process_count(), 1);
     // Let the watcher finish its queued monitor/EXIT traffic.
     rt.node().send(None, &watcher, "stop", Value::Null).unwrap();
     within("watcher exit", rt.node().wait_exit(&watcher)).await;
     let stats = rt.node().stats();
+    assert_eq!(rt.node().process_count(), 0);
     assert_eq!(
         (stats.processes, stats.names, stats.monitors),
         (0, 0, 0),
