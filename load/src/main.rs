@@ -255,10 +255,7 @@ async fn open_ws(
     source: Ipv4Addr,
     token: &str,
 ) -> std::io::Result<(TcpStream, Vec<u8>)> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
-    let mut s = socket.connect(addr).await?;
-    let _ = s.set_nodelay(true);
+    let (mut s, _) = open_raw(addr, source).await?;
     let req = format!(
         "GET /ws/ticker?x-auth-token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
@@ -283,7 +280,8 @@ async fn open_ws(
     }
 }
 
-/// A plain TCP connection to a `broadcast` server.
+/// A plain TCP connection from `source`, nothing read yet: what a
+/// `broadcast` server streams on at once, and what `open_ws` upgrades.
 async fn open_raw(addr: SocketAddr, source: Ipv4Addr) -> std::io::Result<(TcpStream, Vec<u8>)> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
