@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use actix_web::web::BytesMut;
-
-use super::outbound::Connection;
+use super::outbound::{Connection, Scratch};
 
 /// Flushes the connections of one HTTP worker. A broadcast to N connections
 /// on a worker costs that worker one cross-thread wake-up; the hub then
@@ -70,7 +68,7 @@ impl Hub {
     }
 
     async fn run(hub: Arc<Hub>) {
-        let mut scratch = BytesMut::new();
+        let mut scratch = Scratch::default();
         let mut batch = Vec::new();
         let mut last_round: Option<(Instant, Duration)> = None;
         loop {

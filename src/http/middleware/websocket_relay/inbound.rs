@@ -23,7 +23,7 @@ use actix_http::ws::{Codec, Frame, Item, ProtocolError};
 use actix_web::web::{BufMut, Bytes, BytesMut};
 use serde_json::{Value, json};
 
-use super::outbound::{Connection, Outgoing};
+use super::outbound::{Connection, Outgoing, Scratch};
 use super::{RelayConfig, TOPIC_MESSAGE};
 use crate::http::Socket;
 use crate::metrics::ClosedBy;
@@ -72,7 +72,7 @@ pub(super) async fn drive(conn: Arc<Connection>, socket: Socket, config: RelayCo
                     conn.finish("connection lost", 1006, ClosedBy::Client);
                     break;
                 }
-                conn.flush(&mut BytesMut::new());
+                conn.flush(&mut Scratch::default());
             }
             _ = conn.blocked.notified() => {}
             ready = poll_fn(|cx| socket.poll_read_ready(cx)), if reading => {
@@ -114,12 +114,12 @@ pub(super) async fn drive(conn: Arc<Connection>, socket: Socket, config: RelayCo
     }
     // Last words (a close frame, say) get a moment to leave.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        conn.flush(&mut BytesMut::new());
+        conn.flush(&mut Scratch::default());
         while conn.is_blocked() {
             if poll_fn(|cx| socket.poll_write_ready(cx)).await.is_err() {
                 return;
             }
-            conn.flush(&mut BytesMut::new());
+            conn.flush(&mut Scratch::default());
         }
     })
     .await;

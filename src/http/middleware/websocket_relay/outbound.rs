@@ -84,6 +84,15 @@ struct State {
     closing: bool,
 }
 
+/// Buffers a writing thread reuses from one connection's write to the next,
+/// so that a write allocates nothing: the encoded bytes, and an empty frame
+/// queue swapped for the connection's full one.
+#[derive(Default)]
+pub(super) struct Scratch {
+    out: BytesMut,
+    frames: VecDeque<Outgoing>,
+}
+
 /// One WebSocket connection.
 pub(super) struct Connection {
     pub(super) client: Pid,
@@ -158,7 +167,7 @@ impl Connection {
     pub(super) fn attach(&self, io: TcpStream, head: BytesMut) -> &TcpStream {
         self.lock().unsent = head;
         let socket = self.socket.get_or_init(|| io);
-        self.flush(&mut BytesMut::new());
+        self.flush(&mut Scratch::default());
         socket
     }
 
@@ -235,7 +244,7 @@ impl Connection {
     }
 
     /// Writes everything queued (see `write_queued`) and counts it.
-    pub(super) fn flush(&self, scratch: &mut BytesMut) {
+    pub(super) fn flush(&self, scratch: &mut Scratch) {
         let sent = self.write_queued(scratch);
         self.count_sent(sent);
     }
@@ -253,31 +262,32 @@ impl Connection {
     /// frames; what the socket does not take waits in `unsent`, and the
     /// connection's task takes over until the socket is writable again.
     /// Runs on the connection's worker thread.
-    pub(super) fn write_queued(&self, scratch: &mut BytesMut) -> u64 {
+    pub(super) fn write_queued(&self, scratch: &mut Scratch) -> u64 {
         let Some(socket) = self.socket.get() else {
             return 0;
         };
-        let (frames, unsent) = {
+        let unsent = {
             let mut st = self.lock();
             st.scheduled = false;
             st.blocked = false;
             if !st.frames.is_empty() {
                 st.lag = 0;
             }
-            (
-                std::mem::take(&mut st.frames),
-                std::mem::take(&mut st.unsent),
-            )
+            // The queue's buffer stays with the connection's next frames
+            // (the scratch's empty one takes its place): no allocation per
+            // write.
+            std::mem::swap(&mut st.frames, &mut scratch.frames);
+            std::mem::take(&mut st.unsent)
         };
         let mut out = if unsent.is_empty() {
-            scratch.clear();
-            std::mem::take(scratch)
+            scratch.out.clear();
+            std::mem::take(&mut scratch.out)
         } else {
             unsent
         };
         let mut sent = 0u64;
         let mut closed = None;
-        for frame in frames {
+        for frame in scratch.frames.drain(..) {
             let (bytes, op) = match frame {
                 Outgoing::Batch(texts) => {
                     for text in texts {
@@ -327,7 +337,7 @@ impl Connection {
         }
         // The buffer is kept for the next write.
         out.clear();
-        *scratch = out;
+        scratch.out = out;
         if let Some((leave, code, by)) = closed {
             self.finish(leave, code, by);
         }
