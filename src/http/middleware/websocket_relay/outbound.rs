@@ -273,9 +273,9 @@ impl Connection {
             if !st.frames.is_empty() {
                 st.lag = 0;
             }
-            // The queue's buffer stays with the connection's next frames
-            // (the scratch's empty one takes its place): no allocation per
-            // write.
+            // The full queue trades places with the scratch's empty one,
+            // which keeps the room of an earlier queue: the connection's
+            // next frames need no allocation.
             std::mem::swap(&mut st.frames, &mut scratch.frames);
             std::mem::take(&mut st.unsent)
         };
