@@ -80,7 +80,5 @@ pub async fn handler(call: FunctionCall) -> HttpResponse {
             }),
         },
     };
-    HttpResponse::Ok()
-        .insert_header((RELAY_HEADER, target.header_value()))
-        .finish()
+    target.respond()
 }

@@ -52,8 +52,11 @@ where
         move |(stream, peer): (TcpStream, SocketAddr), http| {
             let served = match admission.admit(peer.ip()) {
                 Some(slot) => {
-                    // As actix-http's own TCP service does; a socket that is
-                    // already gone fails on its first read instead.
+                    // Nagle off, as actix-http's own TCP service does. On
+                    // Linux the stream has it from its listener
+                    // (`workers::bind_one`). A socket that is already gone
+                    // fails on its first read instead.
+                    #[cfg(not(target_os = "linux"))]
                     let _ = stream.set_nodelay(true);
                     Some((
                         slot,

@@ -282,6 +282,9 @@ fn bind_one(mut addr: SocketAddr, workers: usize) -> std::io::Result<Vec<std::ne
         let socket = socket(addr)?;
         socket.set_reuse_port(true)?;
         socket.set_nonblocking(true)?;
+        // Nagle off: Linux hands it to every accepted connection, which then
+        // needs no `setsockopt` of its own (`listener::admit`).
+        socket.set_tcp_nodelay(true)?;
         socket.bind(&addr.into())?;
         socket.listen(4096)?;
         let listener = std::net::TcpListener::from(socket);
@@ -310,5 +313,16 @@ mod tests {
         assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
         let plain = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap_err();
         assert_eq!(plain.kind(), std::io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn an_accepted_connection_has_nagle_off_from_its_listener() {
+        let sets = bind_shared("127.0.0.1:0", 1).unwrap();
+        let listener = &sets[0][0];
+        listener.set_nonblocking(false).unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        assert!(served.nodelay().unwrap());
+        drop(client);
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ## Protocol
 //! The endpoint spawns a handler and answers with the header
-//! `X-WS-Relay: {"target_pid": "<pid>", "metadata": {...}}`. This
+//! `X-WS-Relay: {"target_pid": "<pid>", "metadata": {...}}` (a Rust
+//! endpoint may hand the same over typed: `RelayTarget::respond`). This
 //! post-middleware upgrades the connection, strips the header, and creates
 //! the connection's own process (`client_pid`, hosted on the HTTP server's id).
 //!
@@ -252,14 +253,24 @@ impl RelayConfig {
         node: &Arc<Node>,
         clients: &ClientPids,
     ) -> HttpResponse {
-        let Some(value) = res.headers_mut().remove(RELAY_HEADER).next() else {
-            return res;
-        };
-        let target = match Handoff::parse(value.as_bytes()) {
-            Ok(t) => t,
-            Err(e) => {
-                log::error!("endpoint returned a bad relay header endpoint={endpoint} error={e}");
-                return HttpError::Internal.error_response();
+        // A Rust endpoint's target comes typed (`RelayTarget::respond`);
+        // any other endpoint's in the header.
+        let typed = res.extensions_mut().remove::<RelayTarget>();
+        let target = match typed {
+            Some(target) => Handoff::from(target),
+            None => {
+                let Some(value) = res.headers_mut().remove(RELAY_HEADER).next() else {
+                    return res;
+                };
+                match Handoff::parse(value.as_bytes()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        log::error!(
+                            "endpoint returned a bad relay header endpoint={endpoint} error={e}"
+                        );
+                        return HttpError::Internal.error_response();
+                    }
+                }
             }
         };
         if !upgrade_requested {
@@ -313,6 +324,18 @@ impl Handoff {
     }
 }
 
+impl From<RelayTarget> for Handoff {
+    fn from(target: RelayTarget) -> Self {
+        Handoff {
+            target_pid: target.target_pid,
+            // Writing a `Value` into a String cannot fail.
+            metadata: serde_json::to_string(&target.metadata)
+                .unwrap_or_else(|_| "null".to_owned())
+                .into(),
+        }
+    }
+}
+
 /// Kept metadata text as the value `ws.join` and `ws.leave` carry.
 pub(super) fn metadata_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
@@ -335,6 +358,17 @@ impl RelayTarget {
             metadata: handoff.metadata(),
             target_pid: handoff.target_pid,
         })
+    }
+
+    /// The endpoint's answer that asks the relay for this target: the same
+    /// as a `200` with [`RELAY_HEADER`] set to [`RelayTarget::header_value`],
+    /// handed to the relay as it is, so it is neither written out as JSON
+    /// nor parsed back. Only a relay reads it: without one in front of the
+    /// endpoint the client gets an empty `200`.
+    pub fn respond(self) -> HttpResponse {
+        let mut res = HttpResponse::Ok().finish();
+        res.extensions_mut().insert(self);
+        res
     }
 
     /// The header value for this target.
@@ -390,7 +424,24 @@ fn leave_without_connection(node: &Node, target: &Handoff, reason: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::same_origin;
+    use super::{Handoff, RelayTarget, same_origin};
+
+    #[test]
+    fn a_typed_target_is_handed_over_as_its_header_would_be() {
+        let target = RelayTarget {
+            target_pid: "{app:ws_processes|0x0002a}".parse().unwrap(),
+            metadata: serde_json::json!({"user_id": "u\"1", "role": null, "since": 7}),
+        };
+        let header = Handoff::parse(target.header_value().as_bytes()).unwrap();
+        let typed = Handoff::from(target.clone());
+        assert_eq!(typed.target_pid, header.target_pid);
+        assert_eq!(typed.metadata(), header.metadata());
+        assert_eq!(typed.metadata(), target.metadata);
+        // The answer carries no header: nothing reaches a client without a relay.
+        let res = target.clone().respond();
+        assert!(res.headers().get(super::RELAY_HEADER).is_none());
+        assert_eq!(res.extensions().get::<RelayTarget>(), Some(&target));
+    }
 
     #[test]
     fn an_origin_is_the_same_only_with_the_same_host_and_port() {
