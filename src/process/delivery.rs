@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Event, Pid};
+use super::{Event, Message, Payload, Pid, Topic};
 use crate::component::LookupError;
 use crate::security::{Denied, Identity};
 
@@ -55,6 +55,16 @@ pub enum Refused {
 /// client side of a WebSocket connection.
 pub(crate) trait Mailbox: Send + Sync {
     fn deliver(&self, event: Event) -> Result<(), Refused>;
+    /// One message of a broadcast, borrowed: a mailbox that can take it
+    /// without the event (a relay's client takes shared bytes as they are)
+    /// saves a copy of the sender's pid per member.
+    fn deliver_shared(&self, from: &Pid, topic: &Topic, payload: &Payload) -> Result<(), Refused> {
+        self.deliver(Event::Message(Message {
+            from: Some(from.clone()),
+            topic: topic.clone(),
+            payload: payload.clone(),
+        }))
+    }
     /// Asks the process to shut down (the `on_shutdown` hook).
     fn shutdown(&self);
     /// Ends the process with [`ExitReason::Killed`].

@@ -93,7 +93,7 @@ impl Group {
         let mut dead = Vec::new();
         let mut reached = 0;
         for member in members.iter() {
-            match member.send(Some(from), topic.clone(), payload.clone()) {
+            match member.send_shared(from, &topic, &payload) {
                 Err(SendError::DeadPid(pid)) => dead.push(pid),
                 // A full mailbox keeps its place (a relay conflates).
                 _ => reached += 1,

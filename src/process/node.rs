@@ -83,6 +83,17 @@ impl ProcessRef {
         });
         self.node.deliver_to(&self.pid, &self.mailbox, event)
     }
+
+    /// [`send`](Self::send) of one message of a broadcast, borrowed.
+    pub(crate) fn send_shared(
+        &self,
+        from: &Pid,
+        topic: &Topic,
+        payload: &Payload,
+    ) -> Result<(), SendError> {
+        let delivered = self.mailbox.deliver_shared(from, topic, payload);
+        self.node.refused(&self.pid, delivered)
+    }
 }
 
 impl fmt::Debug for ProcessRef {
@@ -408,7 +419,12 @@ impl Node {
         mailbox: &Arc<dyn Mailbox>,
         event: Event,
     ) -> Result<(), SendError> {
-        match mailbox.deliver(event) {
+        self.refused(pid, mailbox.deliver(event))
+    }
+
+    /// A mailbox's answer as a send's, a refusal counted.
+    fn refused(&self, pid: &Pid, delivered: Result<(), Refused>) -> Result<(), SendError> {
+        match delivered {
             Ok(()) => Ok(()),
             Err(Refused::Dead) => {
                 self.dropped_dead.fetch_add(1, Ordering::Relaxed);

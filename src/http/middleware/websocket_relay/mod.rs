@@ -294,6 +294,9 @@ impl RelayConfig {
 pub(super) struct Handoff {
     pub(super) target_pid: Pid,
     pub(super) metadata: Box<str>,
+    /// The metadata as a value when it came as one (a typed handoff), for
+    /// `ws.join` to carry without parsing the text back.
+    pub(super) parsed: Option<Value>,
 }
 
 impl Handoff {
@@ -316,11 +319,15 @@ impl Handoff {
         Ok(Handoff {
             target_pid,
             metadata: header.metadata.map_or("null", |m| m.get()).into(),
+            parsed: None,
         })
     }
 
     pub(super) fn metadata(&self) -> Value {
-        metadata_value(&self.metadata)
+        match &self.parsed {
+            Some(v) => v.clone(),
+            None => metadata_value(&self.metadata),
+        }
     }
 }
 
@@ -332,6 +339,7 @@ impl From<RelayTarget> for Handoff {
             metadata: serde_json::to_string(&target.metadata)
                 .unwrap_or_else(|_| "null".to_owned())
                 .into(),
+            parsed: Some(target.metadata),
         }
     }
 }

@@ -10,8 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-use actix_http::ws::{OpCode, Parser};
-use actix_web::web::{Bytes, BytesMut};
+use actix_web::web::{BufMut, Bytes, BytesMut};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -19,7 +18,7 @@ use tokio::sync::Notify;
 use super::hub::Hub;
 use super::{Handoff, RelayConfig, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_SEND};
 use crate::metrics::ClosedBy;
-use crate::process::{Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused};
+use crate::process::{Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused, Topic};
 
 /// One frame waiting to be written.
 pub(super) enum Outgoing {
@@ -118,10 +117,14 @@ impl Connection {
     /// Registers the client pid, monitors the handler and sends `ws.join`.
     pub(super) fn open(
         client: Pid,
-        target: Handoff,
+        mut target: Handoff,
         node: Arc<Node>,
         config: &RelayConfig,
     ) -> Arc<Self> {
+        let joined = target
+            .parsed
+            .take()
+            .unwrap_or_else(|| super::metadata_value(&target.metadata));
         let conn = Arc::new(Connection {
             client,
             target: target.target_pid,
@@ -149,7 +152,7 @@ impl Connection {
         conn.node.monitor(&conn.client, &conn.target);
         conn.to_handler(
             TOPIC_JOIN,
-            json!({ "client_pid": conn.client.to_string(), "metadata": conn.metadata() }),
+            json!({ "client_pid": conn.client.to_string(), "metadata": joined }),
         );
         conn
     }
@@ -277,28 +280,32 @@ impl Connection {
             // which keeps the room of an earlier queue: the connection's
             // next frames need no allocation.
             std::mem::swap(&mut st.frames, &mut scratch.frames);
-            std::mem::take(&mut st.unsent)
+            (!st.unsent.is_empty()).then(|| std::mem::take(&mut st.unsent))
         };
-        let mut out = if unsent.is_empty() {
-            scratch.out.clear();
-            std::mem::take(&mut scratch.out)
-        } else {
-            unsent
+        // What an earlier write left goes first, in its own buffer; else the
+        // scratch's is written into.
+        let mut held = unsent;
+        let out = match held.as_mut() {
+            Some(unsent) => unsent,
+            None => {
+                scratch.out.clear();
+                &mut scratch.out
+            }
         };
         let mut sent = 0u64;
         let mut closed = None;
-        for frame in scratch.frames.drain(..) {
+        while let Some(frame) = scratch.frames.pop_front() {
             let (bytes, op) = match frame {
                 Outgoing::Batch(texts) => {
                     for text in texts {
-                        Parser::write_message(&mut out, text, OpCode::Text, true, false);
+                        put_frame(out, OP_TEXT, &text);
                         sent += 1;
                     }
                     continue;
                 }
-                Outgoing::Text(b) | Outgoing::Shared(b) => (b, OpCode::Text),
-                Outgoing::Binary(b) => (b, OpCode::Binary),
-                Outgoing::Pong(b) => (b, OpCode::Pong),
+                Outgoing::Text(b) | Outgoing::Shared(b) => (b, OP_TEXT),
+                Outgoing::Binary(b) => (b, OP_BINARY),
+                Outgoing::Pong(b) => (b, OP_PONG),
                 Outgoing::Close {
                     code,
                     text,
@@ -308,18 +315,22 @@ impl Connection {
                     let mut payload = Vec::with_capacity(2 + text.len());
                     payload.extend_from_slice(&code.to_be_bytes());
                     payload.extend_from_slice(text.as_bytes());
-                    Parser::write_message(&mut out, payload, OpCode::Close, true, false);
+                    put_frame(out, OP_CLOSE, &payload);
                     closed = Some((leave, code, by));
                     break;
                 }
             };
-            Parser::write_message(&mut out, bytes, op, true, false);
+            put_frame(out, op, &bytes);
             sent += 1;
+        }
+        // Frames after a close are never written.
+        if !scratch.frames.is_empty() {
+            scratch.frames.clear();
         }
         let written = if out.is_empty() {
             Ok(0)
         } else {
-            match socket.try_write(&out) {
+            match socket.try_write(out) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
                 other => other,
             }
@@ -335,9 +346,9 @@ impl Connection {
             }
             Err(_) => self.finish("connection lost", 1006, ClosedBy::Client),
         }
-        // The buffer is kept for the next write.
-        out.clear();
-        scratch.out = out;
+        // The scratch's buffer is kept for the next write (cleared then);
+        // an earlier write's goes.
+        drop(held);
         if let Some((leave, code, by)) = closed {
             self.finish(leave, code, by);
         }
@@ -369,12 +380,51 @@ impl Drop for Connection {
     }
 }
 
+/// Frame opcodes (RFC 6455 section 5.2) with FIN set: the relay's frames
+/// are never fragmented.
+const OP_TEXT: u8 = 0x81;
+const OP_BINARY: u8 = 0x82;
+const OP_CLOSE: u8 = 0x88;
+const OP_PONG: u8 = 0x8a;
+
+/// Appends one server frame (unmasked): the first byte, the length in 7,
+/// 16 or 64 bits, the payload.
+fn put_frame(out: &mut BytesMut, first: u8, payload: &[u8]) {
+    let n = payload.len();
+    out.reserve(n + 10);
+    out.put_u8(first);
+    if n < 126 {
+        out.put_u8(n as u8);
+    } else if let Ok(short) = u16::try_from(n) {
+        out.put_u8(126);
+        out.put_u16(short);
+    } else {
+        out.put_u8(127);
+        out.put_u64(n as u64);
+    }
+    out.extend_from_slice(payload);
+}
+
 /// The client pid's mailbox.
 struct ClientMailbox {
     conn: Weak<Connection>,
 }
 
 impl Mailbox for ClientMailbox {
+    fn deliver_shared(&self, from: &Pid, topic: &Topic, payload: &Payload) -> Result<(), Refused> {
+        match (topic.as_ref(), payload) {
+            (TOPIC_SEND, Payload::Bytes(b)) => {
+                let conn = self.conn.upgrade().ok_or(Refused::Dead)?;
+                conn.push(Outgoing::Shared(b.clone()))
+            }
+            _ => self.deliver(Event::Message(Message {
+                from: Some(from.clone()),
+                topic: topic.clone(),
+                payload: payload.clone(),
+            })),
+        }
+    }
+
     fn deliver(&self, event: Event) -> Result<(), Refused> {
         let conn = self.conn.upgrade().ok_or(Refused::Dead)?;
         let frame = match event {
@@ -445,5 +495,32 @@ fn send_frame(v: &Value) -> Outgoing {
         },
         (false, Value::String(s)) => Outgoing::Text(Bytes::copy_from_slice(s.as_bytes())),
         (_, other) => Outgoing::Text(other.to_string().into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_http::ws::{OpCode, Parser};
+    use actix_web::web::BytesMut;
+
+    use super::{OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, put_frame};
+
+    #[test]
+    fn a_frame_is_written_as_actix_http_writes_it() {
+        let ops = [
+            (OP_TEXT, OpCode::Text),
+            (OP_BINARY, OpCode::Binary),
+            (OP_CLOSE, OpCode::Close),
+            (OP_PONG, OpCode::Pong),
+        ];
+        for (first, op) in ops {
+            for n in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+                let payload: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+                let (mut ours, mut theirs) = (BytesMut::new(), BytesMut::new());
+                put_frame(&mut ours, first, &payload);
+                Parser::write_message(&mut theirs, &payload[..], op, true, false);
+                assert_eq!(ours, theirs, "opcode {op:?}, {n} bytes");
+            }
+        }
     }
 }
