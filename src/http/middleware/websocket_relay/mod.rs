@@ -54,7 +54,10 @@
 //! any more. One slow client never slows the others: nothing on the fan-out
 //! path waits for a socket.
 //!
-//! The protocol work (handshake check, frame codec) is actix-http's.
+//! The handshake check and the inbound frame codec are actix-http's. The
+//! relay writes its outbound frames itself (whole, unmasked server frames:
+//! a byte of opcode, the length, the payload), byte for byte what
+//! actix-http's writer produces (unit test), without its generic path.
 
 mod hub;
 mod inbound;
