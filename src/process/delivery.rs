@@ -59,16 +59,21 @@ pub(crate) trait Mailbox: Send + Sync {
     /// without the event (a relay's client takes shared bytes as they are)
     /// saves a copy of the sender's pid per member.
     fn deliver_shared(&self, from: &Pid, topic: &Topic, payload: &Payload) -> Result<(), Refused> {
-        self.deliver(Event::Message(Message {
-            from: Some(from.clone()),
-            topic: topic.clone(),
-            payload: payload.clone(),
-        }))
+        self.deliver(shared_event(from, topic, payload))
     }
     /// Asks the process to shut down (the `on_shutdown` hook).
     fn shutdown(&self);
     /// Ends the process with [`ExitReason::Killed`].
     fn kill(&self);
+}
+
+/// The event a broadcast's borrowed message makes for one mailbox.
+pub(crate) fn shared_event(from: &Pid, topic: &Topic, payload: &Payload) -> Event {
+    Event::Message(Message {
+        from: Some(from.clone()),
+        topic: topic.clone(),
+        payload: payload.clone(),
+    })
 }
 
 /// Why a send was dropped. Drops are counted; they are never a panic.

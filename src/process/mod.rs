@@ -29,6 +29,7 @@ pub use node::{Caller, Node, NodeStats, ProcessRef, SendError, SpawnError, Targe
 pub use pid::{Pid, PidParseError};
 pub use service::{RestartPolicy, ServiceConfig, ServiceHandle};
 
+pub(crate) use delivery::shared_event;
 pub(crate) use exposition::ProcessCollector;
 pub(crate) use node::{Mailbox, Refused};
 pub(crate) use wake::wake;

@@ -18,7 +18,9 @@ use tokio::sync::Notify;
 use super::hub::Hub;
 use super::{Handoff, RelayConfig, TOPIC_CLOSE, TOPIC_JOIN, TOPIC_LEAVE, TOPIC_SEND};
 use crate::metrics::ClosedBy;
-use crate::process::{Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused, Topic};
+use crate::process::{
+    Event, ExitReason, Mailbox, Message, Node, Payload, Pid, Refused, Topic, shared_event,
+};
 
 /// One frame waiting to be written.
 pub(super) enum Outgoing {
@@ -417,11 +419,7 @@ impl Mailbox for ClientMailbox {
                 let conn = self.conn.upgrade().ok_or(Refused::Dead)?;
                 conn.push(Outgoing::Shared(b.clone()))
             }
-            _ => self.deliver(Event::Message(Message {
-                from: Some(from.clone()),
-                topic: topic.clone(),
-                payload: payload.clone(),
-            })),
+            _ => self.deliver(shared_event(from, topic, payload)),
         }
     }
 
