@@ -271,7 +271,7 @@ impl Connection {
         let Some(socket) = self.socket.get() else {
             return 0;
         };
-        let unsent = {
+        let mut unsent = {
             let mut st = self.lock();
             st.scheduled = false;
             st.blocked = false;
@@ -286,8 +286,7 @@ impl Connection {
         };
         // What an earlier write left goes first, in its own buffer; else the
         // scratch's is written into.
-        let mut held = unsent;
-        let out = match held.as_mut() {
+        let out = match unsent.as_mut() {
             Some(unsent) => unsent,
             None => {
                 scratch.out.clear();
@@ -349,8 +348,7 @@ impl Connection {
             Err(_) => self.finish("connection lost", 1006, ClosedBy::Client),
         }
         // The scratch's buffer is kept for the next write (cleared then);
-        // an earlier write's goes.
-        drop(held);
+        // an earlier write's goes with `unsent`.
         if let Some((leave, code, by)) = closed {
             self.finish(leave, code, by);
         }
