@@ -13,8 +13,9 @@
 # BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
 # there instead of building, and GATEWAY_MANIFEST=file another manifest,
 # for before/after comparisons. CALLGRIND=1 (needs valgrind) runs only the
-# gateway rows, rippy under callgrind, and adds the user-space instructions
-# per request: a figure the machine's noise does not move; CG_OUT=prefix
+# gateway rows and nginx's plain proxy, each under callgrind, and adds the
+# user-space instructions per request: a figure the machine's noise does
+# not move; CG_OUT=prefix
 # keeps each row's dump as prefix.ROW (for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,7 +90,13 @@ NGINX
   }'
   "$nginx_bin" -c "$work/upstream.conf" -g 'daemon off;' &
   upstream_pid=$!
-  "$nginx_bin" -c "$work/proxy.conf" -g 'daemon off;' &
+  # Under CALLGRIND=1 the proxy is counted too, as one process (no master).
+  if [ -n "${CALLGRIND:-}" ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
+      "$nginx_bin" -c "$work/proxy.conf" -g 'daemon off; master_process off;' 2>"$work/nginx-cg.log" &
+  else
+    "$nginx_bin" -c "$work/proxy.conf" -g 'daemon off;' &
+  fi
   proxy_pid=$!
   upstream_kind=nginx
 else
@@ -104,7 +111,8 @@ wrap=()
 RUST_LOG=info "${wrap[@]}" "$bin/rippy" run "$work/gateway.yaml" 2>"$work/rippy.log" &
 rippy_pid=$!
 for _ in $(seq 600); do
-  curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ && break
+  curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ &&
+    { [ "$upstream_kind" != nginx ] || curl -sf -o /dev/null http://127.0.0.1:19001/; } && break
   sleep 0.1
 done
 
@@ -150,6 +158,10 @@ if [ -z "${CALLGRIND:-}" ]; then
 else
   # A warm-up: pools and caches fill before anything is counted.
   wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x >/dev/null
+  if [ "$upstream_kind" = nginx ]; then
+    wrk -t1 -c"$conns" -d2s http://127.0.0.1:19001/api/auth/x >/dev/null
+    run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
+  fi
 fi
 run gateway_open "$rippy_pid" http://127.0.0.1:18080/api/auth/x
 run gateway_jwt "$rippy_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
