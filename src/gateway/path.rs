@@ -32,29 +32,58 @@ pub fn normalise(raw: &str) -> Result<Cow<'_, str>, GatewayError> {
     if bytes.first() != Some(&b'/') {
         return Err(GatewayError::InvalidPath);
     }
-    if !bytes.iter().all(|&b| path_byte(b)) {
-        return Err(GatewayError::InvalidPath);
+    // One look at each byte: allowed raw, and whether any escape is there.
+    let mut escaped = false;
+    for &b in bytes {
+        if !PATH_BYTES[usize::from(b)] {
+            return Err(GatewayError::InvalidPath);
+        }
+        escaped |= b == b'%';
     }
-    let path = if bytes.contains(&b'%') {
+    let path = if escaped {
         Cow::Owned(decode_unreserved(bytes)?)
     } else {
         Cow::Borrowed(raw)
     };
-    // An empty segment is allowed only last (a trailing `/`).
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(seg) = segments.next() {
-        if seg == "." || seg == ".." || (seg.is_empty() && segments.peek().is_some()) {
-            return Err(GatewayError::InvalidPath);
-        }
+    if !segments_allowed(path.as_bytes()) {
+        return Err(GatewayError::InvalidPath);
     }
     Ok(path)
 }
+
+/// Whether a path (starting with `/`) has no `.` or `..` segment and no
+/// empty segment but the last (a trailing `/`).
+fn segments_allowed(path: &[u8]) -> bool {
+    let mut start = 1;
+    for end in 1..=path.len() {
+        let last = end == path.len();
+        if last || path[end] == b'/' {
+            let seg = &path[start..end];
+            if matches!(seg, b"." | b"..") || (seg.is_empty() && !last) {
+                return false;
+            }
+            start = end + 1;
+        }
+    }
+    true
+}
+
+/// [`path_byte`] for every byte value, looked up once per byte of a path.
+const PATH_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = path_byte(b as u8);
+        b += 1;
+    }
+    table
+};
 
 /// The bytes a path may hold raw: RFC 3986 `pchar`, `/` and `%`, less `;`.
 /// Everything else (space, `"<>\\^`{|}`, control and non-ASCII bytes) must
 /// come percent-encoded, or the gateway and an upstream that encodes or
 /// decodes it could disagree on the path (`/café` vs `/caf%C3%A9`).
-fn path_byte(b: u8) -> bool {
+const fn path_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
