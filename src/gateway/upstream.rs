@@ -28,7 +28,6 @@
 //! protocol errors.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -120,8 +119,9 @@ struct Idle {
 }
 
 thread_local! {
-    // Idle connections by upstream, oldest first.
-    static POOL: RefCell<HashMap<Arc<str>, Vec<Idle>>> = RefCell::new(HashMap::new());
+    // Idle connections by upstream, oldest first. The upstreams are the
+    // routes' few authorities: found by a scan, with no hash of the name.
+    static POOL: RefCell<Vec<(Arc<str>, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
     // Whether this thread's pool has its sweeper.
     static SWEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -144,10 +144,10 @@ fn sweep_this_thread() {
             every.tick().await;
             POOL.with_borrow_mut(|pool| {
                 let now = Instant::now();
-                for idle in pool.values_mut() {
+                for (_, idle) in pool.iter_mut() {
                     prune(idle, now);
                 }
-                pool.retain(|_, idle| !idle.is_empty());
+                pool.retain(|(_, idle)| !idle.is_empty());
             });
         }
     });
@@ -156,7 +156,7 @@ fn sweep_this_thread() {
 /// The most recently used live idle connection to `authority`, if any.
 fn checkout(authority: &str) -> Option<TcpStream> {
     POOL.with_borrow_mut(|pool| {
-        let idle = pool.get_mut(authority)?;
+        let idle = idle_to(pool, authority)?;
         prune(idle, Instant::now());
         while let Some(c) = idle.pop() {
             if alive(&c.io) {
@@ -194,14 +194,16 @@ fn checkin(authority: &Arc<str>, io: TcpStream, keepalive: usize, drained: bool)
         });
     }
     POOL.with_borrow_mut(|pool| {
-        let idle = match pool.get_mut(&**authority) {
+        let idle = match idle_to(pool, authority) {
             Some(idle) => idle,
             None => {
                 // A first connection pooled on this thread (or the first
                 // since the sweeper emptied the entry); the sweeper task is
                 // only queued here, it runs later.
                 sweep_this_thread();
-                pool.entry(authority.clone()).or_default()
+                let at = pool.len();
+                pool.push((authority.clone(), Vec::new()));
+                &mut pool[at].1
             }
         };
         let now = Instant::now();
@@ -212,6 +214,16 @@ fn checkin(authority: &Arc<str>, io: TcpStream, keepalive: usize, drained: bool)
             idle.push(Idle { io, since: now });
         }
     });
+}
+
+/// The idle connections to `authority` in a thread's pool.
+fn idle_to<'p>(
+    pool: &'p mut [(Arc<str>, Vec<Idle>)],
+    authority: &str,
+) -> Option<&'p mut Vec<Idle>> {
+    pool.iter_mut()
+        .find(|(a, _)| **a == *authority)
+        .map(|(_, idle)| idle)
 }
 
 /// Closes the connections idle for [`MAX_IDLE`] or more (the oldest come
@@ -563,9 +575,14 @@ struct Head {
 /// until it is all there. Interim (1xx) heads are dropped on the way.
 fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Framing)>, Error> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut res = httparse::Response::new(&mut slots);
-        let len = match res.parse(buf) {
+        // Left uninitialised: httparse writes only the slots it fills (128
+        // empty headers written first were some 600 instructions a head).
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut res, buf, &mut slots);
+        let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => {
