@@ -258,17 +258,11 @@ impl Proxy {
         {
             let limit = self.limit_header.clone();
             headers.insert(
-                header::HeaderName::from_static("x-ratelimit-limit"),
+                X_RATELIMIT_LIMIT,
                 limit.unwrap_or_else(|| number(d.limit.into())),
             );
-            headers.insert(
-                header::HeaderName::from_static("x-ratelimit-remaining"),
-                number(d.remaining.into()),
-            );
-            headers.insert(
-                header::HeaderName::from_static("x-ratelimit-reset"),
-                number(d.reset_secs),
-            );
+            headers.insert(X_RATELIMIT_REMAINING, number(d.remaining.into()));
+            headers.insert(X_RATELIMIT_RESET, number(d.reset_secs));
         }
         if let Some(cors) = &self.cors {
             cors.apply(&req, &mut res);
@@ -562,6 +556,12 @@ impl crate::http::Mount for Proxy {
         Box::pin(Proxy::handle(self, req, payload))
     }
 }
+
+// Names built once: `from_static` at run time checks the name each call.
+const X_RATELIMIT_LIMIT: header::HeaderName = header::HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: header::HeaderName =
+    header::HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static("x-ratelimit-reset");
 
 /// What `HeaderValue::to_str` gives (visible ASCII and tabs only), checked
 /// without an early exit so that the loop runs over whole vectors: a
