@@ -34,8 +34,10 @@ static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
 /// Where gathered lines wait, and the output they go to.
 struct Sink {
     pending: Mutex<Vec<u8>>,
-    /// Taken (before `pending`) by whoever writes, so batches leave in order.
-    out: Mutex<Box<dyn Write + Send>>,
+    /// Taken (before `pending`) by whoever writes, so batches leave in
+    /// order; with the buffer the last batch left in, swapped in for
+    /// `pending` so that neither is grown again batch after batch.
+    out: Mutex<(Box<dyn Write + Send>, Vec<u8>)>,
     wake: Condvar,
 }
 
@@ -43,7 +45,7 @@ impl Sink {
     fn new(out: Box<dyn Write + Send>) -> Arc<Sink> {
         Arc::new(Sink {
             pending: Mutex::new(Vec::new()),
-            out: Mutex::new(out),
+            out: Mutex::new((out, Vec::new())),
             wake: Condvar::new(),
         })
     }
@@ -69,10 +71,12 @@ impl Sink {
     /// Writes everything gathered so far.
     fn write_out(&self) {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        let batch = std::mem::take(&mut *self.pending());
+        let (out, batch) = &mut *out;
+        batch.clear();
+        std::mem::swap(batch, &mut *self.pending());
         if !batch.is_empty() {
             // Nowhere to report a failing stderr.
-            let _ = out.write_all(&batch);
+            let _ = out.write_all(batch);
             let _ = out.flush();
         }
     }
@@ -107,13 +111,27 @@ fn format_line(line: &mut String, record: &Record<'_>) {
             *secs = now;
             *text = crate::util::rfc3339(now * 1000).replace(".000Z", "Z");
         }
-        let _ = writeln!(
-            line,
-            "[{text} {:<5} {}] {}",
-            record.level(),
-            record.target(),
-            record.args()
-        );
+        // What `"[{text} {:<5} {}] {}"` writes, piece by piece.
+        line.push('[');
+        line.push_str(text);
+        line.push(' ');
+        line.push_str(match record.level() {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN ",
+            Level::Info => "INFO ",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        });
+        line.push(' ');
+        line.push_str(record.target());
+        line.push_str("] ");
+        match record.args().as_str() {
+            Some(message) => line.push_str(message),
+            None => {
+                let _ = line.write_fmt(*record.args());
+            }
+        }
+        line.push('\n');
     });
 }
 
