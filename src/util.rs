@@ -237,13 +237,20 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
+    // Whole words loaded as they are (a copy into a zeroed word was a
+    // `memcpy` call per word); the last few bytes one by one.
     let word = |chunk: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        u64::from_le_bytes(w)
+        chunk
+            .first_chunk::<8>()
+            .map_or(0, |w| u64::from_le_bytes(*w))
     };
-    let mut diff = 0u64;
-    for (x, y) in a.chunks(8).zip(b.chunks(8)) {
+    let (xs, ys) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut tail = 0u64;
+    for (x, y) in xs.remainder().iter().zip(ys.remainder()) {
+        tail |= u64::from(x ^ y);
+    }
+    let mut diff = std::hint::black_box(tail);
+    for (x, y) in xs.zip(ys) {
         diff = std::hint::black_box(diff | (word(x) ^ word(y)));
     }
     bool::from(diff.ct_eq(&0))
