@@ -146,9 +146,12 @@ pub struct JwtVerifier {
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     leeway: u64,
     /// Tokens verified lately, by [`JwtVerifier::recent_key`].
-    recent: Mutex<HashMap<u64, (Box<str>, Claims), BuildHasherDefault<KeyedAlready>>>,
+    recent: Mutex<Recent>,
     keys: std::collections::hash_map::RandomState,
 }
+
+/// Verified tokens with their claims, by [`JwtVerifier::recent_key`].
+type Recent = HashMap<u64, (Box<str>, Claims), BuildHasherDefault<KeyedAlready>>;
 
 /// The hasher of `recent`, whose keys are a keyed SipHash already: a
 /// second SipHash of them would add nothing but its cost.
