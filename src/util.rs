@@ -30,12 +30,14 @@ pub fn client_net(addr: std::net::IpAddr) -> std::net::IpAddr {
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+    // Into bytes sized up front: `String::push` encodes each char as UTF-8,
+    // with a branch and a capacity check per digit.
+    let mut out = vec![0u8; bytes.len() * 2];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
-    s
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Decodes lower- or upper-case hex; `None` on any other character or an odd length.
