@@ -330,9 +330,11 @@ impl TokenStore {
         };
         let value = serde_json::to_value(&record).map_err(|e| e.to_string())?;
         self.store.set(&id, value, lifetime + EXPIRED_GRACE)?;
-        self.remember(actor_id, id);
-        let mut token = hex(&random);
+        // The token starts with the record's key: `hex(r)` once.
+        let mut token = String::with_capacity(id.len() + 2 * TAG_LEN);
+        token.push_str(&id);
         token.push_str(&hex(&self.tag(&random)));
+        self.remember(actor_id, id);
         Ok(token)
     }
 
