@@ -186,12 +186,23 @@ async fn exchange(call: &FunctionCall) -> Result<HttpResponse, AuthError> {
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((PRAGMA, "no-cache"))
-        .json(json!({
-        "token": token,
-        "user_id": owner.user_id,
-        "role": owner.role,
-        "expires_in": lifetime.as_secs(),
-        })))
+        .json(Issued {
+            expires_in: lifetime.as_secs(),
+            role: &owner.role,
+            token: &token,
+            user_id: &owner.user_id,
+        }))
+}
+
+/// The answer to a token exchange. Fields in the order a JSON map had them
+/// (sorted), so the body is byte for byte what it was; written straight
+/// from its parts, with no map built and dropped per request.
+#[derive(serde::Serialize)]
+struct Issued<'a> {
+    expires_in: u64,
+    role: &'a str,
+    token: &'a str,
+    user_id: &'a str,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> AuthError {
