@@ -124,14 +124,15 @@ fn attempts(call: &FunctionCall) -> Result<Attempts<'_>, AuthError> {
         .get("max_failures")
         .and_then(Value::as_i64)
         .unwrap_or(20);
-    let ip = call
-        .req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let mut key = Vec::with_capacity(64);
+    key.extend_from_slice(b"auth_token.failures:");
+    if let Some(peer) = call.req.peer_addr() {
+        rippy::util::put_ip(&mut key, peer.ip());
+    }
+    let key = String::from_utf8(key).unwrap_or_default();
     Ok(Attempts {
         store,
-        key: format!("auth_token.failures:{ip}"),
+        key,
         max,
         window,
         ctx,

@@ -150,24 +150,6 @@ fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends `a.b.c.d` (what `Display` writes, without the formatter).
-fn put_ipv4(out: &mut BytesMut, ip: std::net::Ipv4Addr) {
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b".");
-        }
-        let digits = [octet / 100, octet / 10 % 10, octet % 10].map(|d| b'0' + d);
-        let skip = if octet >= 100 {
-            0
-        } else if octet >= 10 {
-            1
-        } else {
-            2
-        };
-        out.extend_from_slice(&digits[skip..]);
-    }
-}
-
 /// The start of the request for `req` upstream, written straight into one
 /// buffer: the request line (`method`, `path`, `?query` when there is one),
 /// `Host: authority`, the client's end-to-end headers minus those the
@@ -219,12 +201,8 @@ pub fn request_head(
             out.extend_from_slice(b", ");
         }
     }
-    match peer {
-        Some(std::net::IpAddr::V4(v4)) => put_ipv4(&mut out, v4),
-        Some(peer) => {
-            let _ = write!(out, "{peer}");
-        }
-        None => {}
+    if let Some(peer) = peer {
+        crate::util::put_ip(&mut out, peer);
     }
     out.extend_from_slice(b"\r\n");
     // The listener's own scheme: never the request target's or a header's.
@@ -556,27 +534,6 @@ where
                     Poll::Pending => Poll::Pending,
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv4_addresses_are_written_as_display_writes_them() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.30.40",
-            "255.255.255.255",
-            "1.99.100.9",
-        ] {
-            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
-            let mut out = BytesMut::new();
-            put_ipv4(&mut out, ip);
-            assert_eq!(&out[..], ip.to_string().as_bytes());
         }
     }
 }

@@ -102,7 +102,7 @@ pub(crate) fn handler(code: Arc<LuaCode>) -> FunctionHandler {
                 })
                 .collect(),
             body: call.body.to_vec(),
-            remote: call.req.peer_addr().map(|a| a.ip().to_string()),
+            remote: call.req.peer_addr().map(|a| crate::util::ip_string(a.ip())),
         };
         let ctx = call.ctx;
         Box::pin(async move { run(&code, ctx, req) }) as FunctionFuture
