@@ -104,22 +104,39 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 /// Decodes the hex digits `hex` (either case) into `out`, which must be
 /// exactly half as long; `None` if it is not, or on a non-hex character.
 pub fn unhex_into(hex: &[u8], out: &mut [u8]) -> Option<()> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
     if hex.len() != out.len() * 2 {
         return None;
     }
+    // Looked up in a table, with no early exit: a token's digits are
+    // decoded in a time that does not depend on them.
+    let mut bad = 0u8;
     for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        let (high, low) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+        bad |= high | low;
+        *o = high << 4 | (low & 15);
     }
-    Some(())
+    (bad & NOT_HEX == 0).then_some(())
 }
+
+/// What a byte is worth as a hex digit, or [`NOT_HEX`].
+const NIBBLES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Marks a byte that is no hex digit: a bit no digit's value has.
+const NOT_HEX: u8 = 0x10;
 
 /// SHA-256 of `data`, as hex.
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -142,6 +159,28 @@ mod tests {
         assert!(super::unhex_into(b"abc", &mut two).is_none());
         assert!(super::unhex_into(b"abcdef", &mut two).is_none());
         assert!(super::unhex_into(b"abzz", &mut two).is_none());
+    }
+
+    #[test]
+    fn every_byte_value_decodes_only_when_it_is_a_hex_digit() {
+        let all: Vec<u8> = (0..=255).collect();
+        let every = super::hex(&all);
+        assert_eq!(super::unhex(&every).unwrap(), all);
+        assert_eq!(super::unhex(&every.to_uppercase()).unwrap(), all);
+        for b in 0..=255u8 {
+            let digit = b.is_ascii_hexdigit();
+            let mut one = [0u8; 1];
+            assert_eq!(
+                super::unhex_into(&[b, b'7'], &mut one).is_some(),
+                digit,
+                "{b}"
+            );
+            assert_eq!(
+                super::unhex_into(&[b'7', b], &mut one).is_some(),
+                digit,
+                "{b}"
+            );
+        }
     }
 }
 

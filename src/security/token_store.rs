@@ -20,7 +20,6 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use super::{Actor, Identity, Policy, Scope};
 use crate::component::Components;
@@ -364,7 +363,7 @@ impl TokenStore {
         let random = &mut random[..self.token_length];
         unhex_into(r.as_bytes(), random).ok_or(TokenError::Malformed)?;
         let tag = self.tag(random);
-        if !bool::from(tag.ct_eq(&presented)) {
+        if !crate::util::constant_time_eq(&tag, &presented) {
             return Err(TokenError::BadTag);
         }
         Ok(if r.bytes().any(|b| b.is_ascii_uppercase()) {
