@@ -8,7 +8,8 @@
 # of it: the peer the gateway is measured against. Each row also gives the
 # CPU time the server under test spent per request (the upstream for
 # `direct`, the proxy's worker for `nginx_proxy`, rippy for the gateway
-# rows), which does not depend on how wrk and the upstream share the cores.
+# rows), which does not depend on how wrk and the upstream share the cores,
+# and that CPU's user-space and kernel parts.
 # UPSTREAM=rust keeps examples/upstream instead.
 # BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
 # there instead of building, and GATEWAY_MANIFEST=file another manifest,
@@ -116,14 +117,15 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 
-# CPU ticks (user + system) of a process and its children (nginx's
-# worker is the master's child).
+# CPU ticks of a process and its children (nginx's worker is the
+# master's child): "user system".
 ticks() {
-  local total=0 p
+  local user=0 sys=0 p u s
   for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    read -r u s < <(awk '{print $14, $15}' "/proc/$p/stat")
+    user=$((user + u)) sys=$((sys + s))
   done
-  echo "$total"
+  echo "$user $sys"
 }
 # run NAME PID wrk-args...: PID is the server whose CPU the row reports.
 run() {
@@ -138,8 +140,17 @@ run() {
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   n=$(awk '/requests in/ {print $1}' <<<"$out")
+  # Per request: all CPU, and its user-space and kernel parts.
   local us
-  us=$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / max($n, 1):.1f}')")
+  us=$(python3 - "$before" "$after" "$(getconf CLK_TCK)" "$n" <<'PY'
+import sys
+u0, s0 = map(int, sys.argv[1].split())
+u1, s1 = map(int, sys.argv[2].split())
+per = 1e6 / int(sys.argv[3]) / max(int(sys.argv[4]), 1)
+u, s = (u1 - u0) * per, (s1 - s0) * per
+print(f"{u + s:.1f} server_user_us={u:.1f} server_sys_us={s:.1f}")
+PY
+)
   local extra=""
   if [ -n "${CALLGRIND:-}" ]; then
     rm -f "$work"/cg.*.[0-9]*
