@@ -571,6 +571,13 @@ struct Head {
     reusable: bool,
 }
 
+thread_local! {
+    /// [`parse_head`]'s list of header positions, reused: at most
+    /// [`MAX_HEADERS`] entries a thread.
+    static FOUND: std::cell::Cell<Vec<(HeaderName, usize, usize)>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// The final response head at the start of `buf`, taken off it; `None`
 /// until it is all there. Interim (1xx) heads are dropped on the way.
 fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Framing)>, Error> {
@@ -606,9 +613,11 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
             continue;
         }
         let status = StatusCode::from_u16(code).map_err(|_| Error::Protocol("bad status"))?;
-        // Where each header sits in the head, to share its bytes below.
+        // Where each header sits in the head, to share its bytes below;
+        // the list is the thread's, kept from head to head.
         let base = buf.as_ptr() as usize;
-        let mut found = Vec::with_capacity(res.headers.len());
+        let mut found = FOUND.take();
+        found.clear();
         let (mut te, mut chunked, mut length, mut close) = (false, false, None::<u64>, false);
         for h in res.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
@@ -638,7 +647,7 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
         let head = buf.split_to(len).freeze();
         // Room for what the gateway adds (request id, rate-limit headers).
         let mut headers = HeaderMap::with_capacity(found.len() + 4);
-        for (name, start, n) in found {
+        for (name, start, n) in found.drain(..) {
             let value = if n == 0 {
                 HeaderValue::from_static("")
             } else {
@@ -651,6 +660,7 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
             };
             headers.append(name, value);
         }
+        FOUND.set(found);
         let no_body = to.head_request || code == 101 || code == 204 || code == 304;
         let framing = if no_body {
             Framing::Length(0)
