@@ -166,13 +166,14 @@ echo "upstream=$upstream_kind"
 if [ -z "${CALLGRIND:-}" ]; then
   run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
   [ "$upstream_kind" = nginx ] && run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
-else
-  # A warm-up: pools and caches fill before anything is counted.
-  wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x >/dev/null
-  if [ "$upstream_kind" = nginx ]; then
-    wrk -t1 -c"$conns" -d2s http://127.0.0.1:19001/api/auth/x >/dev/null
-    run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
-  fi
+elif [ "$upstream_kind" = nginx ]; then
+  # A warm-up: nginx's pool fills before it is counted.
+  wrk -t1 -c"$conns" -d2s http://127.0.0.1:19001/api/auth/x >/dev/null
+  run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
 fi
+# The gateway's warm-up, in both modes: its pools, caches and allocator
+# arenas fill (and an idle process's trimmed caches grow back) before its
+# first row, which otherwise pays for them.
+wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x >/dev/null
 run gateway_open "$rippy_pid" http://127.0.0.1:18080/api/auth/x
 run gateway_jwt "$rippy_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
