@@ -614,10 +614,10 @@ fn parse_head(buf: &mut BytesMut, to: &Target<'_>) -> Result<Option<(Head, Frami
         }
         let status = StatusCode::from_u16(code).map_err(|_| Error::Protocol("bad status"))?;
         // Where each header sits in the head, to share its bytes below;
-        // the list is the thread's, kept from head to head.
+        // the list is the thread's, kept from head to head (always put
+        // back drained, so it is empty when taken).
         let base = buf.as_ptr() as usize;
         let mut found = FOUND.take();
-        found.clear();
         let (mut te, mut chunked, mut length, mut close) = (false, false, None::<u64>, false);
         for h in res.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
