@@ -45,10 +45,11 @@ impl WsHandler {
         }
     }
 
-    /// Sends `text` (JSON text) to the client as a text frame.
+    /// Sends `text` (JSON text) to the client as a text frame: a string
+    /// payload is one, with no map built around it.
     fn send_text(&self, ctx: &ProcessContext<'_>, text: String) {
         if let Some(client) = &self.client {
-            let _ = ctx.send(client, TOPIC_SEND, json!({ "type": "text", "data": text }));
+            let _ = ctx.send(client, TOPIC_SEND, Value::String(text));
         }
     }
 

@@ -33,7 +33,8 @@ function M.bad_relay()
   require("http").response():set_header("X-WS-Relay", '{"target_pid": 5}')
 end
 
--- The per-connection handler: echoes text frames upper-cased.
+-- The per-connection handler: echoes text frames upper-cased, except two
+-- that ask for a payload that is not a table: a string, a number.
 function M.ws_handler()
   local inbox = process.inbox()
   local client
@@ -44,7 +45,14 @@ function M.ws_handler()
       client = data.client_pid
       process.send(client, "ws.send", { type = "text", data = "hello from lua via " .. tostring(data.metadata.via) })
     elseif topic == "ws.message" then
-      process.send(client, "ws.send", { type = "text", data = string.upper(tostring(data.data)) })
+      local text = tostring(data.data)
+      if text == "as a string" then
+        process.send(client, "ws.send", "a string payload")
+      elseif text == "as a number" then
+        process.send(client, "ws.send", 42)
+      else
+        process.send(client, "ws.send", { type = "text", data = string.upper(text) })
+      end
     elseif topic == "ws.leave" then
       return
     end

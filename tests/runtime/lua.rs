@@ -704,6 +704,13 @@ async fn a_lua_endpoint_relays_a_websocket_to_a_lua_handler_it_spawned() {
         .unwrap();
     let echoed = support::within("the echo", ws.next()).await;
     assert_eq!(text(echoed), "SHOUT");
+    // A `ws.send` payload that is a string is one text frame of it; one
+    // that is neither a string nor a table, one text frame of its JSON.
+    for (ask, answer) in [("as a string", "a string payload"), ("as a number", "42")] {
+        ws.send(awc::ws::Message::Text(ask.into())).await.unwrap();
+        let got = support::within(ask, ws.next()).await;
+        assert_eq!(text(got), answer);
+    }
 }
 
 #[actix_web::test]

@@ -13,8 +13,9 @@
 //!   data base64), then `ws.leave {client_pid, metadata, reason}` exactly
 //!   once, however the connection ended.
 //! - to the client pid: `ws.send {type, data}` writes one frame (a bytes
-//!   payload is written as a text frame as is); `ws.close {code, reason}`
-//!   closes; any other topic goes out as a text frame `{"topic", "data"}`.
+//!   payload is written as a text frame as is, a string payload as a text
+//!   frame of the string); `ws.close {code, reason}` closes; any other
+//!   topic goes out as a text frame `{"topic", "data"}`.
 //! - the relay monitors the handler: if it dies, the socket closes with 1011.
 //!
 //! ## Limits on what the client sends

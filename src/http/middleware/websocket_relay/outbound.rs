@@ -426,7 +426,7 @@ impl Mailbox for ClientMailbox {
         let frame = match event {
             Event::Message(Message { topic, payload, .. }) => match (topic.as_ref(), payload) {
                 (TOPIC_SEND, Payload::Bytes(b)) => Outgoing::Shared(b),
-                (TOPIC_SEND, Payload::Json(v)) => send_frame(&v),
+                (TOPIC_SEND, Payload::Json(v)) => send_frame(v),
                 (TOPIC_CLOSE, payload) => {
                     let v = payload.into_json().unwrap_or(Value::Null);
                     let code = match v.get("code") {
@@ -469,27 +469,34 @@ impl Mailbox for ClientMailbox {
 }
 
 /// `ws.send {type, data}` as one frame; `ws.send {type: "text", frames:
-/// [text, ...]}` as that many text frames, in order, never conflated.
-fn send_frame(v: &Value) -> Outgoing {
-    if let Some(frames) = v.get("frames").and_then(Value::as_array) {
+/// [text, ...]}` as that many text frames, in order, never conflated. A
+/// payload that is a string is one text frame of it; one that is neither a
+/// string nor an object, one text frame of its JSON. Strings move into the
+/// frame without a copy.
+fn send_frame(v: Value) -> Outgoing {
+    let mut v = match v {
+        Value::String(s) => return Outgoing::Text(s.into()),
+        Value::Object(map) => map,
+        other => return Outgoing::Text(other.to_string().into()),
+    };
+    if let Some(Value::Array(frames)) = v.remove("frames") {
         return Outgoing::Batch(
             frames
-                .iter()
+                .into_iter()
                 .map(|f| match f {
-                    Value::String(s) => Bytes::copy_from_slice(s.as_bytes()),
+                    Value::String(s) => Bytes::from(s),
                     other => other.to_string().into(),
                 })
                 .collect(),
         );
     }
-    let data = v.get("data").unwrap_or(&Value::Null);
     let binary = v.get("type").and_then(Value::as_str) == Some("binary");
-    match (binary, data) {
-        (true, Value::String(s)) => match crate::util::base64_decode(s) {
+    match (binary, v.remove("data").unwrap_or(Value::Null)) {
+        (true, Value::String(s)) => match crate::util::base64_decode(&s) {
             Some(bytes) => Outgoing::Binary(bytes.into()),
-            None => Outgoing::Binary(Bytes::copy_from_slice(s.as_bytes())),
+            None => Outgoing::Binary(s.into()),
         },
-        (false, Value::String(s)) => Outgoing::Text(Bytes::copy_from_slice(s.as_bytes())),
+        (false, Value::String(s)) => Outgoing::Text(s.into()),
         (_, other) => Outgoing::Text(other.to_string().into()),
     }
 }
