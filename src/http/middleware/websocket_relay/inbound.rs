@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use actix_codec::Decoder;
 use actix_http::ws::{Codec, Frame, Item, ProtocolError};
 use actix_web::web::{BufMut, Bytes, BytesMut};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::outbound::{Connection, Outgoing, Scratch};
 use super::{RelayConfig, TOPIC_MESSAGE};
@@ -335,8 +335,10 @@ impl Reader<'_> {
         } else {
             ("binary", Value::String(crate::util::base64_encode(&data)))
         };
-        self.conn
-            .to_handler(TOPIC_MESSAGE, json!({ "type": kind, "data": data }));
+        self.conn.to_handler(
+            TOPIC_MESSAGE,
+            super::object([("type", kind.into()), ("data", data)]),
+        );
         true
     }
 }

@@ -68,7 +68,7 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::super::service::ClientPids;
 use super::super::{HttpError, Options, Takeover};
@@ -430,8 +430,23 @@ fn leave_without_connection(node: &Node, target: &Handoff, reason: &str) {
         None,
         &target.target_pid,
         TOPIC_LEAVE,
-        json!({ "client_pid": Value::Null, "metadata": target.metadata(), "reason": reason }),
+        object([
+            ("client_pid", Value::Null),
+            ("metadata", target.metadata()),
+            ("reason", reason.into()),
+        ]),
     );
+}
+
+/// A JSON object of `entries`, each value moved in (`json!` copies every
+/// value it is given: it goes through `to_value`).
+pub(super) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use actix_web::web::{BufMut, Bytes, BytesMut};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -154,7 +154,10 @@ impl Connection {
         conn.node.monitor(&conn.client, &conn.target);
         conn.to_handler(
             TOPIC_JOIN,
-            json!({ "client_pid": conn.client.to_string(), "metadata": joined }),
+            super::object([
+                ("client_pid", conn.client.to_string().into()),
+                ("metadata", joined),
+            ]),
         );
         conn
     }
@@ -364,7 +367,11 @@ impl Connection {
         self.lock().closing = true;
         self.to_handler(
             TOPIC_LEAVE,
-            json!({ "client_pid": self.client.to_string(), "metadata": self.metadata(), "reason": reason }),
+            super::object([
+                ("client_pid", self.client.to_string().into()),
+                ("metadata", self.metadata()),
+                ("reason", reason.into()),
+            ]),
         );
         self.node.exit(&self.client, &ExitReason::Normal);
         let metrics = self.node.metrics();
@@ -444,7 +451,8 @@ impl Mailbox for ClientMailbox {
                             Value::String(String::from_utf8_lossy(&b).into_owned())
                         }),
                     };
-                    Outgoing::Text(json!({ "topic": topic, "data": data }).to_string().into())
+                    let text = super::object([("topic", topic.into()), ("data", data)]).to_string();
+                    Outgoing::Text(text.into())
                 }
             },
             Event::Exit { from, .. } if from == conn.target => {
