@@ -7,7 +7,9 @@
 # Each *_BIN_DIR holds release `rippy` and `rippy-load` (e.g. a worktree's
 # target/release). Rows: 1,000 clients at a 10 ms tick against the kernel
 # floor measured just before, token exchanges (64 connections) and
-# authenticated handshakes (32 at a time). Prints one key=value line per
+# authenticated handshakes (32 at a time), on the shared cores and again
+# with a core each (server on core 0, load generator on core 1, tagged
+# cores=split; as in scripts/bench.sh). Prints one key=value line per
 # measurement, tagged build=before|after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,10 +40,15 @@ for round in $(seq "$rounds"); do
     hs=$("$dir/rippy-load" handshake --concurrency 32 --url http://127.0.0.1:18081 --key "$key" \
          --duration "$DURATION" --server-pid "$server_pid")
     stop_server
+    RIPPY_WRAP="taskset -c 0" start_server 10ms "$dir"
+    split=$(taskset -c 1 "$dir/rippy-load" handshake --concurrency 32 --url http://127.0.0.1:18081 \
+         --key "$key" --duration "$DURATION" --server-pid "$server_pid")
+    stop_server
     fw=$(grep -o 'writes_per_cpu_s=[^ ]*' <<<"$floor" | cut -d= -f2)
     dps=$(grep -o 'deliveries_per_cpu_s=[^ ]*' <<<"$ws" | cut -d= -f2)
     echo "round=$round build=$build floor_writes_per_cpu_s=$fw ratio=$(python3 -c "print(f'{$dps / $fw:.2f}')") $ws"
     echo "round=$round build=$build $token"
     echo "round=$round build=$build $hs"
+    echo "round=$round build=$build cores=split $split"
   done
 done
