@@ -243,7 +243,10 @@ impl Ticker {
         let _ = client.send(
             Some(ctx.pid()),
             TOPIC_SEND.into(),
-            Payload::Json(json!({ "type": "text", "frames": frames })),
+            Payload::Json(rippy::util::json_object([
+                ("type", "text".into()),
+                ("frames", Value::Array(frames)),
+            ])),
         );
         Ok(None)
     }
@@ -389,7 +392,10 @@ impl Ticker {
 /// ticks, so a slow client cannot miss that it missed something.
 fn reset_message(reason: &str, since: u64, seq: u64) -> Payload {
     let text = json!({ "type": "reset", "reason": reason, "since": since, "seq": seq });
-    Payload::Json(json!({ "type": "text", "data": text.to_string() }))
+    Payload::Json(rippy::util::json_object([
+        ("type", "text".into()),
+        ("data", text.to_string().into()),
+    ]))
 }
 
 /// The seq of a frame this module encoded (`{"type":"ticker","seq":N,...`).

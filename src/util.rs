@@ -78,6 +78,17 @@ mod ip_tests {
     }
 }
 
+/// A JSON object of `entries`, each value moved in: `json!` copies every
+/// value it is given (it goes through `to_value`).
+pub fn json_object<const N: usize>(entries: [(&str, serde_json::Value); N]) -> serde_json::Value {
+    serde_json::Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -337,7 +337,7 @@ impl Reader<'_> {
         };
         self.conn.to_handler(
             TOPIC_MESSAGE,
-            super::object([("type", kind.into()), ("data", data)]),
+            crate::util::json_object([("type", kind.into()), ("data", data)]),
         );
         true
     }

@@ -430,23 +430,12 @@ fn leave_without_connection(node: &Node, target: &Handoff, reason: &str) {
         None,
         &target.target_pid,
         TOPIC_LEAVE,
-        object([
+        crate::util::json_object([
             ("client_pid", Value::Null),
             ("metadata", target.metadata()),
             ("reason", reason.into()),
         ]),
     );
-}
-
-/// A JSON object of `entries`, each value moved in (`json!` copies every
-/// value it is given: it goes through `to_value`).
-pub(super) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Object(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

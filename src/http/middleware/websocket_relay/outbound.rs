@@ -154,7 +154,7 @@ impl Connection {
         conn.node.monitor(&conn.client, &conn.target);
         conn.to_handler(
             TOPIC_JOIN,
-            super::object([
+            crate::util::json_object([
                 ("client_pid", conn.client.to_string().into()),
                 ("metadata", joined),
             ]),
@@ -367,7 +367,7 @@ impl Connection {
         self.lock().closing = true;
         self.to_handler(
             TOPIC_LEAVE,
-            super::object([
+            crate::util::json_object([
                 ("client_pid", self.client.to_string().into()),
                 ("metadata", self.metadata()),
                 ("reason", reason.into()),
@@ -451,7 +451,8 @@ impl Mailbox for ClientMailbox {
                             Value::String(String::from_utf8_lossy(&b).into_owned())
                         }),
                     };
-                    let text = super::object([("topic", topic.into()), ("data", data)]).to_string();
+                    let text = crate::util::json_object([("topic", topic.into()), ("data", data)])
+                        .to_string();
                     Outgoing::Text(text.into())
                 }
             },
