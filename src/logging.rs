@@ -14,7 +14,6 @@
 //! [`LINGER`] of `info` lines.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -99,9 +98,22 @@ impl Sink {
     }
 }
 
-/// `[<UTC second> <LEVEL> <target>] <message>` into `line`, the second
-/// formatted once per second per thread.
-fn format_line(line: &mut String, record: &Record<'_>) {
+/// `[<UTC second> <LEVEL> <target>] <message>` into `line`.
+fn format_line(line: &mut Vec<u8>, record: &Record<'_>) {
+    put_prefix(line, record.level(), record.target());
+    match record.args().as_str() {
+        Some(message) => line.extend_from_slice(message.as_bytes()),
+        None => {
+            // Writing into a `Vec` cannot fail.
+            let _ = io::Write::write_fmt(line, *record.args());
+        }
+    }
+    line.push(b'\n');
+}
+
+/// What `"[{second} {level:<5} {target}] "` writes, piece by piece, the
+/// second formatted once per second per thread.
+fn put_prefix(line: &mut Vec<u8>, level: Level, target: &str) {
     thread_local! {
         static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
@@ -111,28 +123,81 @@ fn format_line(line: &mut String, record: &Record<'_>) {
             *secs = now;
             *text = crate::util::rfc3339(now * 1000).replace(".000Z", "Z");
         }
-        // What `"[{text} {:<5} {}] {}"` writes, piece by piece.
-        line.push('[');
-        line.push_str(text);
-        line.push(' ');
-        line.push_str(match record.level() {
-            Level::Error => "ERROR",
-            Level::Warn => "WARN ",
-            Level::Info => "INFO ",
-            Level::Debug => "DEBUG",
-            Level::Trace => "TRACE",
-        });
-        line.push(' ');
-        line.push_str(record.target());
-        line.push_str("] ");
-        match record.args().as_str() {
-            Some(message) => line.push_str(message),
+        line.push(b'[');
+        line.extend_from_slice(text.as_bytes());
+    });
+    line.push(b' ');
+    line.extend_from_slice(match level {
+        Level::Error => b"ERROR",
+        Level::Warn => b"WARN ",
+        Level::Info => b"INFO ",
+        Level::Debug => b"DEBUG",
+        Level::Trace => b"TRACE",
+    });
+    line.push(b' ');
+    line.extend_from_slice(target.as_bytes());
+    line.extend_from_slice(b"] ");
+}
+
+/// One `info` line of `target` whose message `message` writes (it must
+/// write UTF-8), and nothing at all when the filter leaves `target`'s
+/// `info` lines out (`RUST_LOG=info,access=off`): no message is written
+/// for a line nobody reads. Behind the gathering output the message goes
+/// straight into the line, with no `format_args!` and no copy; on a
+/// terminal, or behind another logger, through `log`.
+pub(crate) fn info_line(target: &str, message: impl FnOnce(&mut Vec<u8>)) {
+    if !log::log_enabled!(target: target, Level::Info) {
+        return;
+    }
+    let mut message = Some(message);
+    let mut write = |line: &mut Vec<u8>| {
+        let Some(message) = message.take() else {
+            return;
+        };
+        line.clear();
+        match LOGGER.get() {
+            Some(logger) => {
+                put_prefix(line, Level::Info, target);
+                let start = line.len();
+                message(line);
+                // The filter once more with the message, for a `RUST_LOG`
+                // that filters messages too (`info/regex`).
+                let text = std::str::from_utf8(&line[start..]).unwrap_or_default();
+                let matches = logger.filter.matches(
+                    &Record::builder()
+                        .level(Level::Info)
+                        .target(target)
+                        .args(format_args!("{text}"))
+                        .build(),
+                );
+                if matches {
+                    line.push(b'\n');
+                    logger.sink.push(line, false);
+                }
+            }
             None => {
-                let _ = line.write_fmt(*record.args());
+                message(line);
+                let text = String::from_utf8_lossy(line);
+                log::info!(target: target, "{text}");
             }
         }
-        line.push('\n');
+    };
+    // A message that logs as it is written gets a line of its own.
+    let reused = MESSAGE.try_with(|line| match line.try_borrow_mut() {
+        Ok(mut line) => {
+            write(&mut line);
+            true
+        }
+        Err(_) => false,
     });
+    if reused != Ok(true) {
+        write(&mut Vec::new());
+    }
+}
+
+thread_local! {
+    /// The line [`info_line`] writes into, reused line after line.
+    static MESSAGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `env_logger`'s filter in front of the gathering output.
@@ -151,13 +216,13 @@ impl Log for Logger {
             return;
         }
         thread_local! {
-            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+            static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
         let urgent = record.level() <= Level::Warn;
-        let write = |line: &mut String| {
+        let write = |line: &mut Vec<u8>| {
             line.clear();
             format_line(line, record);
-            self.sink.push(line.as_bytes(), urgent);
+            self.sink.push(line, urgent);
         };
         // A message whose formatting logs gets a line of its own.
         let reused = LINE.try_with(|line| match line.try_borrow_mut() {
@@ -168,7 +233,7 @@ impl Log for Logger {
             Err(_) => false,
         });
         if reused != Ok(true) {
-            write(&mut String::new());
+            write(&mut Vec::new());
         }
     }
 
@@ -177,7 +242,25 @@ impl Log for Logger {
     }
 }
 
-static SINK: OnceLock<Arc<Sink>> = OnceLock::new();
+/// The installed logger, as a `Log` (`log` takes it boxed).
+struct Installed(Arc<Logger>);
+
+impl Log for Installed {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        self.0.log(record)
+    }
+
+    fn flush(&self) {
+        self.0.flush()
+    }
+}
+
+/// The logger [`init`] installed, for [`info_line`] and [`flush`].
+static LOGGER: OnceLock<Arc<Logger>> = OnceLock::new();
 
 /// Installs the logger unless one is already installed.
 pub(crate) fn init() {
@@ -190,11 +273,11 @@ pub(crate) fn init() {
     let filter = builder.build();
     let max_level = filter.filter();
     let sink = Sink::new(Box::new(io::stderr()));
-    let logger = Logger {
+    let logger = Arc::new(Logger {
         filter,
         sink: sink.clone(),
-    };
-    if log::set_boxed_logger(Box::new(logger)).is_err() {
+    });
+    if log::set_boxed_logger(Box::new(Installed(logger.clone()))).is_err() {
         return;
     }
     log::set_max_level(max_level);
@@ -206,13 +289,13 @@ pub(crate) fn init() {
         WRITE_THROUGH.store(true, Ordering::Relaxed);
         log::warn!("no log writer thread, writing each line at once");
     }
-    let _ = SINK.set(sink);
+    let _ = LOGGER.set(logger);
 }
 
 /// Writes the log lines still waiting (a no-op on a terminal).
 pub fn flush() {
-    if let Some(sink) = SINK.get() {
-        sink.write_out();
+    if let Some(logger) = LOGGER.get() {
+        logger.sink.write_out();
     }
 }
 
@@ -286,7 +369,7 @@ mod tests {
 
     #[test]
     fn lines_read_as_env_logger_writes_them() {
-        let mut line = String::new();
+        let mut line = Vec::new();
         format_line(
             &mut line,
             &Record::builder()
@@ -295,8 +378,23 @@ mod tests {
                 .args(format_args!("{{\"status\":200}}"))
                 .build(),
         );
-        let (stamp, rest) = line.split_once(' ').unwrap();
-        assert_eq!(rest, "INFO  access] {\"status\":200}\n");
+        let status = 404;
+        format_line(
+            &mut line,
+            &Record::builder()
+                .level(Level::Warn)
+                .target("rippy::x")
+                .args(format_args!("status={status}"))
+                .build(),
+        );
+        let text = String::from_utf8(line).unwrap();
+        let (first, second) = text.split_once('\n').unwrap();
+        let (stamp, rest) = first.split_once(' ').unwrap();
+        assert_eq!(rest, "INFO  access] {\"status\":200}");
+        assert_eq!(
+            second.split_once(' ').unwrap().1,
+            "WARN  rippy::x] status=404\n"
+        );
         assert!(
             stamp.starts_with("[20") && stamp.ends_with('Z') && stamp.len() == 21,
             "{stamp}"

@@ -436,44 +436,42 @@ impl Proxy {
         self.metrics.requests.inc(&[route, method, status.as_str()]);
         self.metrics.duration.observe(&[route], took.as_secs_f64());
         thread_local! {
-            // The line's timestamp and JSON, reused request after request.
-            static LINE: std::cell::RefCell<(String, Vec<u8>)> = const {
-                std::cell::RefCell::new((String::new(), Vec::new()))
+            // The line's timestamp, reused request after request.
+            static TIMESTAMP: std::cell::RefCell<String> = const {
+                std::cell::RefCell::new(String::new())
             };
         }
-        let write = |timestamp: &mut String, json: &mut Vec<u8>| {
-            timestamp.clear();
-            crate::util::rfc3339_into(timestamp, crate::util::unix_ms());
-            json.clear();
-            let line = AccessLine {
-                timestamp,
-                level: "INFO",
-                service: &self.service,
-                request_id,
-                method: req.method().as_str(),
-                path: req.uri().path(),
-                username: outcome.username.as_deref(),
-                user_id: outcome.user_id.as_deref(),
-                backend_service: outcome.route.map(|i| self.routes[i].upstream.as_str()),
-                response_time_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
-                status_code: status.as_u16(),
+        // Nothing is written when the filter leaves access lines out.
+        crate::logging::info_line("access", |json| {
+            let mut write = |timestamp: &mut String| {
+                timestamp.clear();
+                crate::util::rfc3339_into(timestamp, crate::util::unix_ms());
+                let line = AccessLine {
+                    timestamp,
+                    level: "INFO",
+                    service: &self.service,
+                    request_id,
+                    method: req.method().as_str(),
+                    path: req.uri().path(),
+                    username: outcome.username.as_deref(),
+                    user_id: outcome.user_id.as_deref(),
+                    backend_service: outcome.route.map(|i| self.routes[i].upstream.as_str()),
+                    response_time_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
+                    status_code: status.as_u16(),
+                };
+                line.write(json);
             };
-            line.write(json);
-            let line = std::str::from_utf8(json).unwrap_or_default();
-            log::info!(target: "access", "{line}");
-        };
-        // A logger that logs again from here (none does) gets a fresh pair.
-        let reused = LINE.try_with(|cell| match cell.try_borrow_mut() {
-            Ok(mut pair) => {
-                let (timestamp, json) = &mut *pair;
-                write(timestamp, json);
-                true
+            let reused = TIMESTAMP.try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut timestamp) => {
+                    write(&mut timestamp);
+                    true
+                }
+                Err(_) => false,
+            });
+            if reused != Ok(true) {
+                write(&mut String::new());
             }
-            Err(_) => false,
         });
-        if reused != Ok(true) {
-            write(&mut String::new(), &mut Vec::new());
-        }
     }
 }
 
