@@ -10,6 +10,12 @@
 # `direct`, the proxy's worker for `nginx_proxy`, rippy for the gateway
 # rows), which does not depend on how wrk and the upstream share the cores,
 # and that CPU's user-space and kernel parts.
+# Logging both ways: `nginx_proxy` (the peer of issue 16) writes no access
+# log and the gateway rows write one JSON line per request, as shipped;
+# `nginx_proxy_logged` is the same proxy writing its access log to a file
+# (buffered, as nginx is usually run) and `gateway_jwt_unlogged` a second
+# gateway with access lines filtered out (`RUST_LOG=info,access=off`), so
+# each proxy is also compared with the other doing the same.
 # UPSTREAM=rust keeps examples/upstream instead.
 # BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
 # there instead of building, and GATEWAY_MANIFEST=file another manifest,
@@ -88,6 +94,16 @@ NGINX
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
+  }
+  server {
+    listen 127.0.0.1:19002 backlog=4096;
+    keepalive_requests 1000000;
+    access_log '"$work"'/proxy-access.log combined buffer=64k flush=1s;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
   }'
   "$nginx_bin" -c "$work/upstream.conf" -g 'daemon off;' &
   upstream_pid=$!
@@ -111,8 +127,14 @@ wrap=()
 [ -n "${CALLGRIND:-}" ] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p")
 RUST_LOG=info "${wrap[@]}" "$bin/rippy" run "$work/gateway.yaml" 2>"$work/rippy.log" &
 rippy_pid=$!
+# The second gateway, access lines filtered out, on 18082 with its own database.
+sed -e 's#127.0.0.1:18080#127.0.0.1:18082#' -e "s#$work/gw.db#$work/gw2.db#" \
+  "$work/gateway.yaml" > "$work/gateway2.yaml"
+RUST_LOG=info,access=off "${wrap[@]}" "$bin/rippy" run "$work/gateway2.yaml" 2>"$work/rippy2.log" &
+rippy2_pid=$!
 for _ in $(seq 600); do
-  curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ &&
+  curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready &&
+    curl -sf -o /dev/null http://127.0.0.1:18082/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ &&
     { [ "$upstream_kind" != nginx ] || curl -sf -o /dev/null http://127.0.0.1:19001/; } && break
   sleep 0.1
 done
@@ -165,11 +187,15 @@ PY
 echo "upstream=$upstream_kind"
 if [ -z "${CALLGRIND:-}" ]; then
   run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
-  [ "$upstream_kind" = nginx ] && run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
+  if [ "$upstream_kind" = nginx ]; then
+    run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
+    run nginx_proxy_logged "$proxy_pid" http://127.0.0.1:19002/api/auth/x
+  fi
 elif [ "$upstream_kind" = nginx ]; then
   # A warm-up: nginx's pool fills before it is counted.
   wrk -t1 -c"$conns" -d2s http://127.0.0.1:19001/api/auth/x >/dev/null
   run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
+  run nginx_proxy_logged "$proxy_pid" http://127.0.0.1:19002/api/auth/x
 fi
 # The gateway's warm-up, in both modes: its pools, caches and allocator
 # arenas fill (and an idle process's trimmed caches grow back) before its
@@ -177,3 +203,5 @@ fi
 wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x >/dev/null
 run gateway_open "$rippy_pid" http://127.0.0.1:18080/api/auth/x
 run gateway_jwt "$rippy_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
+wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x >/dev/null
+run gateway_jwt_unlogged "$rippy2_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x
