@@ -92,17 +92,9 @@ for mode in "token --connections 64" "token --connections 64 --path /healthz" "h
   echo "$line" | tee -a "$results"
 done
 stop_server
-# The handshakes again with a core each, as if server and load generator had
-# a machine each: the server on core 0 (it then runs one HTTP worker, as
-# available_parallelism follows the CPU mask), the load generator on core 1.
-# On the shared cores above, two workers and the load generator are three
-# busy threads on two cores, and each handshake pays for that sharing.
+# The handshakes again with a core each (split_handshakes in scripts/server.sh).
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  RIPPY_WRAP="taskset -c 0" start_server 10ms
-  line=$(taskset -c 1 target/release/rippy-load handshake --concurrency 32 --url http://127.0.0.1:18081 \
-         --key "$key" --duration "$DURATION" --server-pid "$server_pid")
-  echo "cores=split $line" | tee -a "$results"
-  stop_server
+  echo "cores=split $(split_handshakes)" | tee -a "$results"
 fi
 
 # Churn at full scale: 10,000 connect/disconnect cycles; then the counters
