@@ -161,15 +161,17 @@ pub(crate) fn info_line(target: &str, message: impl FnOnce(&mut Vec<u8>)) {
                 let start = line.len();
                 message(line);
                 // The filter once more with the message, for a `RUST_LOG`
-                // that filters messages too (`info/regex`).
-                let text = std::str::from_utf8(&line[start..]).unwrap_or_default();
-                let matches = logger.filter.matches(
-                    &Record::builder()
-                        .level(Level::Info)
-                        .target(target)
-                        .args(format_args!("{text}"))
-                        .build(),
-                );
+                // that filters messages too.
+                let matches = !logger.filters_messages || {
+                    let text = std::str::from_utf8(&line[start..]).unwrap_or_default();
+                    logger.filter.matches(
+                        &Record::builder()
+                            .level(Level::Info)
+                            .target(target)
+                            .args(format_args!("{text}"))
+                            .build(),
+                    )
+                };
                 if matches {
                     line.push(b'\n');
                     logger.sink.push(line, false);
@@ -203,6 +205,9 @@ thread_local! {
 /// `env_logger`'s filter in front of the gathering output.
 struct Logger {
     filter: env_logger::Logger,
+    /// Whether the filter also looks at messages (`RUST_LOG=info/regex`:
+    /// `env_logger` takes what follows the first `/` as the pattern).
+    filters_messages: bool,
     sink: Arc<Sink>,
 }
 
@@ -275,6 +280,7 @@ pub(crate) fn init() {
     let sink = Sink::new(Box::new(io::stderr()));
     let logger = Arc::new(Logger {
         filter,
+        filters_messages: std::env::var("RUST_LOG").is_ok_and(|spec| spec.contains('/')),
         sink: sink.clone(),
     });
     if log::set_boxed_logger(Box::new(Installed(logger.clone()))).is_err() {
