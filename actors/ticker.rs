@@ -243,7 +243,7 @@ impl Ticker {
         let _ = client.send(
             Some(ctx.pid()),
             TOPIC_SEND.into(),
-            Payload::Json(rippy::util::json_object([
+            Payload::Json(json_object([
                 ("type", "text".into()),
                 ("frames", Value::Array(frames)),
             ])),
@@ -392,7 +392,7 @@ impl Ticker {
 /// ticks, so a slow client cannot miss that it missed something.
 fn reset_message(reason: &str, since: u64, seq: u64) -> Payload {
     let text = json!({ "type": "reset", "reason": reason, "since": since, "seq": seq });
-    Payload::Json(rippy::util::json_object([
+    Payload::Json(json_object([
         ("type", "text".into()),
         ("data", text.to_string().into()),
     ]))

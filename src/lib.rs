@@ -139,7 +139,9 @@ pub mod prelude {
     pub use crate::security::{Actor, Denied, Identity};
     pub use crate::sql::{Db, Sql, SqlError, SqliteDb};
     pub use crate::store::MemoryStore;
-    pub use crate::util::{constant_time_eq, sha256_hex, unix_ms, unix_secs, write_private};
+    pub use crate::util::{
+        constant_time_eq, json_object, sha256_hex, unix_ms, unix_secs, write_private,
+    };
     pub use actix_web::http::StatusCode;
     pub use actix_web::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER};
     pub use actix_web::{HttpRequest, HttpResponse};

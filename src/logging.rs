@@ -9,11 +9,14 @@
 //! cost a tenth of the gateway's CPU. A warning or an error is written at
 //! once, after whatever was gathered before it, so the order of lines always
 //! holds and a failure is on stderr before the program can die of it.
-//! [`flush`] writes what is waiting; the runtime calls it before it returns
+//! `info_line` writes a hot path's line (the gateway's access lines)
+//! straight into the gathered output, or not at all when the filter leaves
+//! it out. [`flush`] writes what is waiting; the runtime calls it before it returns
 //! its exit code. A process killed outright loses at most the last
 //! [`LINGER`] of `info` lines.
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -104,21 +107,32 @@ fn format_line(line: &mut Vec<u8>, record: &Record<'_>) {
     match record.args().as_str() {
         Some(message) => line.extend_from_slice(message.as_bytes()),
         None => {
-            // Writing into a `Vec` cannot fail.
-            let _ = io::Write::write_fmt(line, *record.args());
+            // A `Display` that fails leaves what it wrote, as env_logger does.
+            let _ = fmt::Write::write_fmt(&mut Utf8(line), *record.args());
         }
     }
     line.push(b'\n');
+}
+
+/// Formatted text into a byte line (`io::Write::write_fmt` would panic on a
+/// `Display` that returns an error the writer did not).
+struct Utf8<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Utf8<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// What `"[{second} {level:<5} {target}] "` writes, piece by piece, the
 /// second formatted once per second per thread.
 fn put_prefix(line: &mut Vec<u8>, level: Level, target: &str) {
     thread_local! {
-        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        static SECOND: Cell<(u64, String)> = const { Cell::new((0, String::new())) };
     }
     let now = crate::util::unix_secs();
-    SECOND.with_borrow_mut(|(secs, text)| {
+    crate::util::with_scratch(&SECOND, |(secs, text)| {
         if *secs != now {
             *secs = now;
             *text = crate::util::rfc3339(now * 1000).replace(".000Z", "Z");
@@ -139,74 +153,51 @@ fn put_prefix(line: &mut Vec<u8>, level: Level, target: &str) {
     line.extend_from_slice(b"] ");
 }
 
-/// One `info` line of `target` whose message `message` writes (it must
-/// write UTF-8), and nothing at all when the filter leaves `target`'s
-/// `info` lines out (`RUST_LOG=info,access=off`): no message is written
-/// for a line nobody reads. Behind the gathering output the message goes
-/// straight into the line, with no `format_args!` and no copy; on a
-/// terminal, or behind another logger, through `log`.
+/// One `info` line of `target` whose message `message` writes (as UTF-8),
+/// and nothing at all when the filter leaves `target`'s `info` lines out
+/// (`RUST_LOG=info,access=off`): no message is written for a line nobody
+/// reads. Behind the gathering output the message goes straight into the
+/// line, with no `format_args!` and no copy; on a terminal, or behind
+/// another logger, through `log`.
 pub(crate) fn info_line(target: &str, message: impl FnOnce(&mut Vec<u8>)) {
     if !log::log_enabled!(target: target, Level::Info) {
         return;
     }
-    let mut message = Some(message);
-    let mut write = |line: &mut Vec<u8>| {
-        let Some(message) = message.take() else {
+    thread_local! {
+        static MESSAGE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+    crate::util::with_scratch(&MESSAGE, |line| {
+        line.clear();
+        let Some(logger) = LOGGER.get() else {
+            message(line);
+            log::info!(target: target, "{}", String::from_utf8_lossy(line));
             return;
         };
-        line.clear();
-        match LOGGER.get() {
-            Some(logger) => {
-                put_prefix(line, Level::Info, target);
-                let start = line.len();
-                message(line);
-                // The filter once more with the message, for a `RUST_LOG`
-                // that filters messages too.
-                let matches = !logger.filters_messages || {
-                    let text = std::str::from_utf8(&line[start..]).unwrap_or_default();
-                    logger.filter.matches(
-                        &Record::builder()
-                            .level(Level::Info)
-                            .target(target)
-                            .args(format_args!("{text}"))
-                            .build(),
-                    )
-                };
-                if matches {
-                    line.push(b'\n');
-                    logger.sink.push(line, false);
-                }
-            }
-            None => {
-                message(line);
-                let text = String::from_utf8_lossy(line);
-                log::info!(target: target, "{text}");
-            }
+        put_prefix(line, Level::Info, target);
+        let start = line.len();
+        message(line);
+        debug_assert!(std::str::from_utf8(&line[start..]).is_ok());
+        // The filter once more, with the message, when it filters messages.
+        let matches = !logger.filters_messages
+            || logger.filter.matches(
+                &Record::builder()
+                    .level(Level::Info)
+                    .target(target)
+                    .args(format_args!("{}", String::from_utf8_lossy(&line[start..])))
+                    .build(),
+            );
+        if matches {
+            line.push(b'\n');
+            logger.sink.push(line, false);
         }
-    };
-    // A message that logs as it is written gets a line of its own.
-    let reused = MESSAGE.try_with(|line| match line.try_borrow_mut() {
-        Ok(mut line) => {
-            write(&mut line);
-            true
-        }
-        Err(_) => false,
     });
-    if reused != Ok(true) {
-        write(&mut Vec::new());
-    }
-}
-
-thread_local! {
-    /// The line [`info_line`] writes into, reused line after line.
-    static MESSAGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `env_logger`'s filter in front of the gathering output.
 struct Logger {
     filter: env_logger::Logger,
-    /// Whether the filter also looks at messages (`RUST_LOG=info/regex`:
-    /// `env_logger` takes what follows the first `/` as the pattern).
+    /// Whether the filter also looks at messages: a `/` in `RUST_LOG`
+    /// (`info/regex`) is where its message pattern starts.
     filters_messages: bool,
     sink: Arc<Sink>,
 }
@@ -221,46 +212,19 @@ impl Log for Logger {
             return;
         }
         thread_local! {
-            static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+            static LINE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
         }
         let urgent = record.level() <= Level::Warn;
-        let write = |line: &mut Vec<u8>| {
+        // A message whose formatting logs gets a line of its own.
+        crate::util::with_scratch(&LINE, |line| {
             line.clear();
             format_line(line, record);
             self.sink.push(line, urgent);
-        };
-        // A message whose formatting logs gets a line of its own.
-        let reused = LINE.try_with(|line| match line.try_borrow_mut() {
-            Ok(mut line) => {
-                write(&mut line);
-                true
-            }
-            Err(_) => false,
         });
-        if reused != Ok(true) {
-            write(&mut Vec::new());
-        }
     }
 
     fn flush(&self) {
         self.sink.write_out();
-    }
-}
-
-/// The installed logger, as a `Log` (`log` takes it boxed).
-struct Installed(Arc<Logger>);
-
-impl Log for Installed {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.0.enabled(metadata)
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        self.0.log(record)
-    }
-
-    fn flush(&self) {
-        self.0.flush()
     }
 }
 
@@ -280,10 +244,11 @@ pub(crate) fn init() {
     let sink = Sink::new(Box::new(io::stderr()));
     let logger = Arc::new(Logger {
         filter,
-        filters_messages: std::env::var("RUST_LOG").is_ok_and(|spec| spec.contains('/')),
+        filters_messages: std::env::var(env_logger::DEFAULT_FILTER_ENV)
+            .is_ok_and(|spec| spec.contains('/')),
         sink: sink.clone(),
     });
-    if log::set_boxed_logger(Box::new(Installed(logger.clone()))).is_err() {
+    if log::set_boxed_logger(Box::new(logger.clone())).is_err() {
         return;
     }
     log::set_max_level(max_level);

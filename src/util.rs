@@ -78,6 +78,20 @@ mod ip_tests {
     }
 }
 
+/// Runs `f` on this thread's reusable `T` in `key`: taken out for the call
+/// and put back after, so a call that comes back here meanwhile (a log line
+/// logged while another is written) gets an empty one of its own, and a
+/// thread whose thread-locals are gone gets a fresh one each time.
+pub fn with_scratch<T: Default, R>(
+    key: &'static std::thread::LocalKey<std::cell::Cell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    let mut scratch = key.try_with(std::cell::Cell::take).unwrap_or_default();
+    let result = f(&mut scratch);
+    let _ = key.try_with(|cell| cell.set(scratch));
+    result
+}
+
 /// A JSON object of `entries`, each value moved in: `json!` copies every
 /// value it is given (it goes through `to_value`).
 pub fn json_object<const N: usize>(entries: [(&str, serde_json::Value); N]) -> serde_json::Value {
@@ -157,6 +171,23 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scratch_is_reused_and_a_call_that_comes_back_gets_its_own() {
+        thread_local! {
+            static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        super::with_scratch(&SCRATCH, |outer| {
+            outer.extend_from_slice(b"outer");
+            super::with_scratch(&SCRATCH, |inner| {
+                assert!(inner.is_empty(), "the outer call's buffer is out");
+                inner.extend_from_slice(b"inner");
+            });
+            assert_eq!(outer, b"outer");
+        });
+        // The outer call put its buffer back last.
+        super::with_scratch(&SCRATCH, |again| assert_eq!(again, b"outer"));
+    }
+
     #[test]
     fn hex_round_trips() {
         let data = [0u8, 1, 0xab, 0xff];

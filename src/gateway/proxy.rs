@@ -437,13 +437,11 @@ impl Proxy {
         self.metrics.duration.observe(&[route], took.as_secs_f64());
         thread_local! {
             // The line's timestamp, reused request after request.
-            static TIMESTAMP: std::cell::RefCell<String> = const {
-                std::cell::RefCell::new(String::new())
-            };
+            static TIMESTAMP: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
         }
         // Nothing is written when the filter leaves access lines out.
         crate::logging::info_line("access", |json| {
-            let mut write = |timestamp: &mut String| {
+            crate::util::with_scratch(&TIMESTAMP, |timestamp| {
                 timestamp.clear();
                 crate::util::rfc3339_into(timestamp, crate::util::unix_ms());
                 let line = AccessLine {
@@ -460,17 +458,7 @@ impl Proxy {
                     status_code: status.as_u16(),
                 };
                 line.write(json);
-            };
-            let reused = TIMESTAMP.try_with(|cell| match cell.try_borrow_mut() {
-                Ok(mut timestamp) => {
-                    write(&mut timestamp);
-                    true
-                }
-                Err(_) => false,
             });
-            if reused != Ok(true) {
-                write(&mut String::new());
-            }
         });
     }
 }
