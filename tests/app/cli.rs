@@ -1,14 +1,13 @@
 //! The real binary: `rippy run` logs and files, `rippy keys`, and shutdown
 //! on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use awc::ws::Message;
 
+use super::support::binary::Rippy;
 use super::support::{Edition, TIMEOUT, actors, manifest_text, repo, within};
 use super::{Ws, token_for};
 
@@ -37,9 +36,7 @@ pub fn write_manifest_for(edition: Edition, dir: &Path) -> PathBuf {
 
 /// A running `rippy run`.
 pub struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    pub log: Vec<String>,
+    pub rippy: Rippy,
     pub base: String,
 }
 
@@ -80,30 +77,16 @@ impl Server {
                     .arg(env!("CARGO_BIN_EXE_rippy"));
                 c
             }
-            None => Command::new(env!("CARGO_BIN_EXE_rippy")),
+            None => Rippy::command(),
         };
-        let mut child = command
+        command
             .arg("run")
             .arg(&manifest)
             .env("RUST_LOG", "info")
-            .env_remove("RIPPY_TOKEN_KEY")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn rippy");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            .env_remove("RIPPY_TOKEN_KEY");
+        let rippy = Rippy::spawn(command);
         let mut server = Server {
-            child,
-            lines,
-            log: Vec::new(),
+            rippy,
             base: String::new(),
         };
         let listening = server.wait_for("http server listening");
@@ -139,59 +122,12 @@ impl Server {
 
     /// Waits for a log line containing `needle` and returns it.
     pub fn wait_for(&mut self, needle: &str) -> String {
-        if let Some(l) = self.log.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no log line with {needle:?}; log so far:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
+        self.rippy.wait_for(needle)
     }
 
     /// Sends SIGTERM and waits for the exit; returns the exit code and the time it took.
-    pub fn terminate(mut self) -> (Option<i32>, Duration, Vec<String>) {
-        let started = Instant::now();
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > TIMEOUT {
-                let _ = self.child.kill();
-                panic!("rippy did not exit after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let elapsed = started.elapsed();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
-            self.log.push(line);
-        }
-        (status.code(), elapsed, std::mem::take(&mut self.log))
-    }
-}
-
-impl Drop for Server {
-    /// A test that fails midway leaves no server behind.
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    pub fn terminate(self) -> (Option<i32>, Duration, Vec<String>) {
+        self.rippy.terminate()
     }
 }
 
@@ -279,7 +215,7 @@ async fn sigterm_closes_open_sockets_with_1001_and_exits_0() {
             sockets.push(ws);
         }
     }
-    let pid = server.child.id() as i32;
+    let pid = server.rippy.pid() as i32;
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
         libc::kill(pid, libc::SIGTERM);
@@ -419,7 +355,7 @@ async fn connection_churn_leaves_no_process_connection_or_subscriber_and_no_grow
     let mut server = Server::start(dir.path());
     let key = server.demo_key();
     let token = token_for(&server.base, &key).await;
-    let pid = server.child.id();
+    let pid = server.rippy.pid();
     let settle = |base: String| async move {
         for name in [
             "rippy_processes{entry=\"app:ws_handler\"}",

@@ -3,6 +3,7 @@
 use awc::http::header;
 use serde_json::Value;
 
+use super::support::binary::Rippy;
 use super::{Gw, error_code, jwt_for, logs, raw};
 
 #[actix_web::test]
@@ -274,87 +275,49 @@ async fn a_body_that_stalls_is_408_request_timeout_and_the_connection_closes() {
     assert_eq!(error_code(&body, &rid), "REQUEST_TIMEOUT");
 }
 
-/// The binary's own log output (stderr not a terminal: the gathering
-/// writer): the access line of a request and the log up to exit, from a
-/// gateway run with `RUST_LOG` set to `filter`.
-async fn binary_access_lines(filter: &str) -> (Vec<String>, Vec<String>) {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+/// The binary's own log (stderr not a terminal: rippy's gathering output),
+/// from its start to its exit, with one request proxied on the way, from a
+/// gateway run with `RUST_LOG` set to `filter`; and the lines of it that
+/// carry the request's id.
+async fn binary_log(filter: &str) -> (Vec<String>, Vec<String>) {
     let a = super::upstream("a");
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("gateway.yaml");
     std::fs::write(
         &manifest,
-        format!(
-            r#"version: "1.0"
-namespace: app
-entries:
-  - name: gateway
-    kind: http.service
-    addr: "127.0.0.1:0"
-  - name: api
-    kind: http.proxy
-    meta: {{ server: app:gateway }}
-    routes:
-      - {{ path: /api/auth, upstream: "http://{a}", auth_required: false }}
-"#
-        ),
+        super::proxy_manifest(&format!(
+            "    routes:\n      - {{ path: /api/auth, upstream: \"http://{a}\", auth_required: false }}\n"
+        )),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rippy"))
-        .arg("run")
-        .arg(&manifest)
-        .env("RUST_LOG", filter)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let base = loop {
-        let line = lines
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no listening line:\n{}", log.join("\n")));
-        let addr = line
-            .contains("http server listening")
-            .then(|| line.split("addr=").nth(1).map(str::to_owned))
-            .flatten();
-        log.push(line);
-        if let Some(addr) = addr {
-            break addr;
-        }
-    };
+    let mut command = Rippy::command();
+    command.arg("run").arg(&manifest).env("RUST_LOG", filter);
+    let mut rippy = Rippy::spawn(command);
+    let listening = rippy.wait_for("http server listening");
+    let base = listening.split("addr=").nth(1).expect("addr in log");
     let res = awc::Client::new()
         .get(format!("{base}/api/auth/x"))
-        .insert_header(("X-Request-Id", "binary-access-line-1"))
+        .insert_header(("X-Request-Id", REQUEST_ID))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    assert!(child.wait().unwrap().success(), "{}", log.join("\n"));
-    // The reader ends at the end of stderr: everything the process wrote.
-    log.extend(lines.iter());
+    drop(res);
+    let (code, _, log) = rippy.terminate();
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
     let access = log
         .iter()
-        .filter(|l| l.contains("binary-access-line-1"))
+        .filter(|l| l.contains(REQUEST_ID))
         .cloned()
         .collect();
     (access, log)
 }
 
+const REQUEST_ID: &str = "binary-access-line-1";
+
 #[actix_web::test]
-async fn the_binary_logs_one_access_line_per_request_unless_its_filter_leaves_them_out() {
-    let (access, log) = binary_access_lines("info").await;
+async fn the_binary_logs_one_access_line_per_request_in_env_loggers_format() {
+    let (access, log) = binary_log("info").await;
     assert_eq!(access.len(), 1, "{}", log.join("\n"));
     let (prefix, json) = access[0].split_once("] ").unwrap();
     assert!(
@@ -362,25 +325,34 @@ async fn the_binary_logs_one_access_line_per_request_unless_its_filter_leaves_th
         "{prefix}"
     );
     let line: Value = serde_json::from_str(json).unwrap();
-    assert_eq!(line["request_id"], "binary-access-line-1");
+    assert_eq!(line["request_id"], REQUEST_ID);
     assert_eq!(line["path"], "/api/auth/x");
     assert_eq!(line["status_code"], 200);
     assert_eq!(line["username"], Value::Null);
+}
 
-    let (access, log) = binary_access_lines("info,access=off").await;
+#[actix_web::test]
+async fn the_binary_logs_no_access_line_when_its_filter_turns_them_off() {
+    let (access, log) = binary_log("info,access=off").await;
     assert!(access.is_empty(), "{access:?}");
     assert!(
         log.iter().any(|l| l.contains("shutdown complete")),
         "{}",
         log.join("\n")
     );
+}
 
-    // A filter on the messages (`RUST_LOG=level/regex`) applies to them too.
-    let (access, log) = binary_access_lines("info/listening|shutdown complete").await;
+#[actix_web::test]
+async fn the_binary_filters_access_lines_by_message_as_it_filters_others() {
+    // A pattern that leaves the access line out, then one that lets it in.
+    let (access, log) = binary_log("info/listening|shutdown complete").await;
     assert!(access.is_empty(), "{access:?}");
     assert!(
         log.iter().any(|l| l.contains("shutdown complete")),
         "{}",
         log.join("\n")
     );
+    let (access, log) = binary_log(&format!("info/listening|{REQUEST_ID}")).await;
+    assert_eq!(access.len(), 1, "{}", log.join("\n"));
+    assert!(!log.iter().any(|l| l.contains("shutdown complete")));
 }

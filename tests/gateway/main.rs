@@ -174,11 +174,11 @@ pub fn hop_upstream() -> SocketAddr {
     addr
 }
 
-/// The load error of a manifest with one `http.proxy` (`app:api`, on an
-/// `http.service` `app:gateway`) whose fields after `meta` are `fields`
+/// A manifest with one `http.proxy` (`app:api`, on an `http.service`
+/// `app:gateway` on a free port) whose fields after `meta` are `fields`
 /// (YAML lines at the entry's level).
-pub fn proxy_load_error(fields: &str) -> String {
-    let text = format!(
+pub fn proxy_manifest(fields: &str) -> String {
+    format!(
         r#"version: "1.0"
 namespace: app
 entries:
@@ -189,7 +189,12 @@ entries:
     kind: http.proxy
     meta: {{ server: app:gateway }}
 {fields}"#
-    );
+    )
+}
+
+/// The load error of [`proxy_manifest`]`(fields)`.
+pub fn proxy_load_error(fields: &str) -> String {
+    let text = proxy_manifest(fields);
     match Registry::boot(support::parse(&text), &Catalog::new()) {
         Ok(_) => panic!("booted:\n{fields}"),
         Err(e) => e.to_string(),

@@ -5,6 +5,7 @@
 
 #[path = "../../actors/mod.rs"]
 pub mod actors;
+pub mod binary;
 pub mod servers;
 
 use std::future::Future;
