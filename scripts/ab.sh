@@ -40,12 +40,12 @@ for round in $(seq "$rounds"); do
     hs=$("$dir/rippy-load" handshake --concurrency 32 --url http://127.0.0.1:18081 --key "$key" \
          --duration "$DURATION" --server-pid "$server_pid")
     stop_server
-    split=$(split_handshakes "$dir")
+    split_handshakes "$dir"
     fw=$(grep -o 'writes_per_cpu_s=[^ ]*' <<<"$floor" | cut -d= -f2)
     dps=$(grep -o 'deliveries_per_cpu_s=[^ ]*' <<<"$ws" | cut -d= -f2)
     echo "round=$round build=$build floor_writes_per_cpu_s=$fw ratio=$(python3 -c "print(f'{$dps / $fw:.2f}')") $ws"
     echo "round=$round build=$build $token"
     echo "round=$round build=$build $hs"
-    echo "round=$round build=$build cores=split $split"
+    echo "round=$round build=$build cores=split $split_line"
   done
 done

@@ -94,7 +94,8 @@ done
 stop_server
 # The handshakes again with a core each (split_handshakes in scripts/server.sh).
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  echo "cores=split $(split_handshakes)" | tee -a "$results"
+  split_handshakes
+  echo "cores=split $split_line" | tee -a "$results"
 fi
 
 # Churn at full scale: 10,000 connect/disconnect cycles; then the counters

@@ -3,7 +3,7 @@
 # gateway (unauthenticated and JWT-authenticated routes), same run.
 # Usage: scripts/gateway_bench.sh [seconds] [connections]
 # With nginx installed (Debian nginx-light) the upstream is nginx (one
-# worker answering a fixed 200) and one more row runs a second nginx (one
+# worker answering a fixed 200) and two more rows run a second nginx (one
 # worker, pooled keep-alive upstream connections) as a plain proxy in front
 # of it: the peer the gateway is measured against. Each row also gives the
 # CPU time the server under test spent per request (the upstream for
@@ -20,7 +20,7 @@
 # BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
 # there instead of building, and GATEWAY_MANIFEST=file another manifest,
 # for before/after comparisons. CALLGRIND=1 (needs valgrind) runs only the
-# gateway rows and nginx's plain proxy, each under callgrind, and adds the
+# gateway rows and nginx's plain proxy rows, each under callgrind, and adds the
 # user-space instructions per request: a figure the machine's noise does
 # not move; CG_OUT=prefix
 # keeps each row's dump as prefix.ROW (for callgrind_annotate).
@@ -67,7 +67,8 @@ if [ "${UPSTREAM:-nginx}" = nginx ] && [ -x "$nginx_bin" ]; then
   # The upstream on 19000 and the plain proxy on 19001: two instances of one
   # worker each, so the proxy's CPU is its own (a proxy sharing a worker
   # with its upstream would also skip a wake-up per request).
-  # nginx_conf NAME HTTP-BODY: one worker, no access log, files in $work.
+  # nginx_conf NAME HTTP-BODY: one worker, files in $work, no access log
+  # unless a server of HTTP-BODY turns one on.
   nginx_conf() {
     cat > "$work/$1.conf" <<NGINX
 worker_processes 1;
@@ -121,13 +122,16 @@ else
   upstream_pid=$!
   upstream_kind=rust
 fi
-# Access logging on, as in production, written to a file. With CALLGRIND=1
-# rippy runs under callgrind and its rows count instructions instead.
+# The gateway's access lines on, as in production, written to a file (the
+# second gateway, below, has them off). With CALLGRIND=1 rippy runs under
+# callgrind and its rows count instructions instead.
 wrap=()
 [ -n "${CALLGRIND:-}" ] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p")
 RUST_LOG=info "${wrap[@]}" "$bin/rippy" run "$work/gateway.yaml" 2>"$work/rippy.log" &
 rippy_pid=$!
-# The second gateway, access lines filtered out, on 18082 with its own database.
+# The second gateway, access lines filtered out, on 18082 with its own
+# database (a GATEWAY_MANIFEST whose database is not the example's keeps its
+# own path in both).
 sed -e 's#127.0.0.1:18080#127.0.0.1:18082#' -e "s#$work/gw.db#$work/gw2.db#" \
   "$work/gateway.yaml" > "$work/gateway2.yaml"
 RUST_LOG=info,access=off "${wrap[@]}" "$bin/rippy" run "$work/gateway2.yaml" 2>"$work/rippy2.log" &

@@ -6,7 +6,7 @@
 #   stop_server
 # start_server sets $server_pid and $key (the demo API key).
 #
-#   split_handshakes [bin dir]      # the handshake row with a core each (below)
+#   split_handshakes [bin dir]      # the handshake row with a core each, into $split_line
 #   release_bins                    # sets $bin: $BIN_DIR, or target/release built now
 
 server_pid=""
@@ -43,16 +43,16 @@ start_server() {
 # The handshakes with a core each, as if server and load generator had a
 # machine each: a new server on core 0 (it then runs one HTTP worker, as
 # available_parallelism follows the CPU mask), the load generator on core 1;
-# prints rippy-load's line. On shared cores two workers and the load
-# generator are three busy threads on two cores, and each handshake pays for
-# that sharing. DURATION seconds (10).
+# sets $split_line to rippy-load's line. On shared cores two workers and the
+# load generator are three busy threads on two cores, and each handshake
+# pays for that sharing. DURATION seconds (10). Not for `$(...)`: the
+# caller's EXIT trap must see $server_pid, and set -e the load's failure.
 split_handshakes() {
-  local bin=${1:-target/release} line
+  local bin=${1:-target/release}
   RIPPY_WRAP="taskset -c 0" start_server 10ms "$bin"
-  line=$(taskset -c 1 "$bin/rippy-load" handshake --concurrency 32 --url http://127.0.0.1:18081 \
+  split_line=$(taskset -c 1 "$bin/rippy-load" handshake --concurrency 32 --url http://127.0.0.1:18081 \
          --key "$key" --duration "${DURATION:-10}" --server-pid "$server_pid")
   stop_server
-  echo "$line"
 }
 
 release_bins() {
