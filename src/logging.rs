@@ -126,20 +126,13 @@ impl fmt::Write for Utf8<'_> {
 }
 
 /// What `"[{second} {level:<5} {target}] "` writes, piece by piece, the
-/// second formatted once per second per thread.
+/// second's text formatted once per second per thread.
 fn put_prefix(line: &mut Vec<u8>, level: Level, target: &str) {
-    thread_local! {
-        static SECOND: Cell<(u64, String)> = const { Cell::new((0, String::new())) };
-    }
-    let now = crate::util::unix_secs();
-    crate::util::with_scratch(&SECOND, |(secs, text)| {
-        if *secs != now {
-            *secs = now;
-            *text = crate::util::rfc3339(now * 1000).replace(".000Z", "Z");
-        }
-        line.push(b'[');
+    line.push(b'[');
+    crate::util::with_second(crate::util::unix_secs(), |text| {
         line.extend_from_slice(text.as_bytes());
     });
+    line.push(b'Z');
     line.push(b' ');
     line.extend_from_slice(match level {
         Level::Error => b"ERROR",

@@ -420,28 +420,33 @@ pub fn rfc3339(unix_ms: u64) -> String {
 }
 
 /// [`rfc3339`] appended to `out`, without the formatter: the second's text
-/// is kept per thread (lines come many a second), the milliseconds are
-/// three digits.
+/// is kept per thread ([`with_second`]), the milliseconds are three digits.
 pub fn rfc3339_into(out: &mut String, unix_ms: u64) {
-    thread_local! {
-        /// The last second formatted on this thread.
-        static SECOND: std::cell::RefCell<(u64, String)> = const {
-            std::cell::RefCell::new((u64::MAX, String::new()))
-        };
-    }
-    let secs = unix_ms / 1000;
-    SECOND.with_borrow_mut(|last| {
-        if last.0 != secs {
-            *last = (secs, date_time(secs));
-        }
-        out.push_str(&last.1);
-    });
+    with_second(unix_ms / 1000, |text| out.push_str(text));
     let ms = (unix_ms % 1000) as u32;
     out.push('.');
     for d in [ms / 100, ms / 10 % 10, ms % 10] {
         out.push(char::from(b'0' + d as u8));
     }
     out.push('Z');
+}
+
+/// Runs `f` on `YYYY-MM-DDTHH:MM:SS` for the Unix second `secs`, formatted
+/// once per second per thread (lines come many a second).
+pub fn with_second<R>(secs: u64, f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        /// The last second formatted on this thread.
+        static SECOND: std::cell::Cell<(u64, String)> = const {
+            std::cell::Cell::new((u64::MAX, String::new()))
+        };
+    }
+    with_scratch(&SECOND, |last| {
+        // A fresh scratch, (0, ""), is formatted whatever the second.
+        if last.0 != secs || last.1.is_empty() {
+            *last = (secs, date_time(secs));
+        }
+        f(&last.1)
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for Unix seconds.

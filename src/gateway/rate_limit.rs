@@ -12,7 +12,7 @@
 //! of its windows that opened first (those keys start afresh: the cap costs
 //! precision under a flood, never a refusal of a client that did nothing).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -66,24 +66,13 @@ fn write_ip_key(out: &mut String, ip: Option<IpAddr>) {
 /// that a check builds no `String` of its own.
 fn with_key<R>(write: impl Fn(&mut String), f: impl Fn(&str) -> R) -> R {
     thread_local! {
-        static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+        static KEY: Cell<String> = const { Cell::new(String::new()) };
     }
-    let reused = KEY.try_with(|cell| {
-        cell.try_borrow_mut().ok().map(|mut key| {
-            key.clear();
-            write(&mut key);
-            f(&key)
-        })
-    });
-    match reused {
-        Ok(Some(decision)) => decision,
-        // The thread is ending (or the buffer is in use): one of its own.
-        _ => {
-            let mut key = String::new();
-            write(&mut key);
-            f(&key)
-        }
-    }
+    crate::util::with_scratch(&KEY, |key| {
+        key.clear();
+        write(key);
+        f(key)
+    })
 }
 
 /// The outcome of one check.
