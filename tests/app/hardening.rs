@@ -285,7 +285,10 @@ crate::both_editions! {
         let mut ws = Ws::connect(&app, &token).await;
         ws.next_of("welcome").await;
         for _ in 0..150 {
-            ws.text(r#"{"type":"ping"}"#).await;
+            // The server may close, and reset, the socket before the last.
+            if !ws.try_text(r#"{"type":"ping"}"#).await {
+                break;
+            }
         }
         assert_eq!(ws.close_code().await, Some(1008));
         app.shutdown().await;

@@ -116,6 +116,12 @@ impl Ws {
         self.send(Message::Text(text.into())).await;
     }
 
+    /// Sends a text frame; false once the server has closed the connection
+    /// (a write after its close can find the socket reset).
+    pub async fn try_text(&mut self, text: &str) -> bool {
+        self.framed.send(Message::Text(text.into())).await.is_ok()
+    }
+
     /// Sends a ping and waits for the pong, proving the connection is alive.
     pub async fn ping_pong(&mut self) {
         self.text(r#"{"type":"ping"}"#).await;
