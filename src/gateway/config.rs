@@ -176,3 +176,29 @@ impl ProxyConfig {
         errors
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_need_host_and_port() {
+        assert_eq!(
+            upstream_authority("http://127.0.0.1:9000").unwrap(),
+            "127.0.0.1:9000"
+        );
+        assert_eq!(
+            upstream_authority("http://localhost:80/").unwrap(),
+            "localhost:80"
+        );
+        for bad in [
+            "https://a:1",
+            "http://a",
+            "http://a:x",
+            "http://a:1/path",
+            "127.0.0.1:9000",
+        ] {
+            assert!(upstream_authority(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -4,8 +4,9 @@
 //! One request, drawn once:
 //!
 //! ```text
-//! request id -> path normal form (400) -> route on it, longest prefix by
-//!   segment, case-folded lookalike of a protected route refused (400, 404)
+//! request id -> path normal form (400, `path.rs`) -> route on it
+//!   (`routes.rs`), longest prefix by segment, case-folded lookalike of a
+//!   protected route refused (400, 404)
 //!   -> cors preflight -> bearer JWT (401) -> username -> user id (404)
 //!      (on an open route: a valid JWT gives the identity, any other is
 //!      ignored)
@@ -15,19 +16,21 @@
 //!      dropped, X-Forwarded-* from the real connection
 //!   -> body limit (413)
 //!   -> upstream with the normalised path, on a pooled keep-alive
-//!      connection (`upstream.rs`; 503 refused, 504 no head in time, 502
+//!      connection (`upstream/`; 503 refused, 504 no head in time, 502
 //!      garbage) -> response body streamed with backpressure
 //!      (stall or failure mid-body closes the connection)
 //!      or WebSocket tunnel
-//!   -> metrics + one JSON access-log line (target `access`)
+//!   -> metrics + one JSON access-log line (target `access`, `access.rs`)
 //! ```
 
+mod access;
 mod config;
 mod error;
 mod forward;
 mod path;
 mod proxy;
 mod rate_limit;
+mod routes;
 mod trusted;
 mod tunnel;
 mod upstream;

@@ -1,15 +1,11 @@
 //! `http.proxy`: routes by path prefix to upstream services.
 //!
-//! A route matches its path and everything below it by whole segments
-//! (`/api/auth` matches `/api/auth` and `/api/auth/x`, never `/api/authx`);
-//! the longest matching route wins. Routes match the path's normal form
-//! (`path.rs`: unreserved escapes decoded once; `;`, dot segments, `//`,
-//! encoded separators, dots or control characters refused as
-//! `INVALID_PATH`), case-sensitively; a path whose ASCII-case-folded form
-//! would land on a different route that requires auth is refused too, so an
-//! upstream that matches case-insensitively cannot be reached around it.
-//! Exactly the normal form that was matched is forwarded, with the query
-//! unchanged. Route paths must themselves be in normal form (checked at load).
+//! Routes match the path's normal form (`path.rs`: unreserved escapes
+//! decoded once; `;`, dot segments, `//`, encoded separators, dots or
+//! control characters refused as `INVALID_PATH`), by whole segments,
+//! longest first (`routes.rs`). Exactly the normal form that was matched is
+//! forwarded, with the query unchanged. Route paths must themselves be in
+//! normal form (checked at load).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +15,11 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::config::{ProxyConfig, upstream_authority};
+use super::access::{AccessLine, number};
+use super::config::ProxyConfig;
 use super::forward::{self, Forwarded, HeaderPolicy};
 use super::rate_limit::{Decision, RateLimiter};
+use super::routes::Routes;
 use super::trusted::{Cidr, TrustedProxies};
 use super::{GatewayError, path, tunnel};
 use crate::http::middleware::cors::Cors;
@@ -40,16 +38,6 @@ const DURATION_BUCKETS: &[f64] = &[
 ];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
-struct Route {
-    path: String,
-    upstream: String,
-    authority: Arc<str>,
-    auth_required: bool,
-    timeout: Duration,
-    /// Idle upstream connections kept per worker.
-    keepalive: usize,
-}
-
 struct GatewayMetrics {
     requests: Arc<CounterVec>,
     duration: Arc<HistogramVec>,
@@ -62,8 +50,7 @@ pub struct Proxy {
     /// The entry id.
     pub id: String,
     service: String,
-    /// Longest path first.
-    routes: Vec<Route>,
+    routes: Routes,
     jwt: Option<Arc<JwtVerifier>>,
     identity: Option<Arc<IdentityResolver>>,
     limiter: Option<RateLimiter>,
@@ -94,20 +81,7 @@ impl Proxy {
         node: &Node,
     ) -> Result<Self, FieldError> {
         let timeout = config.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
-        let mut routes = Vec::new();
-        for (i, r) in config.routes.iter().enumerate() {
-            let authority = upstream_authority(&r.upstream)
-                .map_err(|e| FieldError::at(format!("routes[{i}].upstream"), e))?;
-            routes.push(Route {
-                path: r.path.clone(),
-                upstream: format!("http://{authority}"),
-                authority: authority.into(),
-                auth_required: r.auth_required,
-                timeout: r.timeout.map_or(timeout, |d| d.get()),
-                keepalive: r.keepalive.unwrap_or(super::upstream::DEFAULT_KEEPALIVE),
-            });
-        }
-        routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+        let routes = Routes::new(&config.routes, timeout)?;
         let cors = if config
             .middleware
             .iter()
@@ -167,46 +141,10 @@ impl Proxy {
         })
     }
 
-    /// The length of the route matching `path` (raw, as received), if one
-    /// does. A path that is refused but lies under a route is ours too: we
-    /// answer its 400.
+    /// The length of the route matching `raw` (the path as received), if
+    /// one does (see [`Routes::matches`]).
     pub fn matches(&self, raw: &str) -> Option<usize> {
-        let index = match path::normalise(raw) {
-            Ok(normal) => self.route_index(&normal, false),
-            Err(_) => self.route_index(raw, false),
-        };
-        index.map(|i| self.routes[i].path.len())
-    }
-
-    /// The longest route matching `path` by whole segments; with
-    /// `fold_case`, ASCII case is ignored.
-    fn route_index(&self, path: &str, fold_case: bool) -> Option<usize> {
-        self.routes.iter().position(|r| {
-            let route = r.path.as_str();
-            let Some(head) = path.get(..route.len()) else {
-                return route == "/";
-            };
-            let same = if fold_case {
-                head.eq_ignore_ascii_case(route)
-            } else {
-                head == route
-            };
-            route == "/" || (same && matches!(path.as_bytes().get(route.len()), None | Some(b'/')))
-        })
-    }
-
-    /// The route for a normalised path. Refused when the case-folded path
-    /// would pick a different route that needs auth: an upstream matching
-    /// case-insensitively would serve `/API/Admin` as `/api/admin`.
-    fn route_for(&self, path: &str) -> Result<usize, GatewayError> {
-        let index = self.route_index(path, false);
-        if let Some(folded) = self.route_index(path, true)
-            && Some(folded) != index
-            && self.routes[folded].auth_required
-        {
-            return Err(GatewayError::InvalidPath);
-        }
-        index.ok_or(GatewayError::NotFound)
+        self.routes.matches(raw)
     }
 
     /// The rate limiter, if configured.
@@ -235,7 +173,9 @@ impl Proxy {
                         GatewayError::ServiceUnavailable => "connect",
                         _ => "protocol",
                     };
-                    self.metrics.proxy_errors.inc(&[&self.routes[i].path, kind]);
+                    self.metrics
+                        .proxy_errors
+                        .inc(&[&self.routes.get(i).path, kind]);
                 }
                 if e.fault() != super::Fault::Client {
                     log::warn!(
@@ -279,9 +219,9 @@ impl Proxy {
         outcome: &mut Outcome,
     ) -> Result<HttpResponse, GatewayError> {
         let path = path::normalise(req.uri().path())?;
-        let index = self.route_for(&path)?;
+        let index = self.routes.route_for(&path)?;
         outcome.route = Some(index);
-        let route = &self.routes[index];
+        let route = self.routes.get(index);
         if req.method() == Method::CONNECT || req.method() == Method::TRACE {
             return Err(GatewayError::MethodNotAllowed);
         }
@@ -426,7 +366,7 @@ impl Proxy {
     ) {
         let route = outcome
             .route
-            .map_or("unmatched", |i| self.routes[i].path.as_str());
+            .map_or("unmatched", |i| self.routes.get(i).path.as_str());
         let method = req.method().as_str();
         let method = if METHODS.contains(&method) {
             method
@@ -453,79 +393,13 @@ impl Proxy {
                     path: req.uri().path(),
                     username: outcome.username.as_deref(),
                     user_id: outcome.user_id.as_deref(),
-                    backend_service: outcome.route.map(|i| self.routes[i].upstream.as_str()),
+                    backend_service: outcome.route.map(|i| self.routes.get(i).upstream.as_str()),
                     response_time_ms: (took.as_secs_f64() * 1e6).round() / 1e3,
                     status_code: status.as_u16(),
                 };
                 line.write(json);
             });
         });
-    }
-}
-
-/// One access log line, its fields in the documented order; written from
-/// borrowed parts, with no map built per request.
-#[cfg_attr(test, derive(serde::Serialize))]
-struct AccessLine<'a> {
-    timestamp: &'a str,
-    level: &'static str,
-    service: &'a str,
-    request_id: &'a str,
-    method: &'a str,
-    path: &'a str,
-    username: Option<&'a str>,
-    user_id: Option<&'a str>,
-    backend_service: Option<&'a str>,
-    response_time_ms: f64,
-    status_code: u16,
-}
-
-impl AccessLine<'_> {
-    /// The line as JSON, byte for byte what `serde_json` writes for it, but
-    /// a string with nothing to escape (nearly every one) is copied whole
-    /// where `serde_json` looks at it a byte at a time.
-    fn write(&self, out: &mut Vec<u8>) {
-        let fields = [
-            ("{\"timestamp\":", Some(self.timestamp)),
-            (",\"level\":", Some(self.level)),
-            (",\"service\":", Some(self.service)),
-            (",\"request_id\":", Some(self.request_id)),
-            (",\"method\":", Some(self.method)),
-            (",\"path\":", Some(self.path)),
-            (",\"username\":", self.username),
-            (",\"user_id\":", self.user_id),
-            (",\"backend_service\":", self.backend_service),
-        ];
-        for (key, value) in fields {
-            out.extend_from_slice(key.as_bytes());
-            match value {
-                Some(s) => json_string(out, s),
-                None => out.extend_from_slice(b"null"),
-            }
-        }
-        out.extend_from_slice(b",\"response_time_ms\":");
-        // Writing into a `Vec` cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &self.response_time_ms);
-        out.extend_from_slice(b",\"status_code\":");
-        out.extend_from_slice(decimal(self.status_code.into(), &mut [0; 20]));
-        out.push(b'}');
-    }
-}
-
-/// `s` as a JSON string. Only `"`, `\\` and control characters need
-/// escaping (`serde_json` escapes nothing else either); a string without
-/// them is copied as it is, the rest is `serde_json`'s.
-fn json_string(out: &mut Vec<u8>, s: &str) {
-    // No early exit, so that the check runs over whole vectors.
-    let plain = s.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20 && b != b'"' && b != b'\\')
-    });
-    if plain {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, s);
     }
 }
 
@@ -560,25 +434,6 @@ fn header_text(value: &HeaderValue) -> Option<&str> {
     visible.then(|| std::str::from_utf8(bytes).ok()).flatten()
 }
 
-/// `n` in decimal, written at the end of `digits`.
-fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &digits[at..];
-        }
-    }
-}
-
-/// `n` in decimal as a header value, in one exactly sized allocation
-/// (`HeaderValue::from(n)` makes two).
-fn number(n: u64) -> HeaderValue {
-    HeaderValue::from_bytes(decimal(n, &mut [0; 20])).unwrap_or(HeaderValue::from_static("0"))
-}
-
 /// The client's `X-Request-Id` when it is one the gateway keeps: 1 to 128
 /// of `A-Za-z0-9._-`.
 fn incoming_request_id(req: &HttpRequest) -> Option<(&HeaderValue, &str)> {
@@ -606,43 +461,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_access_line_is_what_serde_json_writes() {
-        let odd = [
-            "",
-            "plain",
-            "a\"quote",
-            "back\\slash",
-            "tab\tnew\nline\u{1}",
-            "caf\u{e9} \u{1f600}",
-            "\u{7f}",
-        ];
-        for s in odd {
-            for (n, t) in [(None, 0.0), (Some(s), 12.345), (Some("bob"), 1e-3)] {
-                let line = AccessLine {
-                    timestamp: "2026-12-03T17:00:00.000Z",
-                    level: "INFO",
-                    service: s,
-                    request_id: s,
-                    method: "GET",
-                    path: s,
-                    username: n,
-                    user_id: n,
-                    backend_service: n,
-                    response_time_ms: t,
-                    status_code: 502,
-                };
-                let mut ours = Vec::new();
-                line.write(&mut ours);
-                let theirs = serde_json::to_vec(&line).unwrap();
-                assert_eq!(
-                    String::from_utf8(ours).unwrap(),
-                    String::from_utf8(theirs).unwrap()
-                );
-            }
-        }
-    }
-
-    #[test]
     fn header_text_is_what_to_str_gives() {
         for bytes in [
             &b"Bearer abc.def"[..],
@@ -653,34 +471,6 @@ mod tests {
         ] {
             let value = HeaderValue::from_bytes(bytes).unwrap();
             assert_eq!(header_text(&value), value.to_str().ok(), "{bytes:?}");
-        }
-    }
-
-    #[test]
-    fn numbers_are_written_in_decimal() {
-        for n in [0, 7, 10, 59, 1_000_000_000, u64::MAX] {
-            assert_eq!(number(n).to_str().unwrap(), n.to_string());
-        }
-    }
-
-    #[test]
-    fn upstreams_need_host_and_port() {
-        assert_eq!(
-            upstream_authority("http://127.0.0.1:9000").unwrap(),
-            "127.0.0.1:9000"
-        );
-        assert_eq!(
-            upstream_authority("http://localhost:80/").unwrap(),
-            "localhost:80"
-        );
-        for bad in [
-            "https://a:1",
-            "http://a",
-            "http://a:x",
-            "http://a:1/path",
-            "127.0.0.1:9000",
-        ] {
-            assert!(upstream_authority(bad).is_err(), "{bad}");
         }
     }
 }

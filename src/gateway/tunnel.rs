@@ -7,7 +7,7 @@
 //! copied both ways unchanged: the two ends speak WebSocket to each other.
 //! Any other answer (the upstream's own 401, 404 or 426) goes to the client
 //! as any forwarded response does. The upstream's head is read by the
-//! gateway's HTTP client (`upstream.rs`). A tunnel has no idle timeout
+//! gateway's HTTP client (`upstream/`). A tunnel has no idle timeout
 //! (WebSocket apps go quiet for long stretches); TCP keep-alive probes on
 //! both connections end one whose peer has vanished, in about two minutes.
 
