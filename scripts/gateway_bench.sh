@@ -24,6 +24,10 @@
 # user-space instructions per request: a figure the machine's noise does
 # not move; CG_OUT=prefix
 # keeps each row's dump as prefix.ROW (for callgrind_annotate).
+# ROUNDS=n (default 1) runs every row n times, the rows taking turns, then
+# prints each row's median and the gateway's JWT route against nginx's
+# plain proxy in each round and at the median: rows a few seconds apart
+# move by up to half on a shared machine, so one round says little.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -188,24 +192,46 @@ PY
   fi
   echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99 server_cpu_us_per_request=$us$extra"
 }
-echo "upstream=$upstream_kind"
-if [ -z "${CALLGRIND:-}" ]; then
-  run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
-  if [ "$upstream_kind" = nginx ]; then
+rows() {
+  if [ -z "${CALLGRIND:-}" ]; then
+    run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
+    if [ "$upstream_kind" = nginx ]; then
+      run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
+      run nginx_proxy_logged "$proxy_pid" http://127.0.0.1:19002/api/auth/x
+    fi
+  elif [ "$upstream_kind" = nginx ]; then
+    # A warm-up: nginx's pool fills before it is counted.
+    wrk -t1 -c"$conns" -d2s http://127.0.0.1:19001/api/auth/x >/dev/null
     run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
     run nginx_proxy_logged "$proxy_pid" http://127.0.0.1:19002/api/auth/x
   fi
-elif [ "$upstream_kind" = nginx ]; then
-  # A warm-up: nginx's pool fills before it is counted.
-  wrk -t1 -c"$conns" -d2s http://127.0.0.1:19001/api/auth/x >/dev/null
-  run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
-  run nginx_proxy_logged "$proxy_pid" http://127.0.0.1:19002/api/auth/x
+  # The gateway's warm-up, in both modes: its pools, caches and allocator
+  # arenas fill (and an idle process's trimmed caches grow back) before its
+  # first row, which otherwise pays for them.
+  wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x >/dev/null
+  run gateway_open "$rippy_pid" http://127.0.0.1:18080/api/auth/x
+  run gateway_jwt "$rippy_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
+  wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x >/dev/null
+  run gateway_jwt_unlogged "$rippy2_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x
+}
+echo "upstream=$upstream_kind"
+rounds=${ROUNDS:-1}
+for round in $(seq "$rounds"); do
+  rows | sed "s/\$/ round=$round/" | tee -a "$work/rows.txt"
+done
+if [ "$rounds" -gt 1 ]; then
+  python3 - "$work/rows.txt" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+    rows.setdefault(f["bench"], {})[int(f["round"])] = float(f["requests_per_s"])
+for name, by_round in rows.items():
+    print(f"median bench={name} rounds={len(by_round)} requests_per_s={statistics.median(by_round.values()):.0f}")
+jwt, peer = rows.get("gateway_jwt", {}), rows.get("nginx_proxy", {})
+ratios = [jwt[r] / peer[r] for r in sorted(jwt) if r in peer]
+if ratios:
+    each = " ".join(f"{x:.2f}" for x in ratios)
+    print(f"gateway_jwt/nginx_proxy rounds={each} median={statistics.median(ratios):.2f}")
+PY
 fi
-# The gateway's warm-up, in both modes: its pools, caches and allocator
-# arenas fill (and an idle process's trimmed caches grow back) before its
-# first row, which otherwise pays for them.
-wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x >/dev/null
-run gateway_open "$rippy_pid" http://127.0.0.1:18080/api/auth/x
-run gateway_jwt "$rippy_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
-wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x >/dev/null
-run gateway_jwt_unlogged "$rippy2_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x
