@@ -142,7 +142,8 @@ impl Proxy {
     }
 
     /// The length of the route matching `raw` (the path as received), if
-    /// one does (see [`Routes::matches`]).
+    /// one does. A path that is refused but lies under a route is ours
+    /// too: we answer its 400.
     pub fn matches(&self, raw: &str) -> Option<usize> {
         self.routes.matches(raw)
     }
