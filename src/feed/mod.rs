@@ -1,5 +1,5 @@
 //! Feeds: one ordered stream of broadcast frames shared by several nodes.
-//! `feed.redis` lives in [`redis`].
+//! `feed.redis` is [`RedisFeed`].
 
 mod redis;
 

@@ -1,4 +1,4 @@
-//! Filesystems. `fs.directory` lives in [`directory`].
+//! Filesystems. `fs.directory` is [`Directory`].
 
 mod directory;
 

@@ -63,7 +63,7 @@ pub(crate) trait Mailbox: Send + Sync {
     }
     /// Asks the process to shut down (the `on_shutdown` hook).
     fn shutdown(&self);
-    /// Ends the process with [`ExitReason::Killed`].
+    /// Ends the process with [`ExitReason::Killed`](super::ExitReason::Killed).
     fn kill(&self);
 }
 

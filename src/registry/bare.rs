@@ -3,7 +3,7 @@
 //! in the referring entry's own namespace, as in Wippy.
 //!
 //! Resolution runs once, before validation: every field the kind table
-//! reports as a reference ([`super::kinds::Kind::references`]) whose value is
+//! reports as a reference ([`super::kind::Kind::references`]) whose value is
 //! a bare name is rewritten in the entry's raw fields to `<namespace>:<name>`.
 //! Validation and boot then only ever see full ids, so run-time lookups need
 //! no namespace. What was written is kept, so errors can show both.

@@ -8,7 +8,7 @@
 //! manifest's shape, only on the world (a port in use, an unreadable file);
 //! such a failure of an entry with `lifecycle.startup: optional` is logged
 //! and boot goes on without it. Bare references (`server: gateway`) are
-//! first resolved in the entry's namespace ([`bare`]).
+//! first resolved in the entry's namespace (the module `bare`).
 
 mod bare;
 mod code;

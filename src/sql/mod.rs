@@ -1,5 +1,5 @@
-//! SQL databases. `db.sql.sqlite` lives in [`sqlite`], `db.sql.postgres` in
-//! [`postgres`].
+//! SQL databases. `db.sql.sqlite` is [`SqliteDb`], `db.sql.postgres`
+//! [`PostgresDb`].
 //!
 //! Code that should run on either goes through [`Db`] and the [`Sql`] trait:
 //! statements use `?` placeholders (translated to `$1, $2, ...` for

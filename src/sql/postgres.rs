@@ -1,5 +1,5 @@
 //! `db.sql.postgres`: a PostgreSQL database, reached through [`Db`](super::Db)
-//! and the [`Sql`](super::Sql) trait with the same `?` statements as SQLite.
+//! and the [`Sql`] trait with the same `?` statements as SQLite.
 //!
 //! Each of the `pool_size` connections lives on a thread of its own (the
 //! synchronous `postgres` client), and every call is a job sent to the pool:

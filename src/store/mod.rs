@@ -1,5 +1,5 @@
-//! Key-value stores. `store.memory` lives in [`memory`], `store.redis` in
-//! [`redis`].
+//! Key-value stores. `store.memory` is [`MemoryStore`], `store.redis`
+//! [`RedisStore`].
 
 mod memory;
 mod redis;
