@@ -24,14 +24,19 @@
 # user-space instructions per request: a figure the machine's noise does
 # not move; CG_OUT=prefix
 # keeps each row's dump as prefix.ROW (for callgrind_annotate).
-# ROUNDS=n (default 1) runs every row n times, the rows taking turns, then
-# prints each row's median and the gateway's JWT route against nginx's
-# plain proxy in each round and at the median: rows a few seconds apart
-# move by up to half on a shared machine, so one round says little.
+# ROUNDS=n (default 1) runs every row n times, the rows taking turns (every
+# row line ends in ` round=N`), then prints each row's median (of
+# requests_per_s, and of instructions_per_request under CALLGRIND=1) and
+# the gateway's JWT route against nginx's plain proxy in each round, with
+# the median of those per-round ratios (with two rounds, their mean): rows a
+# few seconds apart move by up to half on a shared machine, so one round
+# says little. CG_OUT dumps are then prefix.ROW.ROUND.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
+rounds=${ROUNDS:-1}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a whole number from 1: $rounds" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 bin=${BIN_DIR:-target/release}
 [ -n "${BIN_DIR:-}" ] || cargo build --release --bin rippy --example upstream
@@ -187,10 +192,13 @@ PY
     callgrind_control -d "$pid" >/dev/null
     local dump
     dump=$(ls -t "$work"/cg.*.[0-9]* | head -1)
-    [ -z "${CG_OUT:-}" ] || cp "$dump" "$CG_OUT.$name"
+    local keep="${CG_OUT:-}.$name"
+    [ "$rounds" -eq 1 ] || keep="$keep.$round"
+    [ -z "${CG_OUT:-}" ] || cp "$dump" "$keep"
     extra=" instructions_per_request=$(scripts/instructions.sh count "$dump" "$n")"
   fi
-  echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99 server_cpu_us_per_request=$us$extra"
+  echo "bench=$name connections=$conns seconds=$secs requests_per_s=$rps p50=$p50 p99=$p99 server_cpu_us_per_request=$us$extra round=$round" |
+    tee -a "$work/rows.txt"
 }
 rows() {
   if [ -z "${CALLGRIND:-}" ]; then
@@ -215,23 +223,32 @@ rows() {
   run gateway_jwt_unlogged "$rippy2_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x
 }
 echo "upstream=$upstream_kind"
-rounds=${ROUNDS:-1}
 for round in $(seq "$rounds"); do
-  rows | sed "s/\$/ round=$round/" | tee -a "$work/rows.txt"
+  rows
 done
 if [ "$rounds" -gt 1 ]; then
   python3 - "$work/rows.txt" <<'PY'
 import statistics, sys
-rows = {}
+rows, counts = {}, {}
 for line in open(sys.argv[1]):
     f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-    rows.setdefault(f["bench"], {})[int(f["round"])] = float(f["requests_per_s"])
+    try:
+        name, r, rps = f["bench"], int(f["round"]), float(f["requests_per_s"])
+    except (KeyError, ValueError):
+        continue
+    rows.setdefault(name, {})[r] = rps
+    if f.get("instructions_per_request", "").isdigit():
+        counts.setdefault(name, {})[r] = int(f["instructions_per_request"])
 for name, by_round in rows.items():
-    print(f"median bench={name} rounds={len(by_round)} requests_per_s={statistics.median(by_round.values()):.0f}")
+    line = f"median bench={name} rounds={len(by_round)} requests_per_s={statistics.median(by_round.values()):.0f}"
+    if name in counts:
+        line += f" instructions_per_request={statistics.median(counts[name].values()):.0f}"
+    print(line)
 jwt, peer = rows.get("gateway_jwt", {}), rows.get("nginx_proxy", {})
-ratios = [jwt[r] / peer[r] for r in sorted(jwt) if r in peer]
-if ratios:
+ratios = [jwt[r] / peer[r] for r in sorted(jwt) if peer.get(r)]
+# Under callgrind the throughput is valgrind's, not the servers'.
+if ratios and not counts:
     each = " ".join(f"{x:.2f}" for x in ratios)
-    print(f"gateway_jwt/nginx_proxy rounds={each} median={statistics.median(ratios):.2f}")
+    print(f"gateway_jwt/nginx_proxy per_round={each} median_of_rounds={statistics.median(ratios):.2f}")
 PY
 fi

@@ -1,10 +1,11 @@
-//! The gateway's access log: one JSON line per request (target `access`),
-//! its fields in the documented order, and the decimal numbers its answers
-//! carry in headers.
+//! The access line's JSON writer (the line is emitted by `Proxy::record`,
+//! target `access`), and [`number`], the decimal header values the proxy's
+//! answers carry (the rate-limit headers).
 
 use actix_web::http::header::HeaderValue;
 
-/// One access log line, written from borrowed parts, with no map built per
+/// One access log line, its fields in the documented order (`write` keeps
+/// the same order), written from borrowed parts, with no map built per
 /// request.
 #[cfg_attr(test, derive(serde::Serialize))]
 pub(super) struct AccessLine<'a> {

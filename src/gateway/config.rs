@@ -113,7 +113,7 @@ impl ProxyConfig {
                     )));
             }
             // Case variants too: requests for one would be judged against
-            // the other (see `Proxy::route_for`).
+            // the other (see `Routes::route_for`).
             if let Some(o) = self.routes[..i]
                 .iter()
                 .find(|o| o.path.eq_ignore_ascii_case(&r.path))

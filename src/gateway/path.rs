@@ -17,7 +17,7 @@
 //!   `..` segments and empty segments (`//`).
 //! - Matching is case-sensitive; the proxy additionally refuses a path whose
 //!   ASCII-case-folded form would land on a different, protected route (see
-//!   `Proxy::route_for`), for upstreams that match case-insensitively.
+//!   `Routes::route_for`), for upstreams that match case-insensitively.
 //!
 //! Invariants: the normal form is a fixed point (normalising it again gives
 //! it back unchanged); it allocates only when the path holds a `%`.

@@ -138,7 +138,7 @@ pub struct Node {
 
 impl Node {
     /// An empty node; the registry adds the process entries and hosts it
-    /// boots.
+    /// boots (`Node::add_spec`, `Node::add_host`, crate-internal).
     pub fn new() -> Arc<Self> {
         Arc::new(Node {
             shards: (0..SHARDS).map(|_| Mutex::new(PidMap::default())).collect(),

@@ -12,9 +12,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::net::TcpStream;
 
-use super::head::trim;
 use super::pool::checkin;
-use super::{MAX_LINE, MAX_TRAILERS, poll_fill};
+use super::{MAX_LINE, MAX_TRAILERS, poll_fill, trim};
 
 /// How the rest of the body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +42,11 @@ pub(super) enum Chunk {
 /// An upstream response body. Reads the socket only when the bytes already
 /// read have been handed on; returns the connection to the pool at the end.
 pub struct Body {
-    pub(super) io: Option<TcpStream>,
-    pub(super) buf: BytesMut,
-    pub(super) framing: Framing,
+    io: Option<TcpStream>,
+    buf: BytesMut,
+    framing: Framing,
     /// Where the connection goes back to at the end, when it may.
-    pub(super) pool: Option<(Arc<str>, usize)>,
+    pool: Option<(Arc<str>, usize)>,
 }
 
 fn invalid(what: &'static str) -> io::Error {
@@ -55,6 +54,26 @@ fn invalid(what: &'static str) -> io::Error {
 }
 
 impl Body {
+    /// The body read from `io` after what `buf` already holds; `pool`:
+    /// where the connection goes at the end; `drained`: the read that
+    /// brought the head found the socket empty (see `checkin`).
+    pub(super) fn new(
+        io: TcpStream,
+        buf: BytesMut,
+        framing: Framing,
+        pool: Option<(Arc<str>, usize)>,
+        drained: bool,
+    ) -> Self {
+        let mut body = Body {
+            io: Some(io),
+            buf,
+            framing,
+            pool,
+        };
+        body.settle(drained);
+        body
+    }
+
     /// The next piece of body from `buf`, or `None` when more must be read
     /// (or the body is done). With `data` false, only framing is consumed:
     /// it stops where body bytes begin.
@@ -142,7 +161,7 @@ impl Body {
     /// trailers already read) and, when that ends the body, lets the
     /// connection go: back to the pool if it may, closed otherwise.
     /// `drained`: this poll's last read found the socket empty.
-    pub(super) fn settle(&mut self, drained: bool) {
+    fn settle(&mut self, drained: bool) {
         if self.decode(false).is_err() {
             // Left where it failed: the next poll reports it.
             return;

@@ -9,13 +9,14 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bytes::{Buf, BytesMut};
 
 use super::body::{Chunk, Framing};
-use super::{Error, MAX_HEAD, MAX_HEADERS, Target};
+use super::{Error, MAX_HEAD, MAX_HEADERS, Target, trim};
 
 /// A parsed response head.
 pub(super) struct Head {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    /// `Content-Length`, when it frames the body.
+    /// `Content-Length` when the body is framed by it (or `HEAD`/204/304
+    /// carried one).
     pub length: Option<u64>,
     /// The connection can carry another request after this answer.
     pub reusable: bool,
@@ -143,16 +144,6 @@ pub(super) fn parse_head(
             framing,
         )));
     }
-}
-
-pub(super) fn trim(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 fn last_token(value: &[u8]) -> Option<&[u8]> {

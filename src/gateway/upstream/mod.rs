@@ -26,6 +26,10 @@
 //! asked for, a head over [`MAX_HEAD`] or [`MAX_HEADERS`] headers, a chunk
 //! size line over [`MAX_LINE`] or trailers over [`MAX_TRAILERS`] are
 //! protocol errors.
+//!
+//! Here: sending a request and reading its answer's head. The idle
+//! connections are `pool.rs`, the head's parsing and framing `head.rs`, the
+//! body's stream `body.rs`.
 
 use std::io;
 use std::sync::Arc;
@@ -354,19 +358,23 @@ fn respond(
     pool: Option<(Arc<str>, usize)>,
     drained: bool,
 ) -> Response {
-    let mut body = Body {
-        io: Some(io),
-        buf,
-        framing,
-        pool,
-    };
-    body.settle(drained);
     Response {
         status: head.status,
         headers: head.headers,
         length: head.length,
-        body,
+        body: Body::new(io, buf, framing, pool, drained),
     }
+}
+
+/// `s` without the optional whitespace (spaces, tabs) at either end.
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
 }
 
 /// How sending a request with a body ended.
