@@ -3,13 +3,15 @@
 //! cross-thread wake-up; the hub then writes to each socket directly, one
 //! write per connection with everything it has queued.
 //!
-//! Invariant: the hub's write duty cycle stays at or under one half. A
-//! round that used `t` of the thread's CPU is followed by the next no sooner
-//! than `2t` after it began (at most [`MAX_PACING`]), so under load frames
-//! that arrive meanwhile share a write. Rounds are measured in CPU time, not
-//! wall time: a round the scheduler interrupted (another process held the
-//! core) is no sign that the hub is saturated, and pacing after it would
-//! only hold the next tick's frames back.
+//! Invariant: a hub that keeps up writes as soon as a connection is
+//! ready. A hub that falls behind (connections became ready while it was
+//! writing) keeps its write duty cycle at or under one half: after a round
+//! that took `t`, the next starts no sooner than `2t` after it began (at
+//! most [`MAX_PACING`] after), so frames that arrive meanwhile share a write.
+//! Whether it fell behind is seen, not guessed from the round's length: on
+//! cores shared with other processes a round the scheduler interrupted is
+//! long without anything waiting, and holding the next round back then
+//! would only delay the next tick's frames.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,7 +76,7 @@ impl Hub {
     async fn run(hub: Arc<Hub>) {
         let mut scratch = Scratch::default();
         let mut batch = Vec::new();
-        let mut last_round: Option<(Instant, Duration)> = None;
+        let mut pace: Option<Instant> = None;
         loop {
             std::future::poll_fn(|cx| {
                 *hub.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
@@ -86,19 +88,13 @@ impl Hub {
                 }
             })
             .await;
-            // Write duty cycle at most one half: a round that took `busy` of
-            // the thread's CPU is followed by the next no sooner than `busy`
-            // later. Invisible while rounds are short; under load, frames
-            // that arrive meanwhile join their connection's next write.
-            if let Some((started, busy)) = last_round {
-                let next = started + (busy * 2).min(MAX_PACING);
-                if next > Instant::now() {
-                    tokio::time::sleep_until(next.into()).await;
-                    hub.take_ready(&mut batch);
-                }
+            // Behind: write duty cycle at most one half, so frames that
+            // arrive meanwhile join their connection's next write.
+            if let Some(next) = pace.filter(|next| *next > Instant::now()) {
+                tokio::time::sleep_until(next.into()).await;
+                hub.take_ready(&mut batch);
             }
             let started = Instant::now();
-            let cpu = thread_cpu_time();
             let mut sent = 0;
             let mut last = None;
             let n = batch.len();
@@ -111,27 +107,17 @@ impl Hub {
                 conn.count_sent(sent);
             }
             shrink_after_burst(&mut batch, n);
-            last_round = Some((started, thread_cpu_time().saturating_sub(cpu)));
+            // Set again by a connection that became ready during the round.
+            let behind = hub.scheduled.load(Ordering::Acquire);
+            pace = next_round(started, started.elapsed(), behind);
         }
     }
 }
 
-/// The CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`);
-/// zero if the clock cannot be read, which turns pacing off.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
+/// When the round after one that began at `started`, took `took` and ended
+/// `behind` or not may begin; `None`: as soon as a connection is ready.
+fn next_round(started: Instant, took: Duration, behind: bool) -> Option<Instant> {
+    behind.then(|| started + (took * 2).min(MAX_PACING))
 }
 
 /// A list sized by a burst of connections keeps its room while bursts that
@@ -139,5 +125,22 @@ fn thread_cpu_time() -> Duration {
 fn shrink_after_burst<T>(list: &mut Vec<T>, used: usize) {
     if list.capacity() > 1024 && used * 4 < list.capacity() {
         list.shrink_to(used * 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hub_behind_waits_twice_its_round_at_most_max_pacing_and_one_keeping_up_never() {
+        let started = Instant::now();
+        let short = Duration::from_millis(3);
+        let long = Duration::from_millis(15);
+        assert_eq!(next_round(started, short, false), None);
+        assert_eq!(next_round(started, long, false), None);
+        assert_eq!(next_round(started, Duration::ZERO, true), Some(started));
+        assert_eq!(next_round(started, short, true), Some(started + short * 2));
+        assert_eq!(next_round(started, long, true), Some(started + MAX_PACING));
     }
 }

@@ -44,16 +44,17 @@
 //! Outbound frames wait in the connection's queue; the worker's hub writes
 //! everything queued in one write, and while the socket is full the
 //! connection's task waits for it to drain and nothing more is written.
-//! A hub keeps its write duty cycle at or under one half: after a round of
-//! writes that took `t`, the next starts no sooner than `t` later (at most
-//! 20 ms). While rounds are short this changes nothing; when a worker is
-//! saturated, the frames that arrive meanwhile go out together, one write
-//! per connection instead of one per frame. A client that does not read fills its queue; past `queue_size`
-//! frames the oldest shared (broadcast) frame is dropped and counted (prices
-//! conflate, only the newest matters); past `max_lag` dropped frames in a row
-//! it is closed with 1008 and its process ends at once, so nobody sends to it
-//! any more. One slow client never slows the others: nothing on the fan-out
-//! path waits for a socket.
+//! A hub that falls behind (connections became ready while it wrote)
+//! keeps its write duty cycle at or under one half: after a round that
+//! took `t`, the next starts no sooner than `2t` after the round began (at
+//! most 20 ms). A hub that keeps up writes at once; one that falls behind
+//! sends the frames that arrived meanwhile together, one write per
+//! connection instead of one per frame. A client that does not read fills
+//! its queue; past `queue_size` frames the oldest shared (broadcast) frame
+//! is dropped and counted (prices conflate, only the newest matters); past
+//! `max_lag` dropped frames in a row it is closed with 1008 and its process
+//! ends at once, so nobody sends to it any more. One slow client never
+//! slows the others: nothing on the fan-out path waits for a socket.
 //!
 //! The handshake check and the inbound frame codec are actix-http's. The
 //! relay writes its outbound frames itself (whole, unmasked server frames:
