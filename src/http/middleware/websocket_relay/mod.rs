@@ -47,7 +47,7 @@
 //! A hub that falls behind (connections became ready while it wrote)
 //! keeps its write duty cycle at or under one half: after a round that
 //! took `t`, the next starts no sooner than `2t` after the round began (at
-//! most 20 ms). A hub that keeps up writes at once; one that falls behind
+//! most 20 ms after it began). A hub that keeps up writes at once; one that falls behind
 //! sends the frames that arrived meanwhile together, one write per
 //! connection instead of one per frame. A client that does not read fills
 //! its queue; past `queue_size` frames the oldest shared (broadcast) frame
