@@ -201,15 +201,10 @@ PY
     tee -a "$work/rows.txt"
 }
 rows() {
-  if [ -z "${CALLGRIND:-}" ]; then
-    run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
-    if [ "$upstream_kind" = nginx ]; then
-      run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
-      run nginx_proxy_logged "$proxy_pid" http://127.0.0.1:19002/api/auth/x
-    fi
-  elif [ "$upstream_kind" = nginx ]; then
-    # A warm-up: nginx's pool fills before it is counted.
-    wrk -t1 -c"$conns" -d2s http://127.0.0.1:19001/api/auth/x >/dev/null
+  [ -n "${CALLGRIND:-}" ] || run direct "$upstream_pid" http://127.0.0.1:19000/api/auth/x
+  if [ "$upstream_kind" = nginx ]; then
+    # Under callgrind, a warm-up: nginx's pool fills before it is counted.
+    [ -z "${CALLGRIND:-}" ] || wrk -t1 -c"$conns" -d2s http://127.0.0.1:19001/api/auth/x >/dev/null
     run nginx_proxy "$proxy_pid" http://127.0.0.1:19001/api/auth/x
     run nginx_proxy_logged "$proxy_pid" http://127.0.0.1:19002/api/auth/x
   fi

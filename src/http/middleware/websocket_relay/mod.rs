@@ -44,12 +44,12 @@
 //! Outbound frames wait in the connection's queue; the worker's hub writes
 //! everything queued in one write, and while the socket is full the
 //! connection's task waits for it to drain and nothing more is written.
-//! A hub that falls behind (connections became ready while it wrote)
-//! keeps its write duty cycle at or under one half: after a round that
-//! took `t`, the next starts no sooner than `2t` after the round began (at
-//! most 20 ms after it began). A hub that keeps up writes at once; one that falls behind
-//! sends the frames that arrived meanwhile together, one write per
-//! connection instead of one per frame. A client that does not read fills
+//! A hub that keeps up writes at once. One that falls behind (connections
+//! became ready while it wrote) keeps its write duty cycle at or under one
+//! half: after a round that took `t`, the next starts no sooner than `2t`
+//! after the round began (at most 20 ms after it began), and the frames
+//! that arrived meanwhile go out together, one write per connection
+//! instead of one per frame. A client that does not read fills
 //! its queue; past `queue_size` frames the oldest shared (broadcast) frame
 //! is dropped and counted (prices conflate, only the newest matters); past
 //! `max_lag` dropped frames in a row it is closed with 1008 and its process
