@@ -16,19 +16,26 @@
 # (buffered, as nginx is usually run) and `gateway_jwt_unlogged` a second
 # gateway with access lines filtered out (`RUST_LOG=info,access=off`), so
 # each proxy is also compared with the other doing the same.
+# A `bare_proxy` row puts `rippy-load proxy` in the same place: a reverse
+# proxy on tokio and httparse with nothing in between, doing the JWT route's
+# per-request work (its head rewritten both ways, a token looked up, a
+# counter, a request id) and no more (load/src/proxy.rs); what a proxy costs
+# on this machine when its stack adds nothing. BARE=0 leaves it out.
 # UPSTREAM=rust keeps examples/upstream instead.
-# BIN_DIR=dir runs the rippy (and, if present, examples/upstream) found
-# there instead of building, and GATEWAY_MANIFEST=file another manifest,
-# for before/after comparisons. CALLGRIND=1 (needs valgrind) runs only the
-# gateway rows and nginx's plain proxy rows, each under callgrind, and adds the
+# BIN_DIR=dir runs the rippy and rippy-load (and, if present,
+# examples/upstream) found there instead of building, and
+# GATEWAY_MANIFEST=file another manifest, for before/after comparisons.
+# CALLGRIND=1 (needs valgrind) runs only the gateway rows, nginx's plain
+# proxy rows and the bare proxy, each under callgrind, and adds the
 # user-space instructions per request: a figure the machine's noise does
-# not move; CG_OUT=prefix
-# keeps each row's dump as prefix.ROW (for callgrind_annotate).
+# not move; CG_OUT=prefix keeps each row's dump as prefix.ROW (for
+# callgrind_annotate).
 # ROUNDS=n (default 1) runs every row n times, the rows taking turns (every
 # row line ends in ` round=N`), then prints each row's median (of
 # requests_per_s, and of instructions_per_request under CALLGRIND=1) and
-# the gateway's JWT route against nginx's plain proxy in each round, with
-# the median of those per-round ratios (with two rounds, their mean): rows a
+# the gateway's JWT route against nginx's plain proxy in each round (and
+# the bare proxy against nginx's, and the JWT route against the bare proxy),
+# with the median of those per-round ratios (with two rounds, their mean): rows a
 # few seconds apart move by up to half on a shared machine, so one round
 # says little. CG_OUT dumps are then prefix.ROW.ROUND.
 set -euo pipefail
@@ -39,7 +46,8 @@ rounds=${ROUNDS:-1}
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a whole number from 1: $rounds" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 bin=${BIN_DIR:-target/release}
-[ -n "${BIN_DIR:-}" ] || cargo build --release --bin rippy --example upstream
+[ -n "${BIN_DIR:-}" ] || { cargo build --release --bin rippy --example upstream && cargo build --release -p rippy-load; }
+bare=${BARE:-1}
 upstream=target/release/examples/upstream
 [ -x "$bin/upstream" ] && upstream="$bin/upstream"
 
@@ -145,10 +153,17 @@ sed -e 's#127.0.0.1:18080#127.0.0.1:18082#' -e "s#$work/gw.db#$work/gw2.db#" \
   "$work/gateway.yaml" > "$work/gateway2.yaml"
 RUST_LOG=info,access=off "${wrap[@]}" "$bin/rippy" run "$work/gateway2.yaml" 2>"$work/rippy2.log" &
 rippy2_pid=$!
+bare_pid=""
+if [ "$bare" != 0 ]; then
+  "${wrap[@]}" "$bin/rippy-load" proxy --listen 127.0.0.1:19003 --upstream 127.0.0.1:19000 \
+    --workers 2 2>"$work/bare.log" &
+  bare_pid=$!
+fi
 for _ in $(seq 600); do
   curl -sf -o /dev/null http://127.0.0.1:18080/api/auth/ready &&
     curl -sf -o /dev/null http://127.0.0.1:18082/api/auth/ready && curl -sf -o /dev/null http://127.0.0.1:19000/ &&
-    { [ "$upstream_kind" != nginx ] || curl -sf -o /dev/null http://127.0.0.1:19001/; } && break
+    { [ "$upstream_kind" != nginx ] || curl -sf -o /dev/null http://127.0.0.1:19001/; } &&
+    { [ -z "$bare_pid" ] || curl -sf -o /dev/null -H "Authorization: Bearer $token" http://127.0.0.1:19003/api/auth/ready; } && break
   sleep 0.1
 done
 
@@ -216,6 +231,10 @@ rows() {
   run gateway_jwt "$rippy_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/items/gmail/x
   wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x >/dev/null
   run gateway_jwt_unlogged "$rippy2_pid" -H "Authorization: Bearer $token" http://127.0.0.1:18082/api/items/gmail/x
+  if [ -n "$bare_pid" ]; then
+    wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $token" http://127.0.0.1:19003/api/items/gmail/x >/dev/null
+    run bare_proxy "$bare_pid" -H "Authorization: Bearer $token" http://127.0.0.1:19003/api/items/gmail/x
+  fi
 }
 echo "upstream=$upstream_kind"
 for round in $(seq "$rounds"); do
@@ -239,11 +258,12 @@ for name, by_round in rows.items():
     if name in counts:
         line += f" instructions_per_request={statistics.median(counts[name].values()):.0f}"
     print(line)
-jwt, peer = rows.get("gateway_jwt", {}), rows.get("nginx_proxy", {})
-ratios = [jwt[r] / peer[r] for r in sorted(jwt) if peer.get(r)]
 # Under callgrind the throughput is valgrind's, not the servers'.
-if ratios and not counts:
-    each = " ".join(f"{x:.2f}" for x in ratios)
-    print(f"gateway_jwt/nginx_proxy per_round={each} median_of_rounds={statistics.median(ratios):.2f}")
+for a, b in [("gateway_jwt", "nginx_proxy"), ("bare_proxy", "nginx_proxy"), ("gateway_jwt", "bare_proxy")]:
+    top, peer = rows.get(a, {}), rows.get(b, {})
+    ratios = [top[r] / peer[r] for r in sorted(top) if peer.get(r)]
+    if ratios and not counts:
+        each = " ".join(f"{x:.2f}" for x in ratios)
+        print(f"{a}/{b} per_round={each} median_of_rounds={statistics.median(ratios):.2f}")
 PY
 fi

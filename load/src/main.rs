@@ -7,13 +7,16 @@
 //! rippy-load watch     --url ... --key rk_... --duration 10   # longest pause, gaps, resets
 //! rippy-load broadcast --listen 127.0.0.1:18090 --clients 1000 --tick-ms 10 --senders 2
 //! rippy-load ws        --url http://127.0.0.1:18090 --raw --clients 1000 ...
+//! rippy-load proxy     --listen 127.0.0.1:19003 --upstream 127.0.0.1:19000 --workers 2
 //! ```
 //!
 //! `broadcast` is a bare fan-out server for comparison: it accepts plain TCP
 //! connections and, every tick, writes one ticker-shaped WebSocket frame to
 //! each from `--senders` threads, doing nothing else. `ws --raw` reads it
 //! as it reads rippy (no token, no upgrade), so the two give the same
-//! columns from the same kind of process pair.
+//! columns from the same kind of process pair. `proxy` is the same for the
+//! gateway: a bare reverse proxy doing its JWT route's per-request work and
+//! nothing else (see `proxy.rs`).
 //!
 //! Clients are plain tokio sockets with a minimal WebSocket reader (server
 //! frames are unmasked), spread over `--threads` current-thread runtimes and
@@ -30,6 +33,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+
+mod proxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -91,6 +96,22 @@ enum Mode {
         /// Writing threads, each with its share of the connections.
         #[arg(long, default_value_t = 2)]
         senders: usize,
+    },
+    /// A bare reverse proxy for the gateway's rows (see `proxy.rs`); runs
+    /// until killed.
+    Proxy {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:19003")]
+        listen: SocketAddr,
+        /// Where to forward.
+        #[arg(long, default_value = "127.0.0.1:19000")]
+        upstream: SocketAddr,
+        /// Worker threads, each accepting on a socket of its own.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Paths forwarded; any other gets 404.
+        #[arg(long, default_value = "/api/")]
+        prefix: String,
     },
     /// Keep-alive HTTP clients posting the key to /auth/token (or GET --path).
     Token {
@@ -920,6 +941,12 @@ fn main() {
             Duration::from_millis(tick_ms.max(1)),
             senders,
         ),
+        Mode::Proxy {
+            listen,
+            upstream,
+            workers,
+            prefix,
+        } => proxy::run(listen, upstream, workers, prefix),
         Mode::Token {
             common,
             connections,
