@@ -48,6 +48,8 @@ command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 bin=${BIN_DIR:-target/release}
 [ -n "${BIN_DIR:-}" ] || { cargo build --release --bin rippy --example upstream && cargo build --release -p rippy-load; }
 bare=${BARE:-1}
+# A BIN_DIR from before the bare proxy has no rippy-load: its rows are left out.
+[ -x "$bin/rippy-load" ] || bare=0
 upstream=target/release/examples/upstream
 [ -x "$bin/upstream" ] && upstream="$bin/upstream"
 

@@ -6,10 +6,12 @@
 //! a listening socket of its own (`SO_REUSEPORT`, as rippy's workers). Per
 //! request, on a keep-alive client connection:
 //!
-//! - the head is parsed in place (at most 64 headers; a malformed one
-//!   closes the connection);
-//! - a path outside `--prefix` gets 404, a request without a bearer token
-//!   401, one with a chunked body 501 (and the connection closes);
+//! - the head is parsed in place (at most 64 headers and 16 KiB; a
+//!   malformed one closes the connection);
+//! - a bad `content-length` gets 400, one over 1 MiB 413, any
+//!   `transfer-encoding` 501 and an `expect` 417, each closing the
+//!   connection; a path outside `--prefix` gets 404 and a request without
+//!   a bearer token 401 (closing too if it has a body, which is not read);
 //! - the token is looked up by its bytes in the worker's map of tokens seen,
 //!   standing in for the gateway's cache of verified tokens: one not seen
 //!   before is taken after a shape check (three dot-separated parts), with
@@ -18,15 +20,20 @@
 //! - a random request id is drawn;
 //! - the upstream head is written into one buffer: the request line, `host`,
 //!   the client's headers less `host`, `content-length`, `expect`, the
-//!   hop-by-hop ones, the gateway's own names and any name holding `_`,
-//!   then `x-forwarded-for`/`-proto`/`-host`, `x-request-id`, `x-user-id`,
-//!   `x-username` and the body's length;
+//!   fixed hop-by-hop ones (not those a `Connection` value names), every
+//!   `proxy-*` and `x-forwarded-*`, the gateway's own names and any name
+//!   holding `_`, then `x-forwarded-for`/`-proto`/`-host`, `x-request-id`,
+//!   `x-user-id`, `x-username` and the body's length;
 //! - head and body go upstream on an idle keep-alive connection of the
-//!   worker's (or a new one);
+//!   worker's (or a new one; one the upstream closed meanwhile gives a 502,
+//!   with no retry);
 //! - the answer's head is parsed in place and rewritten less its hop-by-hop
 //!   headers, plus `x-request-id` and the three `x-ratelimit-*`; with its
-//!   body (`content-length` framing only, anything else is a 502 and the
-//!   connection closes) it goes back in one write.
+//!   body (none for HEAD, 204 and 304; else `content-length` framing up to
+//!   1 MiB only: an interim 1xx, a `transfer-encoding` or a larger body is
+//!   a 502 that closes the connection) it goes back in one write. The
+//!   upstream connection is kept for the next request unless the answer
+//!   said `connection: close` or was HTTP/1.0.
 //!
 //! Not done, and done by the gateway: JWT signatures, identity lookups,
 //! path normal forms, CORS, metrics, access lines, streaming, timeouts,
@@ -45,6 +52,19 @@ use tokio::net::{TcpListener, TcpStream};
 const MAX_HEADERS: usize = 64;
 /// A head that does not fit is refused (closed), as a server's header limit.
 const MAX_HEAD: usize = 16 * 1024;
+/// The gateway's default `max_body`; a larger body gets 413 (or, from the
+/// upstream, a 502).
+const MAX_BODY: usize = 1024 * 1024;
+const NOT_FOUND: &[u8] = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+const UNAUTHORIZED: &[u8] = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n";
+const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+const TOO_LARGE: &[u8] =
+    b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+const EXPECTATION_FAILED: &[u8] =
+    b"HTTP/1.1 417 Expectation Failed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+const NOT_IMPLEMENTED: &[u8] =
+    b"HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 const USER_ID: &str = "0b1c0000-0000-4000-8000-000000000001";
 const USERNAME: &str = "bench";
 const HOP_BY_HOP: &[&str] = &[
@@ -171,6 +191,8 @@ struct Connection {
     /// The client's response being built.
     output: Vec<u8>,
     request_id: [u8; 36],
+    /// Whether the request being answered is a HEAD (its answer has no body).
+    head_request: bool,
 }
 
 impl Connection {
@@ -183,6 +205,7 @@ impl Connection {
             answer: Vec::with_capacity(8192),
             output: Vec::with_capacity(2048),
             request_id: [0; 36],
+            head_request: false,
         }
     }
 
@@ -247,35 +270,39 @@ impl Connection {
                 close,
             }))
         };
-        let path = req.path.unwrap_or("");
-        if !path.starts_with(worker.prefix.as_str()) {
-            return answer(
-                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
-                false,
-            );
-        }
         let (mut token, mut host, mut length) = (None, None, 0usize);
         for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("authorization") {
+            let is = |name: &str| h.name.eq_ignore_ascii_case(name);
+            if is("authorization") {
                 token = h.value.strip_prefix(b"Bearer ");
-            } else if h.name.eq_ignore_ascii_case("host") {
+            } else if is("host") {
                 host = Some(h.value);
-            } else if h.name.eq_ignore_ascii_case("content-length") {
-                match std::str::from_utf8(h.value).ok().and_then(|v| v.parse().ok()) {
-                    Some(n) => length = n,
-                    None => return answer(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", true),
+            } else if is("content-length") {
+                match std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                {
+                    Some(n) if n <= MAX_BODY => length = n,
+                    Some(_) => return answer(TOO_LARGE, true),
+                    None => return answer(BAD_REQUEST, true),
                 }
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                return answer(b"HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", true);
+            } else if is("transfer-encoding") {
+                return answer(NOT_IMPLEMENTED, true);
+            } else if is("expect") {
+                return answer(EXPECTATION_FAILED, true);
             }
         }
+        // A refused request's body is never read: the connection closes
+        // after the answer rather than parse that body as the next head.
+        let path = req.path.unwrap_or("");
+        if !path.starts_with(worker.prefix.as_str()) {
+            return answer(NOT_FOUND, length > 0);
+        }
         let Some(user_id) = token.and_then(|t| worker.caller(t)) else {
-            return answer(
-                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n",
-                false,
-            );
+            return answer(UNAUTHORIZED, length > 0);
         };
         *worker.counts.borrow_mut().entry(user_id).or_insert(0) += 1;
+        self.head_request = req.method == Some("HEAD");
         worker.request_id(&mut self.request_id);
         let out = &mut self.upstream;
         out.clear();
@@ -305,7 +332,8 @@ impl Connection {
     }
 
     /// Sends `upstream` and reads the answer into `output`; false if the
-    /// upstream failed or framed its body other than by length.
+    /// upstream failed (a pooled connection it closed included: there is
+    /// no retry) or answered in a way this proxy does not relay.
     async fn exchange(&mut self, worker: &Worker) -> io::Result<bool> {
         let pooled = worker.idle.borrow_mut().pop();
         let mut upstream = match pooled {
@@ -322,35 +350,40 @@ impl Connection {
             return Ok(false);
         }
         self.answer.clear();
-        let (head, body) = loop {
+        let answer = loop {
             match upstream.read_buf(&mut self.answer).await {
                 Ok(0) | Err(_) => return Ok(false),
                 Ok(_) => {}
             }
             match self.rewrite_answer() {
-                Some(Some(framing)) => break framing,
+                Some(Some(answer)) => break answer,
                 Some(None) => return Ok(false),
                 None if self.answer.len() > MAX_HEAD => return Ok(false),
                 None => {}
             }
         };
-        while self.answer.len() < head + body {
+        // Both bounded (MAX_HEAD plus a read, MAX_BODY): no overflow.
+        let end = answer.head + answer.body;
+        while self.answer.len() < end {
             match upstream.read_buf(&mut self.answer).await {
                 Ok(0) | Err(_) => return Ok(false),
                 Ok(_) => {}
             }
         }
         self.output
-            .extend_from_slice(&self.answer[head..head + body]);
-        if self.answer.len() == head + body {
+            .extend_from_slice(&self.answer[answer.head..end]);
+        // Pooled only when nothing beyond the answer was read and the
+        // upstream keeps the connection open.
+        if answer.reusable && self.answer.len() == end {
             worker.idle.borrow_mut().push(upstream);
         }
         Ok(true)
     }
 
-    /// The answer's head rewritten into `output`, with the head's length
-    /// and the body's: `None` while incomplete, `Some(None)` if unusable.
-    fn rewrite_answer(&mut self) -> Option<Option<(usize, usize)>> {
+    /// The answer's head rewritten into `output`: `None` while incomplete,
+    /// `Some(None)` if it is not one this proxy relays (an interim 1xx, a
+    /// body framed other than by `content-length`, or one over `MAX_BODY`).
+    fn rewrite_answer(&mut self) -> Option<Option<Answer>> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut headers);
         let head = match res.parse(&self.answer) {
@@ -359,6 +392,9 @@ impl Connection {
             Err(_) => return Some(None),
         };
         let code = res.code.unwrap_or(502);
+        if code < 200 {
+            return Some(None);
+        }
         let out = &mut self.output;
         out.clear();
         out.extend_from_slice(b"HTTP/1.1 ");
@@ -366,14 +402,19 @@ impl Connection {
         out.push(b' ');
         out.extend_from_slice(res.reason.unwrap_or("").as_bytes());
         out.extend_from_slice(b"\r\n");
-        let mut length = None;
+        let (mut length, mut reusable) = (None, res.version == Some(1));
         for h in res.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
+            let is = |name: &str| h.name.eq_ignore_ascii_case(name);
+            if is("content-length") {
                 length = std::str::from_utf8(h.value)
                     .ok()
-                    .and_then(|v| v.parse().ok());
+                    .and_then(|v| v.parse::<usize>().ok());
+            } else if is("transfer-encoding") {
+                return Some(None);
+            } else if is("connection") && h.value.eq_ignore_ascii_case(b"close") {
+                reusable = false;
             }
-            if !HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n)) {
+            if !HOP_BY_HOP.iter().any(|n| is(n)) {
                 put(out, h.name, h.value);
             }
         }
@@ -382,13 +423,27 @@ impl Connection {
         put(out, "x-ratelimit-remaining", b"999999999");
         put(out, "x-ratelimit-reset", b"60");
         out.extend_from_slice(b"\r\n");
-        let bodiless = code == 204 || code == 304 || (100..200).contains(&code);
-        match length {
-            _ if bodiless => Some(Some((head, 0))),
-            Some(n) => Some(Some((head, n))),
-            None => Some(None),
-        }
+        let body = match length {
+            _ if code == 204 || code == 304 || self.head_request => 0,
+            Some(n) if n <= MAX_BODY => n,
+            _ => return Some(None),
+        };
+        Some(Some(Answer {
+            head,
+            body,
+            reusable,
+        }))
     }
+}
+
+/// An upstream answer's framing.
+struct Answer {
+    /// The head's length in bytes.
+    head: usize,
+    /// The body's.
+    body: usize,
+    /// Whether the upstream keeps the connection open after it.
+    reusable: bool,
 }
 
 impl Worker {
@@ -475,9 +530,12 @@ mod tests {
         }
     }
 
-    /// Reads from `s` until `done` says the bytes so far are whole.
+    /// Reads from `s` until `done` says the bytes so far are whole; a read
+    /// that waits 10 s fails the test instead of hanging it.
     fn read_until(s: &mut std::net::TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
         use std::io::Read;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
         let mut got = Vec::new();
         let mut chunk = [0; 4096];
         while !done(&got) {
@@ -492,19 +550,33 @@ mod tests {
         b.windows(4).any(|w| w == b"\r\n\r\n")
     }
 
+    /// The value of `name` in a head (the first line that starts with it).
+    fn value<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+    }
+
     #[test]
-    fn a_request_goes_upstream_rewritten_and_its_answer_comes_back() {
+    fn requests_go_upstream_rewritten_on_one_kept_connection_and_come_back() {
         use std::io::Write;
         let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let upstream_addr = upstream.local_addr().unwrap();
+        // One connection, two requests: the second proves the first
+        // connection went back to the pool.
         let seen = std::thread::spawn(move || {
             let (mut s, _) = upstream.accept().unwrap();
-            let head = read_until(&mut s, ends_head);
+            let get = read_until(&mut s, ends_head);
             s.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok",
             )
             .unwrap();
-            String::from_utf8(head).unwrap()
+            let head = read_until(&mut s, ends_head);
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+                .unwrap();
+            (
+                String::from_utf8(get).unwrap(),
+                String::from_utf8(head).unwrap(),
+            )
         });
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -513,36 +585,45 @@ mod tests {
         client
             .write_all(b"GET /other HTTP/1.1\r\nhost: a\r\n\r\n")
             .unwrap();
-        let refused = read_until(&mut client, ends_head);
-        assert!(refused.starts_with(b"HTTP/1.1 404 "));
+        assert!(read_until(&mut client, ends_head).starts_with(b"HTTP/1.1 404 "));
+        client
+            .write_all(b"GET /api/x HTTP/1.1\r\nhost: a\r\nAuthorization: Bearer a.b\r\n\r\n")
+            .unwrap();
+        assert!(read_until(&mut client, ends_head).starts_with(b"HTTP/1.1 401 "));
         client
             .write_all(b"GET /api/x?q=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a.b.c\r\nX-User-Id: evil\r\nx_user_id: evil\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n")
             .unwrap();
-        let answer = read_until(&mut client, |b| b.ends_with(b"ok"));
+        let answer = read_until(&mut client, |b| b.ends_with(b"\r\n\r\nok"));
         let answer = String::from_utf8(answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-        assert!(answer.contains("x-request-id: ") && answer.contains("x-ratelimit-limit: "));
+        assert!(value(&answer, "x-ratelimit-limit").is_some(), "{answer}");
         assert!(
             !answer.to_ascii_lowercase().contains("connection:"),
             "{answer}"
         );
-        let head = seen.join().unwrap();
-        assert!(
-            head.starts_with("GET /api/x?q=1 HTTP/1.1\r\nhost: 127.0.0.1:"),
-            "{head}"
+        // A HEAD's answer has no body, whatever its content-length says.
+        client
+            .write_all(b"HEAD /api/y HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a.b.c\r\n\r\n")
+            .unwrap();
+        let headed = String::from_utf8(read_until(&mut client, ends_head)).unwrap();
+        assert!(headed.starts_with("HTTP/1.1 200 OK\r\n") && headed.ends_with("\r\n\r\n"));
+        let (get, head) = seen.join().unwrap();
+        assert!(get.starts_with("GET /api/x?q=1 HTTP/1.1\r\n"), "{get}");
+        assert_eq!(
+            value(&get, "host"),
+            Some(upstream_addr.to_string().as_str())
         );
-        assert!(
-            head.contains(&format!("x-user-id: {USER_ID}\r\n")),
-            "{head}"
-        );
-        assert!(
-            !head.contains("evil") && !head.contains("Connection"),
-            "{head}"
-        );
-        assert!(
-            head.contains("Accept: */*\r\n") && head.contains("x-forwarded-for: 127.0.0.1\r\n")
-        );
-        assert!(head.contains("x-forwarded-host: a\r\n"), "{head}");
+        assert_eq!(value(&get, "x-user-id"), Some(USER_ID), "{get}");
+        assert_eq!(value(&get, "x-username"), Some(USERNAME), "{get}");
+        assert_eq!(value(&get, "x-forwarded-for"), Some("127.0.0.1"));
+        assert_eq!(value(&get, "x-forwarded-proto"), Some("http"));
+        assert_eq!(value(&get, "x-forwarded-host"), Some("a"));
+        assert_eq!(value(&get, "Authorization"), Some("Bearer a.b.c"));
+        assert_eq!(value(&get, "Accept"), Some("*/*"));
+        assert!(!get.contains("evil") && !get.contains("Host: a") && !get.contains("Connection"));
+        assert_eq!(value(&get, "x-request-id"), value(&answer, "x-request-id"));
+        assert!(head.starts_with("HEAD /api/y HTTP/1.1\r\n"), "{head}");
+        assert_ne!(value(&head, "x-request-id"), value(&get, "x-request-id"));
     }
 
     #[test]
@@ -563,7 +644,24 @@ mod tests {
         let text = std::str::from_utf8(&a).unwrap();
         let groups: Vec<usize> = text.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12]);
+    }
+
+    #[test]
+    fn a_token_passes_only_in_three_nonempty_parts() {
+        let worker = Worker {
+            upstream: "127.0.0.1:1".parse().unwrap(),
+            authority: String::new(),
+            prefix: String::new(),
+            idle: RefCell::default(),
+            tokens: RefCell::default(),
+            counts: RefCell::default(),
+            rng: Cell::new(7),
+        };
         assert!(worker.caller(b"a.b.c").is_some());
+        assert!(
+            worker.caller(b"a.b.c").is_some(),
+            "a second sight, from the map"
+        );
         assert!(worker.caller(b"a..c").is_none());
         assert!(worker.caller(b"a.b").is_none());
     }
