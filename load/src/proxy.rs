@@ -141,15 +141,7 @@ async fn serve_listener(listener: std::net::TcpListener, upstream: SocketAddr, p
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
         | 1;
-    let worker = Rc::new(Worker {
-        upstream,
-        authority: upstream.to_string(),
-        prefix,
-        idle: RefCell::new(Vec::new()),
-        tokens: RefCell::new(HashMap::new()),
-        counts: RefCell::new(HashMap::new()),
-        rng: Cell::new(seed),
-    });
+    let worker = Rc::new(Worker::new(upstream, prefix, seed));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -447,6 +439,20 @@ struct Answer {
 }
 
 impl Worker {
+    /// A worker forwarding to `upstream`, its request ids drawn from `seed`
+    /// (odd: xorshift stays at 0 from 0).
+    fn new(upstream: SocketAddr, prefix: String, seed: u64) -> Self {
+        Worker {
+            upstream,
+            authority: upstream.to_string(),
+            prefix,
+            idle: RefCell::default(),
+            tokens: RefCell::default(),
+            counts: RefCell::default(),
+            rng: Cell::new(seed),
+        }
+    }
+
     /// The caller a token stands for, if its shape passes.
     fn caller(&self, token: &[u8]) -> Option<Rc<str>> {
         if let Some(id) = self.tokens.borrow().get(token) {
@@ -628,15 +634,7 @@ mod tests {
 
     #[test]
     fn request_ids_are_uuid_shaped_and_differ() {
-        let worker = Worker {
-            upstream: "127.0.0.1:1".parse().unwrap(),
-            authority: String::new(),
-            prefix: String::new(),
-            idle: RefCell::default(),
-            tokens: RefCell::default(),
-            counts: RefCell::default(),
-            rng: Cell::new(7),
-        };
+        let worker = Worker::new("127.0.0.1:1".parse().unwrap(), String::new(), 7);
         let (mut a, mut b) = ([0; 36], [0; 36]);
         worker.request_id(&mut a);
         worker.request_id(&mut b);
@@ -648,15 +646,7 @@ mod tests {
 
     #[test]
     fn a_token_passes_only_in_three_nonempty_parts() {
-        let worker = Worker {
-            upstream: "127.0.0.1:1".parse().unwrap(),
-            authority: String::new(),
-            prefix: String::new(),
-            idle: RefCell::default(),
-            tokens: RefCell::default(),
-            counts: RefCell::default(),
-            rng: Cell::new(7),
-        };
+        let worker = Worker::new("127.0.0.1:1".parse().unwrap(), String::new(), 7);
         assert!(worker.caller(b"a.b.c").is_some());
         assert!(
             worker.caller(b"a.b.c").is_some(),
