@@ -37,15 +37,16 @@ use std::time::Duration;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use actix_web::HttpResponse;
 use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{HttpRequest, HttpResponse};
 use futures_util::Stream;
 
 use super::trusted::TrustedProxies;
 use super::{GatewayError, upstream};
+use crate::http::front::Incoming;
 
 /// Stands in for a timeout too long to represent.
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
@@ -155,26 +156,24 @@ fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
 /// `Host: authority`, the client's end-to-end headers minus those the
 /// gateway owns, then the gateway's `X-Forwarded-*`, `X-Request-Id` and
 /// identity headers. The caller adds its framing headers and the blank line.
-pub fn request_head(
-    req: &HttpRequest,
-    method: &str,
+pub(crate) fn request_head(
+    req: &Incoming<'_>,
     path: &str,
-    query: Option<&str>,
     authority: &str,
     fwd: &Forwarded<'_>,
     policy: &HeaderPolicy,
 ) -> BytesMut {
     let mut out = BytesMut::with_capacity(1024);
-    out.extend_from_slice(method.as_bytes());
+    out.extend_from_slice(req.method.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(path.as_bytes());
-    if let Some(query) = query {
+    if let Some(query) = req.query {
         out.extend_from_slice(b"?");
         out.extend_from_slice(query.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     put_header(&mut out, "host", authority.as_bytes());
-    let headers = req.headers();
+    let headers = req.headers;
     let connection = with_connection(headers);
     for (name, value) in headers.iter() {
         let n = name.as_str();
@@ -186,7 +185,7 @@ pub fn request_head(
             put_header(&mut out, n, value.as_bytes());
         }
     }
-    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+    let peer = req.peer;
     let trusted = policy.trusted.trusts(peer);
     // Values below are ASCII from parsed headers (`to_str`), an address, or
     // checked with `header_safe`: none can end the line early.
@@ -206,11 +205,7 @@ pub fn request_head(
     }
     out.extend_from_slice(b"\r\n");
     // The listener's own scheme: never the request target's or a header's.
-    let scheme = if req.app_config().secure() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if req.secure { "https" } else { "http" };
     // The value the nearest trusted proxy added: the last element of the
     // last line, as with `X-Forwarded-For` (a client's own value comes
     // first, where a proxy that appends leaves it).
@@ -351,11 +346,25 @@ pub struct Destination<'a> {
 /// extends the wait for the head by the time a streamed upload may take.
 pub async fn forward(
     method: &Method,
-    mut head: BytesMut,
+    head: BytesMut,
     body: Upload,
     to: Destination<'_>,
     body_deadline: Duration,
 ) -> Result<HttpResponse, GatewayError> {
+    let idle = to.timeout;
+    let res = exchange(method, head, body, to, body_deadline).await?;
+    Ok(relay(res, idle))
+}
+
+/// What [`forward`] does up to the upstream's answer, which it returns
+/// unrelayed: its head read, its body still to come.
+pub async fn exchange(
+    method: &Method,
+    mut head: BytesMut,
+    body: Upload,
+    to: Destination<'_>,
+    body_deadline: Duration,
+) -> Result<upstream::Response, GatewayError> {
     let bodiless = matches!(
         *method,
         Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
@@ -394,13 +403,11 @@ pub async fn forward(
             (tokio::time::timeout(wait, sent).await, wait)
         }
     };
-    let res = sent
-        .map_err(|_| {
-            log::debug!("gateway upstream timed out wait_ms={}", wait.as_millis());
-            GatewayError::UpstreamTimeout
-        })?
-        .map_err(failed)?;
-    Ok(relay(res, to.timeout))
+    sent.map_err(|_| {
+        log::debug!("gateway upstream timed out wait_ms={}", wait.as_millis());
+        GatewayError::UpstreamTimeout
+    })?
+    .map_err(failed)
 }
 
 /// The client's error for an exchange with the upstream that failed.
@@ -440,10 +447,22 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
         }
     };
     // The upstream's map, filtered in place, becomes the response's (with
-    // anything the builder set kept). What its `Connection` names is
-    // hop-by-hop too: `is_hop_by_hop` reads those values from a copy, as
-    // the map cannot lend them while it is being filtered.
+    // anything the builder set kept).
     let mut headers = res.headers;
+    end_to_end(&mut headers, not_modified);
+    let set = std::mem::replace(out.headers_mut(), headers);
+    for (name, value) in set {
+        out.headers_mut().append(name, value);
+    }
+    out
+}
+
+/// Drops from an upstream answer's headers the hop-by-hop ones and, but
+/// on a 304 (`not_modified`), `Content-Length` (the client's framing is
+/// the gateway's). What its `Connection` names is hop-by-hop too:
+/// `is_hop_by_hop` reads those values from a copy, as the map cannot lend
+/// them while it is being filtered.
+pub(crate) fn end_to_end(headers: &mut HeaderMap, not_modified: bool) {
     // `Connection: keep-alive` or `close`, as most upstreams send, names no
     // other header: no copy then.
     let names_others = |h: &HeaderMap| {
@@ -452,7 +471,7 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
             .map(|t| t.trim_ascii())
             .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
     };
-    let connection = with_connection(&headers)
+    let connection = with_connection(headers)
         .filter(|h| names_others(h))
         .map(|h| {
             let mut only = HeaderMap::new();
@@ -465,17 +484,12 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
         (name != header::CONTENT_LENGTH || not_modified)
             && !is_hop_by_hop(name, connection.as_ref())
     });
-    let set = std::mem::replace(out.headers_mut(), headers);
-    for (name, value) in set {
-        out.headers_mut().append(name, value);
-    }
-    out
 }
 
 /// An upstream body that fails when no chunk arrives within `idle` of being
 /// asked for. The clock runs only while the client is waiting for data, not
 /// while the client is slow to take it.
-struct IdleTimeout<S> {
+pub(crate) struct IdleTimeout<S> {
     inner: S,
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
@@ -484,7 +498,7 @@ struct IdleTimeout<S> {
 }
 
 impl<S> IdleTimeout<S> {
-    fn new(inner: S, idle: Duration) -> Self {
+    pub(crate) fn new(inner: S, idle: Duration) -> Self {
         IdleTimeout {
             inner,
             idle,

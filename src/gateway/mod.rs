@@ -22,10 +22,16 @@
 //!      or WebSocket tunnel
 //!   -> metrics + one JSON access-log line (target `access`, `access.rs`)
 //! ```
+//!
+//! On a server whose routes are all proxies, the plainest requests (no
+//! body, no upgrade, no CORS, no compression) come from the server's own
+//! HTTP/1 path (`http::front`) instead of actix-http, through the same
+//! steps, and `fast.rs` writes their answers from the upstream's head.
 
 mod access;
 mod config;
 mod error;
+mod fast;
 mod forward;
 mod path;
 mod proxy;

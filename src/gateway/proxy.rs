@@ -7,11 +7,12 @@
 //! forwarded, with the query unchanged. Route paths must themselves be in
 //! normal form (checked at load).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -22,11 +23,13 @@ use super::rate_limit::{Decision, RateLimiter};
 use super::routes::Routes;
 use super::trusted::{Cidr, TrustedProxies};
 use super::{GatewayError, path, tunnel};
+use crate::http::front::Incoming;
 use crate::http::middleware::cors::Cors;
 use crate::manifest::FieldError;
 use crate::metrics::{CounterVec, HistogramVec};
 use crate::process::Node;
 use crate::security::{IdentityResolver, JwtError, JwtVerifier};
+use actix_web::web::BytesMut;
 
 /// Default upstream timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,11 +67,11 @@ pub struct Proxy {
 
 /// What the access log records about one request.
 #[derive(Default)]
-struct Outcome {
-    username: Option<Arc<str>>,
-    user_id: Option<Arc<str>>,
-    route: Option<usize>,
-    limit: Option<Decision>,
+pub(super) struct Outcome {
+    pub username: Option<Arc<str>>,
+    pub user_id: Option<Arc<str>>,
+    pub route: Option<usize>,
+    pub limit: Option<Decision>,
 }
 
 impl Proxy {
@@ -157,7 +160,7 @@ impl Proxy {
     pub async fn handle(&self, req: HttpRequest, payload: web::Payload) -> HttpResponse {
         let started = Instant::now();
         let mut generated = [0; uuid::fmt::Hyphenated::LENGTH];
-        let incoming = incoming_request_id(&req);
+        let incoming = incoming_request_id(req.headers());
         let request_id = match incoming {
             Some((_, text)) => text,
             None => new_request_id(&mut generated),
@@ -165,32 +168,67 @@ impl Proxy {
         let mut outcome = Outcome::default();
         let mut res = match self.run(&req, payload, request_id, &mut outcome).await {
             Ok(res) => res,
-            Err(e) => {
-                if let Some(i) = outcome.route
-                    && e.fault() == super::Fault::Upstream
-                {
-                    let kind = match e {
-                        GatewayError::UpstreamTimeout => "timeout",
-                        GatewayError::ServiceUnavailable => "connect",
-                        _ => "protocol",
-                    };
-                    self.metrics
-                        .proxy_errors
-                        .inc(&[&self.routes.get(i).path, kind]);
-                }
-                if e.fault() != super::Fault::Client {
-                    log::warn!(
-                        "gateway error request_id={request_id} code={} fault={:?}",
-                        e.code(),
-                        e.fault()
-                    );
-                }
-                e.response(request_id)
-            }
+            Err(e) => self.failure(e, request_id, &outcome),
         };
-        let headers = res.headers_mut();
-        // The client's own value is shared, not copied.
-        let id = incoming.map(|(value, _)| Ok(value.clone()));
+        self.label(
+            res.headers_mut(),
+            incoming.map(|(value, _)| value),
+            request_id,
+            &outcome,
+        );
+        if let Some(cors) = &self.cors {
+            cors.apply(&req, &mut res);
+        }
+        self.record(
+            &Incoming::of(&req),
+            request_id,
+            &outcome,
+            res.status(),
+            started.elapsed(),
+        );
+        res
+    }
+
+    /// The answer for a request that failed with `e`, counted and logged.
+    pub(super) fn failure(
+        &self,
+        e: GatewayError,
+        request_id: &str,
+        outcome: &Outcome,
+    ) -> HttpResponse {
+        if let Some(i) = outcome.route
+            && e.fault() == super::Fault::Upstream
+        {
+            let kind = match e {
+                GatewayError::UpstreamTimeout => "timeout",
+                GatewayError::ServiceUnavailable => "connect",
+                _ => "protocol",
+            };
+            self.metrics
+                .proxy_errors
+                .inc(&[&self.routes.get(i).path, kind]);
+        }
+        if e.fault() != super::Fault::Client {
+            log::warn!(
+                "gateway error request_id={request_id} code={} fault={:?}",
+                e.code(),
+                e.fault()
+            );
+        }
+        e.response(request_id)
+    }
+
+    /// Puts on an answer's headers its request id (`incoming`, the
+    /// client's own value, shared rather than copied, when it was kept) and,
+    /// for a request the rate limit let through, where it stands.
+    pub(super) fn label(
+        &self,
+        headers: &mut HeaderMap,
+        incoming: Option<&HeaderValue>,
+        request_id: &str,
+        outcome: &Outcome,
+    ) {
+        let id = incoming.map(|value| Ok(value.clone()));
         if let Ok(v) = id.unwrap_or_else(|| HeaderValue::from_str(request_id)) {
             headers.insert(forward::X_REQUEST_ID_NAME, v);
         }
@@ -205,11 +243,6 @@ impl Proxy {
             headers.insert(X_RATELIMIT_REMAINING, number(d.remaining.into()));
             headers.insert(X_RATELIMIT_RESET, number(d.reset_secs));
         }
-        if let Some(cors) = &self.cors {
-            cors.apply(&req, &mut res);
-        }
-        self.record(&req, request_id, &outcome, res.status(), started.elapsed());
-        res
     }
 
     async fn run(
@@ -219,60 +252,15 @@ impl Proxy {
         request_id: &str,
         outcome: &mut Outcome,
     ) -> Result<HttpResponse, GatewayError> {
-        let path = path::normalise(req.uri().path())?;
-        let index = self.routes.route_for(&path)?;
-        outcome.route = Some(index);
-        let route = self.routes.get(index);
-        if req.method() == Method::CONNECT || req.method() == Method::TRACE {
-            return Err(GatewayError::MethodNotAllowed);
-        }
+        let incoming = Incoming::of(req);
+        let (path, index) = self.locate(&incoming, outcome)?;
         if let Some(cors) = &self.cors
             && Cors::is_preflight(req)
         {
             return Ok(cors.preflight(req));
         }
-        if route.auth_required {
-            let (username, user_id) = self.authenticate(req).await.inspect_err(|e| {
-                let reason = match e {
-                    GatewayError::InvalidToken(r) => r,
-                    GatewayError::TokenExpired => "expired",
-                    GatewayError::UserNotFound => "user_not_found",
-                    _ => "internal",
-                };
-                self.metrics.auth_failures.inc(&[reason]);
-            })?;
-            outcome.username = Some(username);
-            outcome.user_id = Some(user_id);
-        } else if self.jwt.is_some() && req.headers().contains_key(header::AUTHORIZATION) {
-            // An open route still tells the upstream who is calling when the
-            // caller proves it; a token that does not validate is no error
-            // here, the request simply goes on without an identity.
-            if let Ok((username, user_id)) = self.authenticate(req).await {
-                outcome.username = Some(username);
-                outcome.user_id = Some(user_id);
-            }
-        }
-        if let Some(limiter) = &self.limiter {
-            let decision = match &outcome.user_id {
-                Some(id) => limiter.check_user(id),
-                None => {
-                    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
-                    limiter.check_ip(self.headers.trusted.client(peer, req.headers()))
-                }
-            };
-            outcome.limit = Some(decision);
-            if !decision.allowed {
-                return Err(GatewayError::RateLimited {
-                    limit: decision.limit,
-                    reset_secs: decision.reset_secs,
-                });
-            }
-        }
-        let fwd = Forwarded {
-            user_id: outcome.user_id.as_deref(),
-            username: outcome.username.as_deref(),
-            request_id,
-        };
+        self.admit(&incoming, index, outcome).await?;
+        let route = self.routes.get(index);
         let websocket = crate::http::is_websocket_upgrade(req);
         // Only a GET can open a WebSocket (RFC 6455 4.1): tunnelled as a GET
         // a POST would change method, forwarded as a POST it would lose the
@@ -280,16 +268,7 @@ impl Proxy {
         if websocket && req.method() != Method::GET {
             return Err(GatewayError::UpgradeNotGet);
         }
-        // Exactly the path that was matched, and the query as received.
-        let head = forward::request_head(
-            req,
-            req.method().as_str(),
-            &path,
-            req.uri().query(),
-            &route.authority,
-            &fwd,
-            &self.headers,
-        );
+        let head = self.upstream_head(&incoming, &path, index, request_id, outcome);
         if websocket {
             return tunnel::open(head, &route.authority, route.timeout).await;
         }
@@ -316,20 +295,114 @@ impl Proxy {
                 )?)
             }
         };
-        let to = forward::Destination {
+        forward::forward(
+            req.method(),
+            head,
+            body,
+            self.destination(index),
+            deadlines.total,
+        )
+        .await
+    }
+
+    /// The path's normal form and its route: 400 for a path refused, 404
+    /// for none, 405 for `CONNECT` and `TRACE`.
+    pub(super) fn locate<'p>(
+        &self,
+        req: &Incoming<'p>,
+        outcome: &mut Outcome,
+    ) -> Result<(Cow<'p, str>, usize), GatewayError> {
+        let path = path::normalise(req.path)?;
+        let index = self.routes.route_for(&path)?;
+        outcome.route = Some(index);
+        if *req.method == Method::CONNECT || *req.method == Method::TRACE {
+            return Err(GatewayError::MethodNotAllowed);
+        }
+        Ok((path, index))
+    }
+
+    /// The caller's identity on route `index` (required on a protected
+    /// route, taken when proven on an open one) and the rate limit.
+    pub(super) async fn admit(
+        &self,
+        req: &Incoming<'_>,
+        index: usize,
+        outcome: &mut Outcome,
+    ) -> Result<(), GatewayError> {
+        if self.routes.get(index).auth_required {
+            let (username, user_id) = self.authenticate(req.headers).await.inspect_err(|e| {
+                let reason = match e {
+                    GatewayError::InvalidToken(r) => r,
+                    GatewayError::TokenExpired => "expired",
+                    GatewayError::UserNotFound => "user_not_found",
+                    _ => "internal",
+                };
+                self.metrics.auth_failures.inc(&[reason]);
+            })?;
+            outcome.username = Some(username);
+            outcome.user_id = Some(user_id);
+        } else if self.jwt.is_some() && req.headers.contains_key(header::AUTHORIZATION) {
+            // An open route still tells the upstream who is calling when the
+            // caller proves it; a token that does not validate is no error
+            // here, the request simply goes on without an identity.
+            if let Ok((username, user_id)) = self.authenticate(req.headers).await {
+                outcome.username = Some(username);
+                outcome.user_id = Some(user_id);
+            }
+        }
+        if let Some(limiter) = &self.limiter {
+            let decision = match &outcome.user_id {
+                Some(id) => limiter.check_user(id),
+                None => limiter.check_ip(self.headers.trusted.client(req.peer, req.headers)),
+            };
+            outcome.limit = Some(decision);
+            if !decision.allowed {
+                return Err(GatewayError::RateLimited {
+                    limit: decision.limit,
+                    reset_secs: decision.reset_secs,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The upstream request's head for route `index`: exactly the path
+    /// that was matched, and the query as received.
+    pub(super) fn upstream_head(
+        &self,
+        req: &Incoming<'_>,
+        path: &str,
+        index: usize,
+        request_id: &str,
+        outcome: &Outcome,
+    ) -> BytesMut {
+        let fwd = Forwarded {
+            user_id: outcome.user_id.as_deref(),
+            username: outcome.username.as_deref(),
+            request_id,
+        };
+        let route = self.routes.get(index);
+        forward::request_head(req, path, &route.authority, &fwd, &self.headers)
+    }
+
+    pub(super) fn destination(&self, index: usize) -> forward::Destination<'_> {
+        let route = self.routes.get(index);
+        forward::Destination {
             authority: &route.authority,
             keepalive: route.keepalive,
             timeout: route.timeout,
-        };
-        forward::forward(req.method(), head, body, to, deadlines.total).await
+        }
     }
 
     /// Checks the bearer token, then maps its username to a user id.
-    async fn authenticate(&self, req: &HttpRequest) -> Result<(Arc<str>, Arc<str>), GatewayError> {
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(Arc<str>, Arc<str>), GatewayError> {
         let (Some(jwt), Some(identity)) = (&self.jwt, &self.identity) else {
             return Err(GatewayError::Internal);
         };
-        let mut values = req.headers().get_all(header::AUTHORIZATION);
+        let mut values = headers.get_all(header::AUTHORIZATION);
         let value = values.next().ok_or(GatewayError::InvalidToken("missing"))?;
         if values.next().is_some() {
             return Err(GatewayError::InvalidToken("duplicate_header"));
@@ -357,9 +430,9 @@ impl Proxy {
         }
     }
 
-    fn record(
+    pub(super) fn record(
         &self,
-        req: &HttpRequest,
+        req: &Incoming<'_>,
         request_id: &str,
         outcome: &Outcome,
         status: actix_web::http::StatusCode,
@@ -368,7 +441,7 @@ impl Proxy {
         let route = outcome
             .route
             .map_or("unmatched", |i| self.routes.get(i).path.as_str());
-        let method = req.method().as_str();
+        let method = req.method.as_str();
         let method = if METHODS.contains(&method) {
             method
         } else {
@@ -390,8 +463,8 @@ impl Proxy {
                     level: "INFO",
                     service: &self.service,
                     request_id,
-                    method: req.method().as_str(),
-                    path: req.uri().path(),
+                    method: req.method.as_str(),
+                    path: req.path,
                     username: outcome.username.as_deref(),
                     user_id: outcome.user_id.as_deref(),
                     backend_service: outcome.route.map(|i| self.routes.get(i).upstream.as_str()),
@@ -437,8 +510,8 @@ fn header_text(value: &HeaderValue) -> Option<&str> {
 
 /// The client's `X-Request-Id` when it is one the gateway keeps: 1 to 128
 /// of `A-Za-z0-9._-`.
-fn incoming_request_id(req: &HttpRequest) -> Option<(&HeaderValue, &str)> {
-    let value = req.headers().get(forward::X_REQUEST_ID_NAME)?;
+pub(super) fn incoming_request_id(headers: &HeaderMap) -> Option<(&HeaderValue, &str)> {
+    let value = headers.get(forward::X_REQUEST_ID_NAME)?;
     let text = value.to_str().ok()?;
     let kept = !text.is_empty()
         && text.len() <= 128
@@ -450,7 +523,7 @@ fn incoming_request_id(req: &HttpRequest) -> Option<(&HeaderValue, &str)> {
 
 /// A fresh request id: a random (v4) UUID written into `buf`, its bits from
 /// the thread's CSPRNG rather than a `getrandom` call per request.
-fn new_request_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
+pub(super) fn new_request_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
     uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .hyphenated()

@@ -4,13 +4,15 @@
 //! is read. The listening sockets are the workers' (see `workers`).
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_http::Protocol;
-use actix_service::ServiceFactory;
+use actix_service::{Service, ServiceFactory};
 use tokio::net::TcpStream;
 
 use super::admission::{self, Admission};
+use super::front::Front;
 
 /// Splits `host:port` (`[v6]:port`, or Go's `:port`), checking the port.
 pub(crate) fn split_addr(addr: &str) -> Result<(&str, u16), String> {
@@ -32,9 +34,12 @@ pub(crate) fn split_addr(addr: &str) -> Result<(&str, u16), String> {
 /// its peer address (see `admission`), held until the HTTP layer lets go of
 /// the connection; one over the cap gets the fixed 429 and is closed. The
 /// peer's address is the one `accept` returned, handed on to the HTTP layer
-/// too (no `getpeername`), and Nagle is off on every served stream.
+/// too (no `getpeername`), and Nagle is off on every served stream. With a
+/// `front`, the connection goes there first, and to the HTTP layer only if
+/// the front hands it on (see `front`).
 pub(crate) fn admit<F>(
     admission: Arc<Admission>,
+    front: Option<Arc<Front>>,
     http: F,
 ) -> impl ServiceFactory<
     (TcpStream, SocketAddr),
@@ -48,38 +53,66 @@ where
     F::Service: 'static,
 {
     actix_service::apply_fn_factory(
-        http,
-        move |(stream, peer): (TcpStream, SocketAddr), http| {
-            let served = match admission.admit(peer.ip()) {
-                Some(slot) => {
-                    // Nagle off, as actix-http's own TCP service does. On
-                    // Linux the stream has it from its listener
-                    // (`workers::bind_one`). A socket that is already gone
-                    // fails on its first read instead.
-                    #[cfg(not(target_os = "linux"))]
-                    let _ = stream.set_nodelay(true);
-                    Some((
-                        slot,
-                        actix_service::Service::call(http, (stream, Protocol::Http1, Some(peer))),
-                    ))
-                }
+        Shared(http),
+        move |(stream, peer): (TcpStream, SocketAddr), http: &Rc<F::Service>| {
+            let admitted = match admission.admit(peer.ip()) {
+                Some(slot) => Some((slot, stream)),
                 None => {
                     admission.refused();
-                    // Best effort, without waiting: the socket's buffer is empty.
-                    // A direct write (tokio's try_write would wait for a
-                    // readiness event that a new socket has not had yet).
+                    // Best effort, without waiting: the socket's buffer is
+                    // empty. A direct write (tokio's try_write would wait for
+                    // a readiness event that a new socket has not had yet).
                     if let Ok(mut stream) = stream.into_std() {
                         let _ = std::io::Write::write(&mut stream, admission::REFUSAL);
                     }
                     None
                 }
             };
+            let (http, front) = (http.clone(), front.clone());
             async move {
-                match served {
-                    Some((_slot, served)) => served.await,
-                    None => Ok(()),
-                }
+                let Some((_slot, stream)) = admitted else {
+                    return Ok(());
+                };
+                // Nagle off, as actix-http's own TCP service does. On
+                // Linux the stream has it from its listener
+                // (`workers::bind_one`). A socket that is already gone
+                // fails on its first read instead.
+                #[cfg(not(target_os = "linux"))]
+                let _ = stream.set_nodelay(true);
+                let stream = match front {
+                    // Boxed: a server without a front does not carry the
+                    // front's state in every connection's future.
+                    Some(front) => match Box::pin(front.serve(stream, peer)).await {
+                        Some(stream) => stream,
+                        None => return Ok(()),
+                    },
+                    None => stream,
+                };
+                http.call((stream, Protocol::Http1, Some(peer))).await
             }
         },
     )
+}
+
+/// A service factory whose services are shared (`Rc`), so that a
+/// connection can be handed to one after an await.
+struct Shared<F>(F);
+
+impl<F, Req> ServiceFactory<Req> for Shared<F>
+where
+    F: ServiceFactory<Req>,
+{
+    type Response = F::Response;
+    type Error = F::Error;
+    type Config = F::Config;
+    type Service = Rc<F::Service>;
+    type InitError = F::InitError;
+    type Future = futures_util::future::MapOk<F::Future, fn(F::Service) -> Rc<F::Service>>;
+
+    fn new_service(&self, cfg: F::Config) -> Self::Future {
+        use futures_util::TryFutureExt;
+        self.0
+            .new_service(cfg)
+            .map_ok(Rc::new as fn(F::Service) -> Rc<F::Service>)
+    }
 }

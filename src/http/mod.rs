@@ -25,6 +25,7 @@ mod app;
 mod compress;
 mod endpoint;
 mod error;
+pub(crate) mod front;
 mod listener;
 pub mod middleware;
 mod options;

@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use super::admission::{self, Admission};
 use super::app::{Routes, build_app};
+use super::front::{FastMount, Front};
 use super::listener::{admit, split_addr};
 use super::upgrade::Upgraded;
 use super::workers::Workers;
@@ -139,6 +140,8 @@ pub struct HttpService {
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
     statics: Mutex<Vec<Arc<StaticSite>>>,
     mounts: Mutex<Vec<Arc<dyn Mount>>>,
+    /// The mounts that also answer on the server's own HTTP/1 path.
+    fast: Mutex<Vec<Arc<dyn FastMount + Send + Sync>>>,
     running: Mutex<Option<(Workers, SocketAddr)>>,
     clients: Arc<ClientPids>,
     upgraded: Arc<Upgraded>,
@@ -179,6 +182,7 @@ impl HttpService {
             endpoints: Mutex::default(),
             statics: Mutex::default(),
             mounts: Mutex::default(),
+            fast: Mutex::default(),
             running: Mutex::default(),
             clients: Arc::new(ClientPids {
                 server: id.into(),
@@ -233,6 +237,44 @@ impl HttpService {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(mount);
+    }
+
+    /// Lets a mounted proxy answer on the server's own HTTP/1 path too
+    /// (see `front`), used when every route of the server is one.
+    pub(crate) fn add_fast(&self, mount: Arc<dyn FastMount + Send + Sync>) {
+        self.fast
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(mount);
+    }
+
+    /// The server's front, when all it serves is mounts that answer there.
+    fn front(&self, routes: &Routes, stopping: &Arc<tokio::sync::Notify>) -> Option<Arc<Front>> {
+        let fast = self.fast.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let only_fast = routes.by_path.is_empty()
+            && routes.statics.is_empty()
+            && !routes.mounts.is_empty()
+            && fast.len() == routes.mounts.len();
+        only_fast.then(|| {
+            Arc::new(Front {
+                mounts: fast,
+                header_limit: self
+                    .config
+                    .max_header_size
+                    .map_or(DEFAULT_MAX_HEADER_SIZE, |b| b.0),
+                request_timeout: self
+                    .config
+                    .request_timeout
+                    .map_or(Duration::from_secs(5), |d| d.get()),
+                stopping: stopping.clone(),
+                server: self.id.clone(),
+                handoffs: self.node.metrics().counter_vec(
+                    "rippy_http_front_handoffs_total",
+                    "Connections a server's own HTTP/1 path handed to actix-http, by server.",
+                    &["server"],
+                ),
+            })
+        })
     }
 
     /// The bound address once started.
@@ -301,6 +343,7 @@ impl HttpService {
             self.id.clone(),
         );
         let stopping = Arc::new(tokio::sync::Notify::new());
+        let front = self.front(&routes, &stopping);
         let bind_addr = self.config.bind_addr();
         let http_stopping = stopping.clone();
         let factory = move || {
@@ -334,7 +377,7 @@ impl HttpService {
                 })
                 .upgrade(upgrades)
                 .finish(map_config(app(), |_| AppConfig::default()));
-            admit(admission.clone(), http)
+            admit(admission.clone(), front.clone(), http)
         };
         let (workers, addr) =
             Workers::start(&bind_addr, workers, stopping, factory).map_err(|e| {

@@ -333,6 +333,7 @@ pub(crate) static KINDS: LazyLock<Vec<Box<dyn Kind>>> = LazyLock::new(|| {
                 let service = b.handle::<HttpService>("meta.server", &c.meta.server)?;
                 let proxy = Arc::new(Proxy::new(&e.id, c, jwt, identity, b.node)?);
                 service.add_mount(proxy.clone());
+                service.add_fast(proxy.clone());
                 b.insert(e, proxy);
                 Ok(())
             },

@@ -22,6 +22,7 @@ macro_rules! serve_loopback {
 
 mod auth;
 mod forwarding;
+mod front;
 mod limits;
 mod security;
 mod streaming;

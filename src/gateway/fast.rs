@@ -1,0 +1,220 @@
+//! The gateway's answers on a server's own HTTP/1 path (`http::front`):
+//! the same checks, forwarding, headers, metrics and access line as
+//! `Proxy::handle`, with the upstream's answer written for the client
+//! straight from its head instead of through an actix response.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::{Bytes, BytesMut};
+
+use super::forward::{self, IdleTimeout, Upload, end_to_end};
+use super::proxy::{Outcome, incoming_request_id, new_request_id};
+use super::{Proxy, upstream};
+use crate::http::front::{Answer, FastMount, Incoming};
+
+impl FastMount for Proxy {
+    fn matches(&self, path: &str) -> Option<usize> {
+        Proxy::matches(self, path)
+    }
+
+    fn answer<'a>(&'a self, req: &'a Incoming<'a>) -> Pin<Box<dyn Future<Output = Answer> + 'a>> {
+        Box::pin(self.fast(req))
+    }
+}
+
+impl Proxy {
+    async fn fast(&self, req: &Incoming<'_>) -> Answer {
+        let started = Instant::now();
+        let mut generated = [0; uuid::fmt::Hyphenated::LENGTH];
+        let incoming = incoming_request_id(req.headers);
+        let request_id = match incoming {
+            Some((_, text)) => text,
+            None => new_request_id(&mut generated),
+        };
+        let kept = incoming.map(|(value, _)| value);
+        let mut outcome = Outcome::default();
+        let exchanged = async {
+            let (path, index) = self.locate(req, &mut outcome)?;
+            self.admit(req, index, &mut outcome).await?;
+            let head = self.upstream_head(req, &path, index, request_id, &outcome);
+            let to = self.destination(index);
+            let idle = to.timeout;
+            // No body: the front takes none. The deadline is for streamed
+            // uploads only.
+            let body = Upload::Whole(Bytes::new());
+            let res = forward::exchange(req.method, head, body, to, Duration::ZERO).await?;
+            Ok::<_, super::GatewayError>((res, idle))
+        }
+        .await;
+        let head_request = *req.method == Method::HEAD;
+        let (status, mut answer) = match exchanged {
+            Ok((mut res, idle)) => {
+                let not_modified = res.status == StatusCode::NOT_MODIFIED;
+                end_to_end(&mut res.headers, not_modified);
+                self.label(&mut res.headers, kept, request_id, &outcome);
+                (res.status, relayed(res, idle, head_request))
+            }
+            Err(e) => {
+                let mut res = self.failure(e, request_id, &outcome);
+                self.label(res.headers_mut(), kept, request_id, &outcome);
+                (res.status(), refused(res, head_request))
+            }
+        };
+        self.record(req, request_id, &outcome, status, started.elapsed());
+        if req.close && !answer.close {
+            closing(&mut answer.head);
+            answer.close = true;
+        }
+        answer
+    }
+}
+
+/// The client's answer for the upstream's (its headers already filtered
+/// and labelled): the body whole when it is in hand, else streamed with
+/// `idle` as the longest wait for each chunk, framed by its length or
+/// chunked.
+fn relayed(res: upstream::Response, idle: Duration, head_request: bool) -> Answer {
+    let mut out = BytesMut::with_capacity(512);
+    status_line(&mut out, res.status);
+    put_headers(&mut out, &res.headers);
+    let mut body = res.body;
+    // 204 and 304 have no body whatever their headers say (RFC 9110 6.4.1);
+    // a 304 keeps the upstream's Content-Length (`end_to_end`).
+    let bodiless = res.status == StatusCode::NO_CONTENT || res.status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        out.extend_from_slice(b"\r\n");
+        return Answer {
+            head: out,
+            body: None,
+            close: false,
+        };
+    }
+    if let Some(whole) = body.take_whole(res.length) {
+        put_length(&mut out, whole.len() as u64);
+        out.extend_from_slice(b"\r\n");
+        if !head_request {
+            out.extend_from_slice(&whole);
+        }
+        return Answer {
+            head: out,
+            body: None,
+            close: false,
+        };
+    }
+    match res.length {
+        Some(length) => put_length(&mut out, length),
+        None if head_request => {}
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    let rest = (!head_request).then(|| {
+        let stream: crate::http::front::BodyStream = Box::pin(IdleTimeout::new(body, idle));
+        (stream, res.length.is_none())
+    });
+    Answer {
+        head: out,
+        body: rest,
+        close: false,
+    }
+}
+
+/// The client's answer for a request the gateway refused or could not
+/// forward (`res`, a whole JSON body), closing the connection when `res`
+/// says so.
+fn refused(res: actix_web::HttpResponse, head_request: bool) -> Answer {
+    let close = res.head().connection_type() == actix_web::http::ConnectionType::Close;
+    let mut out = BytesMut::with_capacity(512);
+    status_line(&mut out, res.status());
+    put_headers(&mut out, res.headers());
+    let body = actix_web::body::MessageBody::try_into_bytes(res.into_body()).unwrap_or_default();
+    put_length(&mut out, body.len() as u64);
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_request {
+        out.extend_from_slice(&body);
+    }
+    Answer {
+        head: out,
+        body: None,
+        close,
+    }
+}
+
+/// Puts `connection: close` on the answer's head (after its status line).
+fn closing(head: &mut BytesMut) {
+    let line = head.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let rest = head.split_off(line);
+    head.extend_from_slice(b"connection: close\r\n");
+    head.unsplit(rest);
+}
+
+fn status_line(out: &mut BytesMut, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Every header of `headers`, then a `Date` unless one is there.
+fn put_headers(out: &mut BytesMut, headers: &HeaderMap) {
+    for (name, value) in headers {
+        put(out, name.as_str().as_bytes(), value);
+    }
+    if !headers.contains_key(header::DATE) {
+        put_date(out);
+    }
+}
+
+fn put(out: &mut BytesMut, name: &[u8], value: &HeaderValue) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_length(out: &mut BytesMut, length: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(super::access::decimal(length, &mut [0; 20]));
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `date: <IMF-fixdate>`, formatted once a second per thread.
+fn put_date(out: &mut BytesMut) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        for n in [0u64, 7, 10, 1234, u64::MAX] {
+            let mut out = BytesMut::new();
+            put_length(&mut out, n);
+            assert_eq!(&out[..], format!("content-length: {n}\r\n").as_bytes());
+        }
+    }
+}
