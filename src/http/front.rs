@@ -13,35 +13,35 @@
 //!   `Content-Length` but 0, no `Transfer-Encoding`), no `Expect`, no
 //!   `Upgrade`, no `Origin` (CORS), no `Accept-Encoding` but `identity`
 //!   (compression) and no `Connection` but `keep-alive` or `close`;
-//! - its whole head in the socket's first bytes, within the server's
+//! - its whole head in one read, within the server's
 //!   header limit and 64 headers, with names and values a header map
 //!   takes;
 //! - a path a proxy serves (not `/healthz` or `/metrics`, the server's
 //!   own).
 //!
-//! The head is only peeked at until it is taken: a request this path does
-//! not take is left unread, and the connection goes to actix-http as it
-//! is, for good, the next request included. So every other case (bodies,
-//! upgrades, slow or malformed heads, CORS, compression) is served as
-//! before, by the same code. A connection idle for the keep-alive time,
+//! A request this path does not take goes to actix-http with the
+//! connection, for good, the bytes already read in front of the socket's
+//! (`Conn`). So every other case (bodies, upgrades, slow or malformed
+//! heads, CORS, compression) is served as before, by the same code. A connection idle for the keep-alive time,
 //! or when the server stops, is closed between requests.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-/// How much of a connection is looked at for a request head.
-const PEEK: usize = 8 * 1024;
+/// How much of a connection is read at once for request heads.
+const READ: usize = 8 * 1024;
 /// At most this many headers in a head the front takes.
 const MAX_HEADERS: usize = 64;
 /// How long a kept-alive connection may sit idle (actix-http's default).
@@ -131,43 +131,40 @@ struct Taken {
 
 impl Front {
     /// Serves `io`'s requests while the front takes each; returns the
-    /// connection, its next request unread, when one is not, and `None`
-    /// once the connection is done.
-    pub(crate) async fn serve(&self, mut io: TcpStream, peer: SocketAddr) -> Option<TcpStream> {
-        let mut peeked = vec![0; PEEK];
-        let mut sink = Vec::new();
+    /// connection, with the request it did not take in hand, when one is
+    /// not, and `None` once the connection is done.
+    pub(crate) async fn serve(&self, mut io: TcpStream, peer: SocketAddr) -> Option<Conn> {
+        let mut input = BytesMut::with_capacity(READ);
         let stopping = self.stopping.notified();
         let mut stopping = pin!(stopping);
         stopping.as_mut().enable();
         let peer_ip = peer.ip().to_canonical();
         let mut first = true;
         loop {
-            let wait = if first {
-                self.request_timeout
-            } else {
-                KEEP_ALIVE
-            };
-            let n = tokio::select! {
-                peeked = tokio::time::timeout(wait, io.peek(&mut peeked)) => match peeked {
-                    Ok(Ok(n)) if n > 0 => n,
-                    // Closed, failed, or silent for too long.
-                    _ => return None,
-                },
-                () = &mut stopping, if !first => return None,
-            };
-            first = false;
-            let Some(taken) = self.take(&peeked[..n]) else {
-                self.handoffs.inc(&[&self.server]);
-                return Some(io);
-            };
-            // The head becomes the request's: read past it (it is in the
-            // socket already, `peek` saw it).
-            sink.resize(taken.len, 0);
-            if io.read_exact(&mut sink).await.is_err() {
-                return None;
+            // A pipelined request may be in hand already.
+            if input.is_empty() {
+                let wait = if first {
+                    self.request_timeout
+                } else {
+                    KEEP_ALIVE
+                };
+                tokio::select! {
+                    read = tokio::time::timeout(wait, io.read_buf(&mut input)) => match read {
+                        Ok(Ok(n)) if n > 0 => {}
+                        // Closed, failed, or silent for too long.
+                        _ => return None,
+                    },
+                    () = &mut stopping, if !first => return None,
+                }
             }
+            first = false;
+            let Some(taken) = self.take(&input) else {
+                self.handoffs.inc(&[&self.server]);
+                return Some(Conn { io, read: input });
+            };
+            let head = input.split_to(taken.len);
             // httparse checked the target is text.
-            let target = std::str::from_utf8(&peeked[taken.target.clone()]).ok()?;
+            let target = std::str::from_utf8(&head[taken.target.clone()]).ok()?;
             let (path, query) = match target.split_once('?') {
                 Some((path, query)) => (path, Some(query)),
                 None => (target, None),
@@ -184,6 +181,9 @@ impl Front {
             let answer = self.mounts[taken.mount].answer(&req).await;
             if !matches!(write(&mut io, answer).await, Ok(false)) {
                 return None;
+            }
+            if input.capacity() < 1024 {
+                input.reserve(READ);
             }
         }
     }
@@ -257,6 +257,74 @@ impl Front {
             mount,
             close,
         })
+    }
+}
+
+/// A connection as the HTTP layer gets it: the socket, and what the front
+/// read from it and did not take (none when there is no front).
+pub(crate) struct Conn {
+    io: TcpStream,
+    read: BytesMut,
+}
+
+impl Conn {
+    /// A connection nothing was read from.
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Conn {
+            io,
+            read: BytesMut::new(),
+        }
+    }
+
+    /// The socket, and the bytes read from it that nobody has taken yet.
+    pub(crate) fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.io, self.read)
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.is_empty() {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        let n = buf.remaining().min(this.read.len());
+        buf.put_slice(&this.read.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -12,7 +12,7 @@ use actix_service::{Service, ServiceFactory};
 use tokio::net::TcpStream;
 
 use super::admission::{self, Admission};
-use super::front::Front;
+use super::front::{Conn, Front};
 
 /// Splits `host:port` (`[v6]:port`, or Go's `:port`), checking the port.
 pub(crate) fn split_addr(addr: &str) -> Result<(&str, u16), String> {
@@ -49,7 +49,7 @@ pub(crate) fn admit<F>(
     InitError = F::InitError,
 >
 where
-    F: ServiceFactory<(TcpStream, Protocol, Option<SocketAddr>), Config = (), Response = ()>,
+    F: ServiceFactory<(Conn, Protocol, Option<SocketAddr>), Config = (), Response = ()>,
     F::Service: 'static,
 {
     actix_service::apply_fn_factory(
@@ -79,16 +79,16 @@ where
                 // fails on its first read instead.
                 #[cfg(not(target_os = "linux"))]
                 let _ = stream.set_nodelay(true);
-                let stream = match front {
+                let conn = match front {
                     // Boxed: a server without a front does not carry the
                     // front's state in every connection's future.
                     Some(front) => match Box::pin(front.serve(stream, peer)).await {
-                        Some(stream) => stream,
+                        Some(conn) => conn,
                         None => return Ok(()),
                     },
-                    None => stream,
+                    None => Conn::new(stream),
                 };
-                http.call((stream, Protocol::Http1, Some(peer))).await
+                http.call((conn, Protocol::Http1, Some(peer))).await
             }
         },
     )

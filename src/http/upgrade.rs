@@ -35,6 +35,8 @@ use futures_util::SinkExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::front::Conn;
+
 type TakeoverFn = Box<dyn FnOnce(Socket) -> Pin<Box<dyn Future<Output = ()>>>>;
 
 /// An upgraded connection, handed over with its `101` encoded but not yet
@@ -114,7 +116,7 @@ pub(crate) async fn serve<S, B>(
     app: Rc<S>,
     upgraded: Arc<Upgraded>,
     req: Request,
-    mut framed: Framed<TcpStream, Codec>,
+    mut framed: Framed<Conn, Codec>,
 ) -> Result<(), Infallible>
 where
     S: Service<Request>,
@@ -138,10 +140,15 @@ where
                 return Ok(());
             }
             let parts = framed.into_parts();
+            // What the dispatcher read, then anything the front read that
+            // the dispatcher did not.
+            let (io, unread) = parts.io.into_parts();
+            let mut read = BytesMut::from(&parts.read_buf[..]);
+            read.extend_from_slice(&unread);
             let socket = Socket {
-                io: parts.io,
+                io,
                 // Copied: the HTTP layer's buffers are sized for requests.
-                read: BytesMut::from(&parts.read_buf[..]),
+                read,
                 write: BytesMut::from(&parts.write_buf[..]),
             };
             let open = upgraded.open();
