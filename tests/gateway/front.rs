@@ -185,3 +185,39 @@ async fn connection_close_and_refusals_on_the_front() {
     assert!(rest.is_empty() && buf.is_empty());
     assert_eq!(handoffs(&gw), before, "all on the front's path");
 }
+
+#[actix_web::test]
+async fn a_head_split_over_two_writes_or_behind_a_taken_one_goes_on_whole() {
+    let gw = Gw::boot(1000).await;
+    let before = handoffs(&gw);
+    // Half a head, then the rest: the front hands on what it read, and
+    // actix-http reads the rest after it.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let request = get("/api/items/split", "");
+    let (first, second) = request.split_at(20);
+    s.write_all(first.as_bytes()).await.unwrap();
+    s.flush().await.unwrap();
+    tokio::task::yield_now().await;
+    s.write_all(second.as_bytes()).await.unwrap();
+    let (head, body) = answer(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let seen: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(seen["path"], "/api/items/split");
+    // A taken request and, in the same write, one that is not: the second
+    // goes on with the bytes read after the first.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let both = format!(
+        "{}{}",
+        get("/api/items/taken", ""),
+        get("/api/items/not", "Origin: https://app.example\r\n")
+    );
+    s.write_all(both.as_bytes()).await.unwrap();
+    for path in ["/api/items/taken", "/api/items/not"] {
+        let (head, body) = answer(&mut s, &mut buf, false).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        let seen: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(seen["path"], path);
+    }
+    assert!(handoffs(&gw) > before, "handed on at least once");
+}
