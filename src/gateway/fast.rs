@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -14,7 +14,7 @@ use actix_web::web::{Bytes, BytesMut};
 use super::forward::{self, IdleTimeout, Upload, end_to_end};
 use super::proxy::{Outcome, incoming_request_id, new_request_id};
 use super::{Proxy, upstream};
-use crate::http::front::{Answer, FastMount, Incoming};
+use crate::http::front::{Answer, FastMount, Incoming, put_date};
 
 impl FastMount for Proxy {
     fn matches(&self, path: &str) -> Option<usize> {
@@ -51,24 +51,20 @@ impl Proxy {
         }
         .await;
         let head_request = *req.method == Method::HEAD;
-        let (status, mut answer) = match exchanged {
+        let (status, answer) = match exchanged {
             Ok((mut res, idle)) => {
                 let not_modified = res.status == StatusCode::NOT_MODIFIED;
                 end_to_end(&mut res.headers, not_modified);
                 self.label(&mut res.headers, kept, request_id, &outcome);
-                (res.status, relayed(res, idle, head_request))
+                (res.status, relayed(res, idle, head_request, req.close))
             }
             Err(e) => {
                 let mut res = self.failure(e, request_id, &outcome);
                 self.label(res.headers_mut(), kept, request_id, &outcome);
-                (res.status(), refused(res, head_request))
+                (res.status(), refused(res, head_request, req.close))
             }
         };
         self.record(req, request_id, &outcome, status, started.elapsed());
-        if req.close && !answer.close {
-            closing(&mut answer.head);
-            answer.close = true;
-        }
         answer
     }
 }
@@ -76,11 +72,14 @@ impl Proxy {
 /// The client's answer for the upstream's (its headers already filtered
 /// and labelled): the body whole when it is in hand, else streamed with
 /// `idle` as the longest wait for each chunk, framed by its length or
-/// chunked.
-fn relayed(res: upstream::Response, idle: Duration, head_request: bool) -> Answer {
+/// chunked; `close` when the client asked for the connection to end.
+fn relayed(res: upstream::Response, idle: Duration, head_request: bool, close: bool) -> Answer {
     let mut out = BytesMut::with_capacity(512);
     status_line(&mut out, res.status);
     put_headers(&mut out, &res.headers);
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
     let mut body = res.body;
     // 204 and 304 have no body whatever their headers say (RFC 9110 6.4.1);
     // a 304 keeps the upstream's Content-Length (`end_to_end`).
@@ -90,7 +89,7 @@ fn relayed(res: upstream::Response, idle: Duration, head_request: bool) -> Answe
         return Answer {
             head: out,
             body: None,
-            close: false,
+            close,
         };
     }
     if let Some(whole) = body.take_whole(res.length) {
@@ -102,7 +101,7 @@ fn relayed(res: upstream::Response, idle: Duration, head_request: bool) -> Answe
         return Answer {
             head: out,
             body: None,
-            close: false,
+            close,
         };
     }
     match res.length {
@@ -118,15 +117,15 @@ fn relayed(res: upstream::Response, idle: Duration, head_request: bool) -> Answe
     Answer {
         head: out,
         body: rest,
-        close: false,
+        close,
     }
 }
 
 /// The client's answer for a request the gateway refused or could not
 /// forward (`res`, a whole JSON body), closing the connection when `res`
-/// says so.
-fn refused(res: actix_web::HttpResponse, head_request: bool) -> Answer {
-    let close = res.head().connection_type() == actix_web::http::ConnectionType::Close;
+/// says so or `close`, the client.
+fn refused(res: actix_web::HttpResponse, head_request: bool, close: bool) -> Answer {
+    let close = close || res.head().connection_type() == actix_web::http::ConnectionType::Close;
     let mut out = BytesMut::with_capacity(512);
     status_line(&mut out, res.status());
     put_headers(&mut out, res.headers());
@@ -146,19 +145,16 @@ fn refused(res: actix_web::HttpResponse, head_request: bool) -> Answer {
     }
 }
 
-/// Puts `connection: close` on the answer's head (after its status line).
-fn closing(head: &mut BytesMut) {
-    let line = head.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let rest = head.split_off(line);
-    head.extend_from_slice(b"connection: close\r\n");
-    head.unsplit(rest);
-}
-
 fn status_line(out: &mut BytesMut, status: StatusCode) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(b" ");
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(
+        status
+            .canonical_reason()
+            .unwrap_or("<unknown status code>")
+            .as_bytes(),
+    );
     out.extend_from_slice(b"\r\n");
 }
 
@@ -183,26 +179,6 @@ fn put_length(out: &mut BytesMut, length: u64) {
     out.extend_from_slice(b"content-length: ");
     out.extend_from_slice(super::access::decimal(length, &mut [0; 20]));
     out.extend_from_slice(b"\r\n");
-}
-
-/// `date: <IMF-fixdate>`, formatted once a second per thread.
-fn put_date(out: &mut BytesMut) {
-    thread_local! {
-        static DATE: std::cell::RefCell<(u64, String)> = const {
-            std::cell::RefCell::new((u64::MAX, String::new()))
-        };
-    }
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    DATE.with_borrow_mut(|(at, text)| {
-        if *at != secs {
-            *at = secs;
-            *text = httpdate::fmt_http_date(now);
-        }
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(text.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    });
 }
 
 #[cfg(test)]

@@ -10,20 +10,24 @@
 //! takes:
 //!
 //! - HTTP/1.1, `GET`, `HEAD` or `DELETE`, with no body (no
-//!   `Content-Length` but 0, no `Transfer-Encoding`), no `Expect`, no
-//!   `Upgrade`, no `Origin` (CORS), no `Accept-Encoding` but `identity`
-//!   (compression) and no `Connection` but `keep-alive` or `close`;
-//! - its whole head in one read, within the server's
-//!   header limit and 64 headers, with names and values a header map
-//!   takes;
+//!   `Content-Length` but 0, and one at most; no `Transfer-Encoding`), one
+//!   `Host`, no `Expect`, no `Upgrade`, no `Origin` (CORS), no
+//!   `Accept-Encoding` but `identity` (compression) and no `Connection`
+//!   but `keep-alive` or `close`;
+//! - a head within the server's header limit and 64 headers, with names
+//!   and values a header map takes, and a target of the plainest bytes
+//!   (see `TARGET`);
 //! - a path a proxy serves (not `/healthz` or `/metrics`, the server's
 //!   own).
 //!
 //! A request this path does not take goes to actix-http with the
 //! connection, for good, the bytes already read in front of the socket's
-//! (`Conn`). So every other case (bodies, upgrades, slow or malformed
-//! heads, CORS, compression) is served as before, by the same code. A connection idle for the keep-alive time,
-//! or when the server stops, is closed between requests.
+//! (`Conn`). So every other case (bodies, upgrades, malformed heads, CORS,
+//! compression) is served as before, by the same code. A head must arrive
+//! whole within the request timeout (the first) or the keep-alive time (a
+//! later one), else the connection gets actix-http's 408 and closes; a
+//! connection idle between requests for the keep-alive time, or when the
+//! server stops, is closed.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -116,53 +120,116 @@ pub(crate) struct Front {
     pub handoffs: Arc<crate::metrics::CounterVec>,
 }
 
-/// A request head the front takes, parsed.
+/// A request head the front takes, checked: where its parts are.
 struct Taken {
     /// The head's length in bytes.
     len: usize,
     /// Where the request target is in it.
     target: std::ops::Range<usize>,
     method: Method,
-    headers: HeaderMap,
+    /// How many headers it has (their places are in the caller's array).
+    count: usize,
     mount: usize,
     /// The client's `Connection: close`.
     close: bool,
 }
+
+/// Where a header's name and value are in a head: start and end of each.
+type Place = (u32, u32, u32, u32);
+
+/// What the bytes in hand hold.
+enum Head {
+    /// A whole head the front takes.
+    Taken(Taken),
+    /// The start of one, maybe.
+    Partial,
+    /// A request the front does not take.
+    Not,
+}
+
+/// The bytes a request target may have on the front's path: RFC 3986's
+/// unreserved, sub-delims, `:`, `@`, `/`, `?` and `%`. Anything else
+/// (`#`, quotes, angle brackets, braces, non-ASCII) goes to actix-http,
+/// whose URI parser decides.
+const TARGET: [bool; 256] = {
+    let mut table = [false; 256];
+    let allowed =
+        b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?%";
+    let mut i = 0;
+    while i < allowed.len() {
+        table[allowed[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 impl Front {
     /// Serves `io`'s requests while the front takes each; returns the
     /// connection, with the request it did not take in hand, when one is
     /// not, and `None` once the connection is done.
     pub(crate) async fn serve(&self, mut io: TcpStream, peer: SocketAddr) -> Option<Conn> {
-        let mut input = BytesMut::with_capacity(READ);
+        let mut input = BytesMut::new();
         let stopping = self.stopping.notified();
         let mut stopping = pin!(stopping);
         stopping.as_mut().enable();
         let peer_ip = peer.ip().to_canonical();
         let mut first = true;
         loop {
-            // A pipelined request may be in hand already.
-            if input.is_empty() {
-                let wait = if first {
-                    self.request_timeout
-                } else {
-                    KEEP_ALIVE
-                };
-                tokio::select! {
-                    read = tokio::time::timeout(wait, io.read_buf(&mut input)) => match read {
-                        Ok(Ok(n)) if n > 0 => {}
-                        // Closed, failed, or silent for too long.
-                        _ => return None,
-                    },
-                    () = &mut stopping, if !first => return None,
-                }
-            }
-            first = false;
-            let Some(taken) = self.take(&input) else {
-                self.handoffs.inc(&[&self.server]);
-                return Some(Conn { io, read: input });
+            // The first head has the request timeout, a later one the
+            // keep-alive time, to arrive whole (a pipelined one may be in
+            // hand already).
+            let wait = if first {
+                self.request_timeout
+            } else {
+                KEEP_ALIVE
             };
-            let head = input.split_to(taken.len);
+            let deadline = tokio::time::Instant::now() + wait;
+            let mut places = [(0, 0, 0, 0); MAX_HEADERS];
+            let taken = loop {
+                match self.take(&input, &mut places) {
+                    Head::Taken(taken) => break taken,
+                    // actix-http answers a head over the limit.
+                    Head::Partial if input.len() <= self.header_limit + READ => {}
+                    Head::Partial | Head::Not => {
+                        self.handoffs.inc(&[&self.server]);
+                        return Some(Conn { io, read: input });
+                    }
+                }
+                input.reserve(READ);
+                tokio::select! {
+                    read = tokio::time::timeout_at(deadline, io.read_buf(&mut input)) => match read {
+                        Ok(Ok(n)) if n > 0 => {}
+                        // Closed or failed.
+                        Ok(_) => return None,
+                        // A kept-alive connection idle for too long
+                        // closes; a request too slow to arrive gets a 408
+                        // first, as from actix-http.
+                        Err(_) => {
+                            if first || !input.is_empty() {
+                                let _ = io.write_all(&timed_out()).await;
+                                let _ = io.shutdown().await;
+                            }
+                            return None;
+                        }
+                    },
+                    // Between requests, a stopping server closes.
+                    () = &mut stopping, if input.is_empty() => return None,
+                }
+            };
+            first = false;
+            let head = input.split_to(taken.len).freeze();
+            let mut headers = HeaderMap::with_capacity(taken.count);
+            for &(name, name_end, value, value_end) in &places[..taken.count] {
+                let (name, value) = (
+                    HeaderName::from_bytes(&head[name as usize..name_end as usize]),
+                    HeaderValue::from_maybe_shared(head.slice(value as usize..value_end as usize)),
+                );
+                // `take` checked both.
+                let (Ok(name), Ok(value)) = (name, value) else {
+                    return None;
+                };
+                headers.append(name, value);
+            }
             // httparse checked the target is text.
             let target = std::str::from_utf8(&head[taken.target.clone()]).ok()?;
             let (path, query) = match target.split_once('?') {
@@ -173,31 +240,53 @@ impl Front {
                 method: &taken.method,
                 path,
                 query,
-                headers: &taken.headers,
+                headers: &headers,
                 peer: Some(peer_ip),
                 secure: false,
                 close: taken.close,
             };
             let answer = self.mounts[taken.mount].answer(&req).await;
-            if !matches!(write(&mut io, answer).await, Ok(false)) {
-                return None;
-            }
-            if input.capacity() < 1024 {
-                input.reserve(READ);
+            match write(&mut io, answer).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    let _ = io.shutdown().await;
+                    return None;
+                }
+                Err(_) => return None,
             }
         }
     }
 
-    /// The head at the start of `bytes`, if it is whole and one the front
-    /// takes.
-    fn take(&self, bytes: &[u8]) -> Option<Taken> {
+    /// What the start of `bytes` holds: a whole head the front takes (the
+    /// places of its headers' names and values put in `places`), or not,
+    /// or part of one.
+    fn take(&self, bytes: &[u8], places: &mut [Place; MAX_HEADERS]) -> Head {
+        if bytes.is_empty() {
+            return Head::Partial;
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         let len = match req.parse(bytes) {
             Ok(httparse::Status::Complete(len)) => len,
-            _ => return None,
+            Ok(httparse::Status::Partial) => return Head::Partial,
+            Err(_) => return Head::Not,
         };
-        if req.version != Some(1) {
+        match self.check(bytes, len, &req, places) {
+            Some(taken) => Head::Taken(taken),
+            None => Head::Not,
+        }
+    }
+
+    /// Whether the front takes `req`, a whole head of `len` bytes at the
+    /// start of `bytes`, and where its parts are.
+    fn check(
+        &self,
+        bytes: &[u8],
+        len: usize,
+        req: &httparse::Request<'_, '_>,
+        places: &mut [Place; MAX_HEADERS],
+    ) -> Option<Taken> {
+        if req.version != Some(1) || len > u32::MAX as usize {
             return None;
         }
         let method = match req.method? {
@@ -206,40 +295,64 @@ impl Front {
             "DELETE" => Method::DELETE,
             _ => return None,
         };
+        // Parts borrow from `bytes`: their places there.
+        let at = |part: &[u8]| part.as_ptr() as usize - bytes.as_ptr() as usize;
         let raw = req.path?;
-        // The target borrows from `bytes`: its place there.
-        let start = raw.as_ptr() as usize - bytes.as_ptr() as usize;
+        if !raw.bytes().all(|b| TARGET[b as usize]) {
+            return None;
+        }
+        let start = at(raw.as_bytes());
         let target = start..start + raw.len();
         let path = raw.split_once('?').map_or(raw, |(p, _)| p);
         if !path.starts_with('/') || path == "/healthz" || path == "/metrics" {
             return None;
         }
-        let (mut size, mut close) = (0, false);
-        let mut map = HeaderMap::with_capacity(req.headers.len());
-        for h in req.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-            let value = HeaderValue::from_bytes(h.value).ok()?;
-            size += name.as_str().len() + value.len() + 4;
-            let is = |token: &[u8]| value.as_bytes().trim_ascii().eq_ignore_ascii_case(token);
-            let taken = match name.as_str() {
-                "content-length" => value == "0",
-                "connection" if is(b"close") => {
-                    close = true;
-                    true
-                }
-                "connection" => is(b"keep-alive"),
+        let (mut size, mut close, mut hosts, mut lengths) = (0, false, 0, 0);
+        for (h, place) in req.headers.iter().zip(places.iter_mut()) {
+            let (name, value) = (h.name, h.value);
+            // What a header value may hold (as `HeaderValue` checks).
+            if !value
+                .iter()
+                .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+            {
+                return None;
+            }
+            size += name.len() + value.len() + 4;
+            let is = |token: &[u8]| value.trim_ascii().eq_ignore_ascii_case(token);
+            let named = |n: &str| name.eq_ignore_ascii_case(n);
+            let taken = if named("host") {
+                hosts += 1;
+                true
+            } else if named("content-length") {
+                lengths += 1;
+                value == b"0"
+            } else if named("connection") {
+                close |= is(b"close");
+                is(b"close") || is(b"keep-alive")
+            } else if named("accept-encoding") {
                 // Only what compression leaves as it is (`Compress`
                 // negotiates the identity coding, and adds nothing).
-                "accept-encoding" => is(b"identity"),
-                "transfer-encoding" | "expect" | "upgrade" | "origin" => false,
-                _ => true,
+                is(b"identity")
+            } else {
+                !(named("transfer-encoding")
+                    || named("expect")
+                    || named("upgrade")
+                    || named("origin"))
             };
             if !taken {
                 return None;
             }
-            map.append(name, value);
+            let (n, v) = (at(name.as_bytes()), at(value));
+            *place = (
+                n as u32,
+                (n + name.len()) as u32,
+                v as u32,
+                (v + value.len()) as u32,
+            );
         }
-        if size > self.header_limit {
+        // One host, at most one length: anything else is actix-http's to
+        // refuse.
+        if size > self.header_limit || hosts != 1 || lengths > 1 {
             return None;
         }
         let mount = self
@@ -253,11 +366,44 @@ impl Front {
             len,
             target,
             method,
-            headers: map,
+            count: req.headers.len(),
             mount,
             close,
         })
     }
+}
+
+/// actix-http's answer to a request that did not arrive in time.
+fn timed_out() -> BytesMut {
+    let mut out = BytesMut::with_capacity(128);
+    out.extend_from_slice(
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n",
+    );
+    put_date(&mut out);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// `date: <IMF-fixdate>`, formatted once a second per thread.
+pub(crate) fn put_date(out: &mut BytesMut) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    });
 }
 
 /// A connection as the HTTP layer gets it: the socket, and what the front
@@ -293,7 +439,13 @@ impl AsyncRead for Conn {
             return Pin::new(&mut this.io).poll_read(cx, buf);
         }
         let n = buf.remaining().min(this.read.len());
-        buf.put_slice(&this.read.split_to(n));
+        buf.put_slice(&this.read[..n]);
+        if n == this.read.len() {
+            // Drained: the buffer goes, not just its bytes.
+            this.read = BytesMut::new();
+        } else {
+            let _ = this.read.split_to(n);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -340,7 +492,8 @@ async fn write(io: &mut TcpStream, answer: Answer) -> std::io::Result<bool> {
                     continue;
                 }
                 frame.clear();
-                frame.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                frame.extend_from_slice(hex(chunk.len(), &mut [0; 16]));
+                frame.extend_from_slice(b"\r\n");
                 frame.extend_from_slice(&chunk);
                 frame.extend_from_slice(b"\r\n");
                 io.write_all(&frame).await?;
@@ -353,4 +506,17 @@ async fn write(io: &mut TcpStream, answer: Answer) -> std::io::Result<bool> {
         }
     }
     Ok(answer.close)
+}
+
+/// `n` in lower-case hexadecimal, in `digits`.
+fn hex(mut n: usize, digits: &mut [u8; 16]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            return &digits[at..];
+        }
+    }
 }
