@@ -35,7 +35,7 @@ impl Proxy {
             Some((_, text)) => text,
             None => new_request_id(&mut generated),
         };
-        let kept = incoming.map(|(value, _)| value);
+        let kept = incoming.and_then(|(value, _)| value);
         let mut outcome = Outcome::default();
         let exchanged = async {
             let (path, index) = self.locate(req, &mut outcome)?;
@@ -104,9 +104,9 @@ fn relayed(res: upstream::Response, idle: Duration, head_request: bool, close: b
             close,
         };
     }
+    // A HEAD says what its GET would (as actix-http does).
     match res.length {
         Some(length) => put_length(&mut out, length),
-        None if head_request => {}
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");

@@ -46,7 +46,7 @@ use futures_util::Stream;
 
 use super::trusted::TrustedProxies;
 use super::{GatewayError, upstream};
-use crate::http::front::Incoming;
+use crate::http::front::{Headers, Incoming, text};
 
 /// Stands in for a timeout too long to represent.
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
@@ -117,24 +117,23 @@ pub fn is_protected(name: &str) -> bool {
 /// Whether `name` describes one connection, not the message: a fixed list
 /// plus what `Connection` names (`connection`: the message's headers when it
 /// has a `Connection` header, which is rare). Allocation-free.
-fn is_hop_by_hop(name: &HeaderName, connection: Option<&HeaderMap>) -> bool {
-    let n = name.as_str();
+fn is_hop_by_hop(n: &str, connection: Option<Headers<'_>>) -> bool {
     matches!(
         n,
         "connection" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "keep-alive"
     ) || n.starts_with("proxy-")
         || connection.is_some_and(|headers| {
             headers
-                .get_all(header::CONNECTION)
-                .filter_map(|v| v.to_str().ok())
+                .get_all(&header::CONNECTION)
+                .filter_map(text)
                 .flat_map(|v| v.split(','))
                 .any(|token| token.trim().eq_ignore_ascii_case(n))
         })
 }
 
 /// `headers` when it has a `Connection` header (see `is_hop_by_hop`).
-fn with_connection(headers: &HeaderMap) -> Option<&HeaderMap> {
-    Some(headers).filter(|h| h.contains_key(header::CONNECTION))
+fn with_connection(headers: Headers<'_>) -> Option<Headers<'_>> {
+    Some(headers).filter(|h| h.contains(&header::CONNECTION))
 }
 
 /// Whether `value` may be sent as a header value as it is (what
@@ -175,14 +174,13 @@ pub(crate) fn request_head(
     put_header(&mut out, "host", authority.as_bytes());
     let headers = req.headers;
     let connection = with_connection(headers);
-    for (name, value) in headers.iter() {
-        let n = name.as_str();
+    for (n, value) in headers.iter() {
         let dropped = matches!(n, "host" | "content-length" | "expect")
             || (!policy.underscores && n.contains('_'))
             || is_protected(n)
-            || is_hop_by_hop(name, connection);
+            || is_hop_by_hop(n, connection);
         if !dropped {
-            put_header(&mut out, n, value.as_bytes());
+            put_header(&mut out, n, value);
         }
     }
     let peer = req.peer;
@@ -192,10 +190,7 @@ pub(crate) fn request_head(
     out.extend_from_slice(X_FORWARDED_FOR.as_bytes());
     out.extend_from_slice(b": ");
     if trusted {
-        for prior in headers
-            .get_all(X_FORWARDED_FOR_NAME)
-            .filter_map(|v| v.to_str().ok())
-        {
+        for prior in headers.get_all(&X_FORWARDED_FOR_NAME).filter_map(text) {
             out.extend_from_slice(prior.as_bytes());
             out.extend_from_slice(b", ");
         }
@@ -209,24 +204,24 @@ pub(crate) fn request_head(
     // The value the nearest trusted proxy added: the last element of the
     // last line, as with `X-Forwarded-For` (a client's own value comes
     // first, where a proxy that appends leaves it).
-    let passed_on = |name: HeaderName| {
+    let passed_on = |name: &HeaderName| {
         if !trusted {
             return None;
         }
         headers
             .get_all(name)
             .last()
-            .and_then(|v| v.to_str().ok())
+            .and_then(text)
             .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let proto = passed_on(X_FORWARDED_PROTO_NAME)
+    let proto = passed_on(&X_FORWARDED_PROTO_NAME)
         .filter(|p| p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https"))
         .unwrap_or(scheme);
     put_header(&mut out, X_FORWARDED_PROTO, proto.as_bytes());
-    let host = passed_on(X_FORWARDED_HOST_NAME)
-        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+    let host =
+        passed_on(&X_FORWARDED_HOST_NAME).or_else(|| headers.get(&header::HOST).and_then(text));
     if let Some(host) = host {
         put_header(&mut out, X_FORWARDED_HOST, host.as_bytes());
     }
@@ -471,8 +466,8 @@ pub(crate) fn end_to_end(headers: &mut HeaderMap, not_modified: bool) {
             .map(|t| t.trim_ascii())
             .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
     };
-    let connection = with_connection(headers)
-        .filter(|h| names_others(h))
+    let connection = Some(&*headers)
+        .filter(|h| h.contains_key(header::CONNECTION) && names_others(h))
         .map(|h| {
             let mut only = HeaderMap::new();
             for value in h.get_all(header::CONNECTION) {
@@ -482,7 +477,7 @@ pub(crate) fn end_to_end(headers: &mut HeaderMap, not_modified: bool) {
         });
     headers.retain(|name, _| {
         (name != header::CONTENT_LENGTH || not_modified)
-            && !is_hop_by_hop(name, connection.as_ref())
+            && !is_hop_by_hop(name.as_str(), connection.as_ref().map(Headers::Map))
     });
 }
 

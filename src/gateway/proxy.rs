@@ -23,7 +23,7 @@ use super::rate_limit::{Decision, RateLimiter};
 use super::routes::Routes;
 use super::trusted::{Cidr, TrustedProxies};
 use super::{GatewayError, path, tunnel};
-use crate::http::front::Incoming;
+use crate::http::front::{Headers, Incoming, text};
 use crate::http::middleware::cors::Cors;
 use crate::manifest::FieldError;
 use crate::metrics::{CounterVec, HistogramVec};
@@ -160,7 +160,7 @@ impl Proxy {
     pub async fn handle(&self, req: HttpRequest, payload: web::Payload) -> HttpResponse {
         let started = Instant::now();
         let mut generated = [0; uuid::fmt::Hyphenated::LENGTH];
-        let incoming = incoming_request_id(req.headers());
+        let incoming = incoming_request_id(Headers::Map(req.headers()));
         let request_id = match incoming {
             Some((_, text)) => text,
             None => new_request_id(&mut generated),
@@ -172,7 +172,7 @@ impl Proxy {
         };
         self.label(
             res.headers_mut(),
-            incoming.map(|(value, _)| value),
+            incoming.and_then(|(value, _)| value),
             request_id,
             &outcome,
         );
@@ -341,7 +341,7 @@ impl Proxy {
             })?;
             outcome.username = Some(username);
             outcome.user_id = Some(user_id);
-        } else if self.jwt.is_some() && req.headers.contains_key(header::AUTHORIZATION) {
+        } else if self.jwt.is_some() && req.headers.contains(&header::AUTHORIZATION) {
             // An open route still tells the upstream who is calling when the
             // caller proves it; a token that does not validate is no error
             // here, the request simply goes on without an identity.
@@ -397,17 +397,17 @@ impl Proxy {
     /// Checks the bearer token, then maps its username to a user id.
     async fn authenticate(
         &self,
-        headers: &HeaderMap,
+        headers: Headers<'_>,
     ) -> Result<(Arc<str>, Arc<str>), GatewayError> {
         let (Some(jwt), Some(identity)) = (&self.jwt, &self.identity) else {
             return Err(GatewayError::Internal);
         };
-        let mut values = headers.get_all(header::AUTHORIZATION);
+        let mut values = headers.get_all(&header::AUTHORIZATION);
         let value = values.next().ok_or(GatewayError::InvalidToken("missing"))?;
         if values.next().is_some() {
             return Err(GatewayError::InvalidToken("duplicate_header"));
         }
-        let value = header_text(value).ok_or(GatewayError::InvalidToken("malformed"))?;
+        let value = text(value).ok_or(GatewayError::InvalidToken("malformed"))?;
         let token = match value.split_once(' ') {
             Some((scheme, token))
                 if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
@@ -497,28 +497,16 @@ const X_RATELIMIT_REMAINING: header::HeaderName =
     header::HeaderName::from_static("x-ratelimit-remaining");
 const X_RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static("x-ratelimit-reset");
 
-/// What `HeaderValue::to_str` gives (visible ASCII and tabs only), checked
-/// without an early exit so that the loop runs over whole vectors: a
-/// bearer token is some 200 bytes, looked at on every request.
-fn header_text(value: &HeaderValue) -> Option<&str> {
-    let bytes = value.as_bytes();
-    let visible = bytes.iter().fold(true, |ok, &b| {
-        ok & ((0x20..0x7f).contains(&b) || b == b'\t')
-    });
-    visible.then(|| std::str::from_utf8(bytes).ok()).flatten()
-}
-
 /// The client's `X-Request-Id` when it is one the gateway keeps: 1 to 128
 /// of `A-Za-z0-9._-`.
-pub(super) fn incoming_request_id(headers: &HeaderMap) -> Option<(&HeaderValue, &str)> {
-    let value = headers.get(forward::X_REQUEST_ID_NAME)?;
-    let text = value.to_str().ok()?;
+pub(super) fn incoming_request_id(headers: Headers<'_>) -> Option<(Option<&HeaderValue>, &str)> {
+    let text = text(headers.get(&forward::X_REQUEST_ID_NAME)?)?;
     let kept = !text.is_empty()
         && text.len() <= 128
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    kept.then_some((value, text))
+    kept.then(|| (headers.value(&forward::X_REQUEST_ID_NAME), text))
 }
 
 /// A fresh request id: a random (v4) UUID written into `buf`, its bits from
@@ -528,23 +516,4 @@ pub(super) fn new_request_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &
         .into_uuid()
         .hyphenated()
         .encode_lower(buf)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_text_is_what_to_str_gives() {
-        for bytes in [
-            &b"Bearer abc.def"[..],
-            b"tab\there",
-            b"",
-            b"caf\xc3\xa9",
-            b"\xff",
-        ] {
-            let value = HeaderValue::from_bytes(bytes).unwrap();
-            assert_eq!(header_text(&value), value.to_str().ok(), "{bytes:?}");
-        }
-    }
 }

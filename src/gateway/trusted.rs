@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use actix_web::http::header::HeaderMap;
+use crate::http::front::Headers;
 
 /// One network, `addr/prefix`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,14 +75,13 @@ impl TrustedProxies {
     /// The client's address: the peer, or behind a trusted peer the
     /// rightmost untrusted `X-Forwarded-For` hop (the leftmost hop when
     /// all are trusted; the peer when a hop does not parse).
-    pub fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    pub(crate) fn client(&self, peer: Option<IpAddr>, headers: Headers<'_>) -> Option<IpAddr> {
         if !self.trusts(peer) {
             return peer;
         }
         let mut client = peer;
         let values: Vec<&[u8]> = headers
-            .get_all(super::forward::X_FORWARDED_FOR_NAME)
-            .map(|v| v.as_bytes())
+            .get_all(&super::forward::X_FORWARDED_FOR_NAME)
             .collect();
         for value in values.iter().rev() {
             let text = std::str::from_utf8(value).unwrap_or("");
@@ -103,6 +102,7 @@ impl TrustedProxies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header::HeaderMap;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -157,16 +157,16 @@ mod tests {
             "10.0.0.9".parse().unwrap(),
         );
         assert_eq!(
-            trusted.client(Some(ip("10.0.0.1")), &headers),
+            trusted.client(Some(ip("10.0.0.1")), Headers::Map(&headers)),
             Some(ip("2.2.2.2"))
         );
         assert_eq!(
-            trusted.client(Some(ip("9.9.9.9")), &headers),
+            trusted.client(Some(ip("9.9.9.9")), Headers::Map(&headers)),
             Some(ip("9.9.9.9")),
             "an untrusted peer is the client"
         );
         assert_eq!(
-            TrustedProxies::default().client(Some(ip("10.0.0.1")), &headers),
+            TrustedProxies::default().client(Some(ip("10.0.0.1")), Headers::Map(&headers)),
             Some(ip("10.0.0.1"))
         );
     }

@@ -39,7 +39,7 @@ use std::time::Duration;
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -48,8 +48,15 @@ use tokio::sync::Notify;
 const READ: usize = 8 * 1024;
 /// At most this many headers in a head the front takes.
 const MAX_HEADERS: usize = 64;
-/// How long a kept-alive connection may sit idle (actix-http's default).
+/// How long a kept-alive connection may sit idle (actix-http's default,
+/// which the servers keep).
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// The most of a head the front reads: actix-http's own bound on a
+/// request head (its codec answers 431 past it).
+const MAX_HEAD: usize = 128 * 1024;
+/// The longest request target the front takes: what `http::Uri` takes
+/// (actix-http answers 400 past it).
+const MAX_TARGET: usize = 65_534;
 
 /// What a proxy reads of a request, wherever its head was parsed (here, or
 /// by actix-http).
@@ -58,7 +65,7 @@ pub(crate) struct Incoming<'a> {
     /// The path as received.
     pub path: &'a str,
     pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
+    pub headers: Headers<'a>,
     /// The peer's address, canonical.
     pub peer: Option<IpAddr>,
     /// Whether the listener is TLS.
@@ -76,10 +83,88 @@ impl<'a> Incoming<'a> {
             method: req.method(),
             path: req.uri().path(),
             query: req.uri().query(),
-            headers: req.headers(),
+            headers: Headers::Map(req.headers()),
             peer: req.peer_addr().map(|a| a.ip().to_canonical()),
             secure: req.app_config().secure(),
             close: false,
+        }
+    }
+}
+
+/// A request's headers, wherever its head was parsed.
+#[derive(Clone, Copy)]
+pub(crate) enum Headers<'a> {
+    /// actix-http's map.
+    Map(&'a HeaderMap),
+    /// As they stand in a head the front took, in order: names lower-cased
+    /// in place (as a map's are), values checked as a map checks them.
+    Raw(&'a [(&'a str, &'a [u8])]),
+}
+
+impl<'a> Headers<'a> {
+    /// Every value of `name`, in order.
+    pub(crate) fn get_all<'n>(self, name: &'n HeaderName) -> GetAll<'a, 'n> {
+        match self {
+            Headers::Map(map) => GetAll::Map(map.get_all(name)),
+            Headers::Raw(raw) => GetAll::Raw(raw.iter(), name.as_str()),
+        }
+    }
+
+    /// The first value of `name`.
+    pub(crate) fn get(self, name: &HeaderName) -> Option<&'a [u8]> {
+        self.get_all(name).next()
+    }
+
+    pub(crate) fn contains(self, name: &HeaderName) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The map's value of `name`, when these are a map's: to share it
+    /// rather than copy it.
+    pub(crate) fn value(self, name: &HeaderName) -> Option<&'a HeaderValue> {
+        match self {
+            Headers::Map(map) => map.get(name),
+            Headers::Raw(_) => None,
+        }
+    }
+
+    /// Every header (lower-case name, value), in order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        let (map, raw) = match self {
+            Headers::Map(map) => (Some(map.iter()), None),
+            Headers::Raw(raw) => (None, Some(raw.iter())),
+        };
+        let map = map
+            .into_iter()
+            .flatten()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()));
+        map.chain(raw.into_iter().flatten().copied())
+    }
+}
+
+/// What `HeaderValue::to_str` gives (visible ASCII and tabs only), checked
+/// without an early exit so that the loop runs over whole vectors: a
+/// bearer token is some 200 bytes, looked at on every request.
+pub(crate) fn text(bytes: &[u8]) -> Option<&str> {
+    let visible = bytes.iter().fold(true, |ok, &b| {
+        ok & ((0x20..0x7f).contains(&b) || b == b'\t')
+    });
+    visible.then(|| std::str::from_utf8(bytes).ok()).flatten()
+}
+
+/// The values of one header (`Headers::get_all`).
+pub(crate) enum GetAll<'a, 'n> {
+    Map(std::slice::Iter<'a, HeaderValue>),
+    Raw(std::slice::Iter<'a, (&'a str, &'a [u8])>, &'n str),
+}
+
+impl<'a> Iterator for GetAll<'a, '_> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            GetAll::Map(values) => values.next().map(HeaderValue::as_bytes),
+            GetAll::Raw(raw, name) => raw.find(|(n, _)| n == name).map(|&(_, v)| v),
         }
     }
 }
@@ -185,16 +270,26 @@ impl Front {
             };
             let deadline = tokio::time::Instant::now() + wait;
             let mut places = [(0, 0, 0, 0); MAX_HEADERS];
+            // How much of `input` is known not to end a head.
+            let mut scanned = 0;
             let taken = loop {
-                match self.take(&input, &mut places) {
+                // What one read brought is parsed at once (mostly a whole
+                // head); a head that did not end there, only once it may.
+                let head = if scanned == 0 || ends_head(&input, scanned) {
+                    self.take(&input, &mut places)
+                } else {
+                    Head::Partial
+                };
+                match head {
                     Head::Taken(taken) => break taken,
+                    Head::Partial if input.len() <= self.header_limit.min(MAX_HEAD) + READ => {}
                     // actix-http answers a head over the limit.
-                    Head::Partial if input.len() <= self.header_limit + READ => {}
                     Head::Partial | Head::Not => {
                         self.handoffs.inc(&[&self.server]);
                         return Some(Conn { io, read: input });
                     }
                 }
+                scanned = input.len();
                 input.reserve(READ);
                 tokio::select! {
                     read = tokio::time::timeout_at(deadline, io.read_buf(&mut input)) => match read {
@@ -217,20 +312,23 @@ impl Front {
                 }
             };
             first = false;
-            let head = input.split_to(taken.len).freeze();
-            let mut headers = HeaderMap::with_capacity(taken.count);
-            for &(name, name_end, value, value_end) in &places[..taken.count] {
-                // httparse checked the name is a token.
-                let Ok(name) = HeaderName::from_bytes(&head[name as usize..name_end as usize])
-                else {
+            // A stopping server answers what it has read and closes, as
+            // actix-http does (its answer says `connection: close`).
+            let stopped = stopping.as_mut().now_or_never().is_some();
+            // Names lower-cased where they stand, as a map has them.
+            for &(name, name_end, _, _) in &places[..taken.count] {
+                input[name as usize..name_end as usize].make_ascii_lowercase();
+            }
+            let head = input.split_to(taken.len);
+            let mut raw = [("", &[][..]); MAX_HEADERS];
+            for (slot, &(name, name_end, value, value_end)) in
+                raw.iter_mut().zip(&places[..taken.count])
+            {
+                // httparse checked the name is a token: ASCII.
+                let Ok(name) = std::str::from_utf8(&head[name as usize..name_end as usize]) else {
                     return None;
                 };
-                let value = head.slice(value as usize..value_end as usize);
-                // SAFETY: `check` found every byte one a header value may
-                // hold (`header_value`), which is all this asks; the value
-                // shares the head's bytes instead of copying them.
-                let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
-                headers.append(name, value);
+                *slot = (name, &head[value as usize..value_end as usize]);
             }
             // httparse checked the target is text.
             let target = std::str::from_utf8(&head[taken.target.clone()]).ok()?;
@@ -242,10 +340,10 @@ impl Front {
                 method: &taken.method,
                 path,
                 query,
-                headers: &headers,
+                headers: Headers::Raw(&raw[..taken.count]),
                 peer: Some(peer_ip),
                 secure: false,
-                close: taken.close,
+                close: taken.close || stopped,
             };
             let answer = self.mounts[taken.mount].answer(&req).await;
             match write(&mut io, answer).await {
@@ -288,7 +386,7 @@ impl Front {
         req: &httparse::Request<'_, '_>,
         places: &mut [Place; MAX_HEADERS],
     ) -> Option<Taken> {
-        if req.version != Some(1) || len > u32::MAX as usize {
+        if req.version != Some(1) || len > MAX_HEAD {
             return None;
         }
         let method = match req.method? {
@@ -300,7 +398,7 @@ impl Front {
         // Parts borrow from `bytes`: their places there.
         let at = |part: &[u8]| part.as_ptr() as usize - bytes.as_ptr() as usize;
         let raw = req.path?;
-        if !raw.bytes().fold(true, |ok, b| ok & TARGET[b as usize]) {
+        if raw.len() > MAX_TARGET || !raw.bytes().fold(true, |ok, b| ok & TARGET[b as usize]) {
             return None;
         }
         let start = at(raw.as_bytes());
@@ -369,6 +467,15 @@ impl Front {
             close,
         })
     }
+}
+
+/// Whether a head may end in `bytes` past `scanned`, where the last look
+/// stopped: at a blank line as httparse reads one (`\n\r\n` or `\n\n`).
+/// So a head that trickles in is parsed again only once it may be whole,
+/// not at every read.
+fn ends_head(bytes: &[u8], scanned: usize) -> bool {
+    let tail = &bytes[scanned.saturating_sub(2)..];
+    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// Whether every byte of `value` is one a header value may hold (visible
@@ -542,6 +649,35 @@ mod tests {
                 "byte {b:#x}"
             );
         }
+    }
+
+    #[test]
+    fn text_is_what_to_str_gives() {
+        for bytes in [
+            &b"Bearer abc.def"[..],
+            b"tab\there",
+            b"",
+            b"caf\xc3\xa9",
+            b"\xff",
+        ] {
+            let value = HeaderValue::from_bytes(bytes).unwrap();
+            assert_eq!(text(bytes), value.to_str().ok(), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn a_head_may_end_only_at_a_blank_line() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        for cut in 0..head.len() {
+            // Looked at up to `cut`, then the rest arrived.
+            assert!(ends_head(head, cut), "{cut}");
+            assert!(
+                !ends_head(&head[..head.len() - 1], cut.min(head.len() - 1)),
+                "{cut}"
+            );
+        }
+        assert!(ends_head(b"GET / HTTP/1.1\nHost: a\n\n", 20));
+        assert!(!ends_head(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
     }
 
     #[test]
