@@ -7,12 +7,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{Bytes, BytesMut};
 
+use super::access::decimal;
 use super::forward::{self, IdleTimeout, Upload, end_to_end};
 use super::proxy::{Outcome, incoming_request_id, new_request_id};
+use super::rate_limit::Decision;
 use super::{Proxy, upstream};
 use crate::http::front::{Answer, FastMount, Incoming, put_date};
 
@@ -55,8 +57,24 @@ impl Proxy {
             Ok((mut res, idle)) => {
                 let not_modified = res.status == StatusCode::NOT_MODIFIED;
                 end_to_end(&mut res.headers, not_modified);
-                self.label(&mut res.headers, kept, request_id, &outcome);
-                (res.status, relayed(res, idle, head_request, req.close))
+                // The labels `label` would put on the map, written straight
+                // after the upstream's headers, which give way to them.
+                let limited = outcome.limit.filter(|d| d.allowed);
+                let labels = |out: &mut BytesMut| self.put_labels(out, request_id, limited);
+                let mut out = BytesMut::with_capacity(512);
+                status_line(&mut out, res.status);
+                for (name, value) in &res.headers {
+                    let labelled = *name == forward::X_REQUEST_ID_NAME
+                        || (limited.is_some() && is_rate_limit(name));
+                    if !labelled {
+                        put(&mut out, name.as_str().as_bytes(), value);
+                    }
+                }
+                if !res.headers.contains_key(header::DATE) {
+                    put_date(&mut out);
+                }
+                labels(&mut out);
+                (res.status, relayed(out, res, idle, head_request, req.close))
             }
             Err(e) => {
                 let mut res = self.failure(e, request_id, &outcome);
@@ -69,14 +87,47 @@ impl Proxy {
     }
 }
 
-/// The client's answer for the upstream's (its headers already filtered
-/// and labelled): the body whole when it is in hand, else streamed with
-/// `idle` as the longest wait for each chunk, framed by its length or
-/// chunked; `close` when the client asked for the connection to end.
-fn relayed(res: upstream::Response, idle: Duration, head_request: bool, close: bool) -> Answer {
-    let mut out = BytesMut::with_capacity(512);
-    status_line(&mut out, res.status);
-    put_headers(&mut out, &res.headers);
+impl Proxy {
+    /// `label`'s headers, written: the request id and, for a request the
+    /// rate limit let through (`limited`), where it stands.
+    fn put_labels(&self, out: &mut BytesMut, request_id: &str, limited: Option<Decision>) {
+        put_raw(out, forward::X_REQUEST_ID.as_bytes(), request_id.as_bytes());
+        if let Some(d) = limited {
+            let digits = &mut [0; 20];
+            match &self.limit_header {
+                Some(limit) => put(out, b"x-ratelimit-limit", limit),
+                None => put_raw(out, b"x-ratelimit-limit", decimal(d.limit.into(), digits)),
+            }
+            put_raw(
+                out,
+                b"x-ratelimit-remaining",
+                decimal(d.remaining.into(), digits),
+            );
+            put_raw(out, b"x-ratelimit-reset", decimal(d.reset_secs, digits));
+        }
+    }
+}
+
+/// Whether `name` is one of the rate-limit headers `label` sets.
+fn is_rate_limit(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "x-ratelimit-limit" | "x-ratelimit-remaining" | "x-ratelimit-reset"
+    )
+}
+
+/// The client's answer for the upstream's, `out` its head so far (status
+/// line and headers, filtered and labelled): the body whole when it is in
+/// hand, else streamed with `idle` as the longest wait for each chunk,
+/// framed by its length or chunked; `close` when the client asked for the
+/// connection to end.
+fn relayed(
+    mut out: BytesMut,
+    res: upstream::Response,
+    idle: Duration,
+    head_request: bool,
+    close: bool,
+) -> Answer {
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -169,15 +220,19 @@ fn put_headers(out: &mut BytesMut, headers: &HeaderMap) {
 }
 
 fn put(out: &mut BytesMut, name: &[u8], value: &HeaderValue) {
+    put_raw(out, name, value.as_bytes());
+}
+
+fn put_raw(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
 fn put_length(out: &mut BytesMut, length: u64) {
     out.extend_from_slice(b"content-length: ");
-    out.extend_from_slice(super::access::decimal(length, &mut [0; 20]));
+    out.extend_from_slice(decimal(length, &mut [0; 20]));
     out.extend_from_slice(b"\r\n");
 }
 

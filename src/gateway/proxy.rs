@@ -58,7 +58,7 @@ pub struct Proxy {
     identity: Option<Arc<IdentityResolver>>,
     limiter: Option<RateLimiter>,
     /// `X-RateLimit-Limit`, the same on every answer: built once, shared.
-    limit_header: Option<HeaderValue>,
+    pub(super) limit_header: Option<HeaderValue>,
     max_body: usize,
     cors: Option<Cors>,
     headers: HeaderPolicy,

@@ -39,6 +39,7 @@ use std::time::Duration;
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::{Bytes, BytesMut};
+use bytes::Buf;
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -319,7 +320,9 @@ impl Front {
             for &(name, name_end, _, _) in &places[..taken.count] {
                 input[name as usize..name_end as usize].make_ascii_lowercase();
             }
-            let head = input.split_to(taken.len);
+            // Read where it stands, and dropped from the buffer once
+            // answered (a split would allocate the buffer's shared state).
+            let head = &input[..taken.len];
             let mut raw = [("", &[][..]); MAX_HEADERS];
             for (slot, &(name, name_end, value, value_end)) in
                 raw.iter_mut().zip(&places[..taken.count])
@@ -346,6 +349,7 @@ impl Front {
                 close: taken.close || stopped,
             };
             let answer = self.mounts[taken.mount].answer(&req).await;
+            input.advance(taken.len);
             match write(&mut io, answer).await {
                 Ok(false) => {}
                 Ok(true) => {
