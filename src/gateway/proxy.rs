@@ -408,7 +408,11 @@ impl Proxy {
             return Err(GatewayError::InvalidToken("duplicate_header"));
         }
         let value = text(value).ok_or(GatewayError::InvalidToken("malformed"))?;
-        let token = match value.split_once(' ') {
+        let split = value
+            .bytes()
+            .position(|b| b == b' ')
+            .map(|at| (&value[..at], &value[at + 1..]));
+        let token = match split {
             Some((scheme, token))
                 if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
             {

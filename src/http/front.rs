@@ -324,19 +324,22 @@ impl Front {
             // answered (a split would allocate the buffer's shared state).
             let head = &input[..taken.len];
             let mut raw = [("", &[][..]); MAX_HEADERS];
+            // SAFETY (both): httparse gave these bytes out as `str`s
+            // (tokens, and a target of `TARGET`'s ASCII), and lower-casing
+            // ASCII keeps a `str` one.
+            let text =
+                |at: std::ops::Range<usize>| unsafe { std::str::from_utf8_unchecked(&head[at]) };
             for (slot, &(name, name_end, value, value_end)) in
                 raw.iter_mut().zip(&places[..taken.count])
             {
-                // httparse checked the name is a token: ASCII.
-                let Ok(name) = std::str::from_utf8(&head[name as usize..name_end as usize]) else {
-                    return None;
-                };
-                *slot = (name, &head[value as usize..value_end as usize]);
+                *slot = (
+                    text(name as usize..name_end as usize),
+                    &head[value as usize..value_end as usize],
+                );
             }
-            // httparse checked the target is text.
-            let target = std::str::from_utf8(&head[taken.target.clone()]).ok()?;
-            let (path, query) = match target.split_once('?') {
-                Some((path, query)) => (path, Some(query)),
+            let target = text(taken.target.clone());
+            let (path, query) = match target.bytes().position(|b| b == b'?') {
+                Some(at) => (&target[..at], Some(&target[at + 1..])),
                 None => (target, None),
             };
             let req = Incoming {
@@ -407,7 +410,10 @@ impl Front {
         }
         let start = at(raw.as_bytes());
         let target = start..start + raw.len();
-        let path = raw.split_once('?').map_or(raw, |(p, _)| p);
+        let path = raw
+            .bytes()
+            .position(|b| b == b'?')
+            .map_or(raw, |at| &raw[..at]);
         if !path.starts_with('/') || path == "/healthz" || path == "/metrics" {
             return None;
         }
