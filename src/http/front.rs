@@ -27,7 +27,8 @@
 //! whole within the request timeout (the first) or the keep-alive time (a
 //! later one), else the connection gets actix-http's 408 and closes; a
 //! connection idle between requests for the keep-alive time, or when the
-//! server stops, is closed.
+//! server stops, is closed. (actix-http sets no deadline on a later head
+//! once its first byte is in: here it has one, the keep-alive time.)
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
