@@ -142,16 +142,22 @@ pub fn upstream(name: &str) -> SocketAddr {
     })
 }
 
-/// A bare TCP upstream answering every request with hop-by-hop headers in
-/// its response (an actix server would not let us set `Connection`).
-pub fn hop_upstream() -> SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A bare TCP upstream: each connection's first request head is read, then
+/// `answer` has the socket.
+pub fn raw_upstream<F, Fut>(answer: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    use tokio::io::AsyncReadExt;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let answer = std::rc::Rc::new(answer);
     actix_web::rt::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
+            let answer = answer.clone();
             actix_web::rt::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -161,18 +167,27 @@ pub fn hop_upstream() -> SocketAddr {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let body = b"hop-ok";
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nConnection: close, X-Resp-Hop\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Kept: yes\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.write_all(body).await;
-                let _ = s.shutdown().await;
+                answer(s).await;
             });
         }
     });
     addr
+}
+
+/// A bare TCP upstream answering every request with hop-by-hop headers in
+/// its response (an actix server would not let us set `Connection`).
+pub fn hop_upstream() -> SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    raw_upstream(|mut s| async move {
+        let body = b"hop-ok";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nConnection: close, X-Resp-Hop\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Kept: yes\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(body).await;
+        let _ = s.shutdown().await;
+    })
 }
 
 /// A manifest with one `http.proxy` (`app:api`, on an `http.service`
