@@ -7,12 +7,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{Bytes, BytesMut};
 
 use super::access::decimal;
-use super::forward::{self, IdleTimeout, Upload, end_to_end};
+use super::forward::{self, IdleTimeout, Upload};
 use super::proxy::{Outcome, incoming_request_id, new_request_id};
 use super::rate_limit::Decision;
 use super::{Proxy, upstream};
@@ -54,26 +54,31 @@ impl Proxy {
         .await;
         let head_request = *req.method == Method::HEAD;
         let (status, answer) = match exchanged {
-            Ok((mut res, idle)) => {
+            Ok((res, idle)) => {
                 let not_modified = res.status == StatusCode::NOT_MODIFIED;
-                end_to_end(&mut res.headers, not_modified);
-                // The labels `label` would put on the map, written straight
-                // after the upstream's headers, which give way to them.
+                // The upstream's end-to-end headers as they stand in its
+                // head (what `end_to_end` keeps of a map), less those the
+                // labels replace; then the labels `label` would put on a
+                // map, written straight.
                 let limited = outcome.limit.filter(|d| d.allowed);
-                let labels = |out: &mut BytesMut| self.put_labels(out, request_id, limited);
+                let fields = &res.headers;
+                let named = forward::names_others(fields.get_all("connection"));
                 let mut out = BytesMut::with_capacity(512);
                 status_line(&mut out, res.status);
-                for (name, value) in &res.headers {
-                    let labelled = *name == forward::X_REQUEST_ID_NAME
+                for (name, value) in fields.iter() {
+                    let dropped = (name == "content-length" && !not_modified)
+                        || forward::always_hop_by_hop(name)
+                        || (named && forward::names(fields.get_all("connection"), name))
+                        || name == forward::X_REQUEST_ID
                         || (limited.is_some() && is_rate_limit(name));
-                    if !labelled {
-                        put(&mut out, name.as_str().as_bytes(), value);
+                    if !dropped {
+                        put_raw(&mut out, name.as_bytes(), value);
                     }
                 }
-                if !res.headers.contains_key(header::DATE) {
+                if !fields.contains("date") {
                     put_date(&mut out);
                 }
-                labels(&mut out);
+                self.put_labels(&mut out, request_id, limited);
                 (res.status, relayed(out, res, idle, head_request, req.close))
             }
             Err(e) => {
@@ -109,9 +114,9 @@ impl Proxy {
 }
 
 /// Whether `name` is one of the rate-limit headers `label` sets.
-fn is_rate_limit(name: &HeaderName) -> bool {
+fn is_rate_limit(name: &str) -> bool {
     matches!(
-        name.as_str(),
+        name,
         "x-ratelimit-limit" | "x-ratelimit-remaining" | "x-ratelimit-reset"
     )
 }

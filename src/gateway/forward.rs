@@ -118,17 +118,34 @@ pub fn is_protected(name: &str) -> bool {
 /// plus what `Connection` names (`connection`: the message's headers when it
 /// has a `Connection` header, which is rare). Allocation-free.
 fn is_hop_by_hop(n: &str, connection: Option<Headers<'_>>) -> bool {
+    always_hop_by_hop(n)
+        || connection.is_some_and(|headers| names(headers.get_all(&header::CONNECTION), n))
+}
+
+/// Whether `name` (lower case) is always hop-by-hop, whatever `Connection`
+/// names.
+pub(crate) fn always_hop_by_hop(n: &str) -> bool {
     matches!(
         n,
         "connection" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "keep-alive"
     ) || n.starts_with("proxy-")
-        || connection.is_some_and(|headers| {
-            headers
-                .get_all(&header::CONNECTION)
-                .filter_map(text)
-                .flat_map(|v| v.split(','))
-                .any(|token| token.trim().eq_ignore_ascii_case(n))
-        })
+}
+
+/// Whether a `Connection` header's `values` name `n`.
+pub(crate) fn names<'v>(values: impl Iterator<Item = &'v [u8]>, n: &str) -> bool {
+    values
+        .filter_map(text)
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case(n))
+}
+
+/// Whether a `Connection` header's `values` name a header, not just
+/// `keep-alive` or `close` (as most upstreams send).
+pub(crate) fn names_others<'v>(values: impl Iterator<Item = &'v [u8]>) -> bool {
+    values
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|t| t.trim_ascii())
+        .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
 }
 
 /// `headers` when it has a `Connection` header (see `is_hop_by_hop`).
@@ -443,7 +460,7 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
     };
     // The upstream's map, filtered in place, becomes the response's (with
     // anything the builder set kept).
-    let mut headers = res.headers;
+    let mut headers = res.headers.into_map(0);
     end_to_end(&mut headers, not_modified);
     let set = std::mem::replace(out.headers_mut(), headers);
     for (name, value) in set {
@@ -460,14 +477,8 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
 pub(crate) fn end_to_end(headers: &mut HeaderMap, not_modified: bool) {
     // `Connection: keep-alive` or `close`, as most upstreams send, names no
     // other header: no copy then.
-    let names_others = |h: &HeaderMap| {
-        h.get_all(header::CONNECTION)
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(|t| t.trim_ascii())
-            .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
-    };
     let connection = Some(&*headers)
-        .filter(|h| h.contains_key(header::CONNECTION) && names_others(h))
+        .filter(|h| names_others(h.get_all(header::CONNECTION).map(|v| v.as_bytes())))
         .map(|h| {
             let mut only = HeaderMap::new();
             for value in h.get_all(header::CONNECTION) {

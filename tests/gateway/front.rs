@@ -483,3 +483,59 @@ async fn a_stopping_server_closes_kept_connections_and_a_silent_one_gets_408() {
         started.elapsed()
     );
 }
+
+#[actix_web::test]
+async fn the_upstreams_hop_by_hop_and_labelled_headers_give_way_on_the_front() {
+    // An upstream that sends its own request id and rate-limit figures,
+    // with a mixed-case header name and an empty value.
+    let up = raw_upstream(|mut s| async move {
+        let answer = b"HTTP/1.1 200 OK\r\nX-Request-Id: upstream-id\r\nX-RateLimit-Remaining: 999\r\nX-Mixed-Case: Kept\r\nX-Empty:\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        let _ = s.write_all(answer).await;
+        let _ = s.shutdown().await;
+    });
+    let gw = Gw::boot_with(
+        1000,
+        "",
+        &format!(
+            "      - {{ path: /api/labels, upstream: \"http://{up}\", auth_required: false }}\n"
+        ),
+    )
+    .await;
+    let before = handoffs(&gw);
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET /api/hop/x HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = answer(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"hop-ok");
+    // What the upstream's `Connection` named, and the fixed hop-by-hop set.
+    for gone in [
+        "x-resp-hop",
+        "keep-alive",
+        "proxy-authenticate",
+        "connection",
+    ] {
+        assert_eq!(header(&head, gone), None, "{gone}: {head}");
+    }
+    assert_eq!(header(&head, "x-kept"), Some("yes"), "{head}");
+    s.write_all(b"GET /api/labels/x HTTP/1.1\r\nHost: gw\r\nX-Request-Id: client-id\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = answer(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"ok");
+    assert_eq!(head.matches("x-request-id").count(), 1, "{head}");
+    assert_eq!(header(&head, "x-request-id"), Some("client-id"), "{head}");
+    assert_eq!(head.matches("x-ratelimit-remaining").count(), 1, "{head}");
+    assert_ne!(
+        header(&head, "x-ratelimit-remaining"),
+        Some("999"),
+        "{head}"
+    );
+    // Names as a map has them; values as sent.
+    assert!(head.contains("\r\nx-mixed-case: Kept\r\n"), "{head}");
+    assert!(head.contains("\r\nx-empty: \r\n"), "{head}");
+    assert_eq!(handoffs(&gw), before, "both on the front's path");
+}

@@ -6,7 +6,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{Chunk, Framing};
 use super::{Error, MAX_HEAD, MAX_HEADERS, Target, trim};
@@ -14,7 +14,7 @@ use super::{Error, MAX_HEAD, MAX_HEADERS, Target, trim};
 /// A parsed response head.
 pub(super) struct Head {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    pub headers: Fields,
     /// `Content-Length` when the body is framed by it (or `HEAD`/204/304
     /// carried one).
     pub length: Option<u64>,
@@ -22,11 +22,60 @@ pub(super) struct Head {
     pub reusable: bool,
 }
 
-thread_local! {
-    /// [`parse_head`]'s list of header positions, reused: at most
-    /// [`MAX_HEADERS`] entries a thread.
-    static FOUND: std::cell::Cell<Vec<(HeaderName, usize, usize)>> =
-        const { std::cell::Cell::new(Vec::new()) };
+/// A response head's headers where they stand in it, in order: names
+/// lower-cased in place (as a map has them), values checked as a map
+/// checks them. Read as they are by the front's answers, or made a map
+/// (`into_map`) sharing the head's bytes.
+pub struct Fields {
+    head: Bytes,
+    /// Each header's name and value: start and end of each in `head`.
+    at: Vec<(u32, u32, u32, u32)>,
+}
+
+impl Fields {
+    /// Every header (lower-case name, value), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.at.iter().map(|&(n, n_end, v, v_end)| {
+            let name = &self.head[n as usize..n_end as usize];
+            // SAFETY: httparse gave the name out as a `str` (a token), and
+            // lower-casing ASCII keeps a `str` one.
+            let name = unsafe { std::str::from_utf8_unchecked(name) };
+            (name, &self.head[v as usize..v_end as usize])
+        })
+    }
+
+    /// Every value of `name` (lower case), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get_all(name).next().is_some()
+    }
+
+    /// The headers as a map, its values sharing the head's bytes, with room
+    /// for `more`.
+    pub fn into_map(self, more: usize) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.at.len() + more);
+        for &(n, n_end, v, v_end) in &self.at {
+            // Neither can fail: the name is a token, and `parse_head`
+            // checked the value.
+            let name = HeaderName::from_bytes(&self.head[n as usize..n_end as usize]);
+            let value = HeaderValue::from_maybe_shared(self.head.slice(v as usize..v_end as usize));
+            if let (Ok(name), Ok(value)) = (name, value) {
+                map.append(name, value);
+            }
+        }
+        map
+    }
+}
+
+/// Whether every byte of `value` is one a header value may hold (as
+/// `HeaderValue` checks), in one pass without a branch a byte.
+fn header_value(value: &[u8]) -> bool {
+    value.iter().fold(true, |ok, &b| {
+        ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t'))
+    })
 }
 
 /// The final response head at the start of `buf`, taken off it; `None`
@@ -67,20 +116,21 @@ pub(super) fn parse_head(
             continue;
         }
         let status = StatusCode::from_u16(code).map_err(|_| Error::Protocol("bad status"))?;
-        // Where each header sits in the head, to share its bytes below;
-        // the list is the thread's, kept from head to head (always put
-        // back drained, so it is empty when taken).
+        // Where each header's name and value sit in the head.
         let base = buf.as_ptr() as usize;
-        let mut found = FOUND.take();
+        let at = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(base) as u32;
+        let mut places = Vec::with_capacity(res.headers.len());
         let (mut te, mut chunked, mut length, mut close) = (false, false, None::<u64>, false);
         for h in res.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| Error::Protocol("bad header name"))?;
-            if name == actix_web::http::header::TRANSFER_ENCODING {
+            if !header_value(h.value) {
+                return Err(Error::Protocol("bad header value"));
+            }
+            let named = |n: &str| h.name.eq_ignore_ascii_case(n);
+            if named("transfer-encoding") {
                 te = true;
                 // Only the last coding decides the framing.
                 chunked = last_token(h.value).is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-            } else if name == actix_web::http::header::CONTENT_LENGTH {
+            } else if named("content-length") {
                 for part in h.value.split(|&b| b == b',') {
                     let n =
                         parse_length(trim(part)).ok_or(Error::Protocol("bad content-length"))?;
@@ -89,32 +139,30 @@ pub(super) fn parse_head(
                     }
                     length = Some(n);
                 }
-            } else if name == actix_web::http::header::CONNECTION {
+            } else if named("connection") {
                 close |= h
                     .value
                     .split(|&b| b == b',')
                     .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
             }
-            let start = (h.value.as_ptr() as usize).wrapping_sub(base);
-            found.push((name, start, h.value.len()));
-        }
-        let head = buf.split_to(len).freeze();
-        // Room for what the gateway adds (request id, rate-limit headers).
-        let mut headers = HeaderMap::with_capacity(found.len() + 4);
-        for (name, start, n) in found.drain(..) {
-            let value = if n == 0 {
-                HeaderValue::from_static("")
+            let n = at(h.name.as_bytes());
+            // An empty value's place is anywhere: right after the name.
+            let v = if h.value.is_empty() {
+                n + h.name.len() as u32
             } else {
-                let bytes = start
-                    .checked_add(n)
-                    .and_then(|end| head.get(start..end))
-                    .ok_or(Error::Protocol("bad header"))?;
-                HeaderValue::from_maybe_shared(head.slice_ref(bytes))
-                    .map_err(|_| Error::Protocol("bad header value"))?
+                at(h.value)
             };
-            headers.append(name, value);
+            places.push((n, n + h.name.len() as u32, v, v + h.value.len() as u32));
         }
-        FOUND.set(found);
+        // Names lower-cased where they stand (`MAX_HEAD` keeps the places
+        // within `u32`).
+        for &(n, n_end, _, _) in &places {
+            buf[n as usize..n_end as usize].make_ascii_lowercase();
+        }
+        let headers = Fields {
+            head: buf.split_to(len).freeze(),
+            at: places,
+        };
         let no_body = to.head_request || code == 101 || code == 204 || code == 304;
         let framing = if no_body {
             Framing::Length(0)

@@ -51,6 +51,7 @@ mod pool;
 
 pub use body::Body;
 use body::Framing;
+pub use head::Fields;
 use head::{Head, parse_head};
 use pool::checkout;
 
@@ -117,7 +118,7 @@ pub struct Target<'a> {
 /// An upstream's response: its head, and its body as a stream.
 pub struct Response {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    pub headers: Fields,
     /// `Content-Length` when the body is framed by it (or `HEAD`/204/304
     /// carried one).
     pub length: Option<u64>,
@@ -327,7 +328,7 @@ pub async fn upgrade(to: Target<'_>, request: &[u8]) -> Result<Upgrade, Error> {
             if let Some((head, framing)) = parse_head(&mut buf, &to)? {
                 return Ok(if head.status == StatusCode::SWITCHING_PROTOCOLS {
                     Upgrade::Switched {
-                        headers: head.headers,
+                        headers: head.headers.into_map(0),
                         io,
                         early: buf,
                     }
