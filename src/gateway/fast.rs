@@ -62,20 +62,28 @@ impl Proxy {
                 // map, written straight.
                 let limited = outcome.limit.filter(|d| d.allowed);
                 let fields = &res.headers;
-                let named = forward::names_others(fields.get_all("connection"));
+                // What `Connection` names (rarely more than keep-alive or
+                // close), gathered once.
+                let named: Vec<&[u8]> = if forward::names_others(fields.get_all("connection")) {
+                    fields.get_all("connection").collect()
+                } else {
+                    Vec::new()
+                };
                 let mut out = BytesMut::with_capacity(512);
                 status_line(&mut out, res.status);
+                let mut dated = false;
                 for (name, value) in fields.iter() {
                     let dropped = (name == "content-length" && !not_modified)
                         || forward::always_hop_by_hop(name)
-                        || (named && forward::names(fields.get_all("connection"), name))
+                        || (!named.is_empty() && forward::names(named.iter().copied(), name))
                         || name == forward::X_REQUEST_ID
                         || (limited.is_some() && is_rate_limit(name));
                     if !dropped {
+                        dated |= name == "date";
                         put_raw(&mut out, name.as_bytes(), value);
                     }
                 }
-                if !fields.contains("date") {
+                if !dated {
                     put_date(&mut out);
                 }
                 self.put_labels(&mut out, request_id, limited);
@@ -138,7 +146,7 @@ fn relayed(
     }
     let mut body = res.body;
     // 204 and 304 have no body whatever their headers say (RFC 9110 6.4.1);
-    // a 304 keeps the upstream's Content-Length (`end_to_end`).
+    // a 304 keeps the upstream's Content-Length (the filter in `fast`).
     let bodiless = res.status == StatusCode::NO_CONTENT || res.status == StatusCode::NOT_MODIFIED;
     if bodiless {
         out.extend_from_slice(b"\r\n");

@@ -132,11 +132,12 @@ pub(crate) fn always_hop_by_hop(n: &str) -> bool {
 }
 
 /// Whether a `Connection` header's `values` name `n`.
+/// Token by token, as bytes: a value with a byte that is not visible
+/// ASCII still names what its other tokens name.
 pub(crate) fn names<'v>(values: impl Iterator<Item = &'v [u8]>, n: &str) -> bool {
     values
-        .filter_map(text)
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case(n))
+        .flat_map(|v| v.split(|&b| b == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(n.as_bytes()))
 }
 
 /// Whether a `Connection` header's `values` name a header, not just
@@ -460,7 +461,8 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
     };
     // The upstream's map, filtered in place, becomes the response's (with
     // anything the builder set kept).
-    let mut headers = res.headers.into_map(0);
+    // Room for the labels the proxy adds (request id, rate-limit figures).
+    let mut headers = res.headers.into_map(4);
     end_to_end(&mut headers, not_modified);
     let set = std::mem::replace(out.headers_mut(), headers);
     for (name, value) in set {

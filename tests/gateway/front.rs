@@ -489,7 +489,8 @@ async fn the_upstreams_hop_by_hop_and_labelled_headers_give_way_on_the_front() {
     // An upstream that sends its own request id and rate-limit figures,
     // with a mixed-case header name and an empty value.
     let up = raw_upstream(|mut s| async move {
-        let answer = b"HTTP/1.1 200 OK\r\nX-Request-Id: upstream-id\r\nX-RateLimit-Remaining: 999\r\nX-Mixed-Case: Kept\r\nX-Empty:\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        // And a Date its Connection names: the gateway's own goes out.
+        let answer = b"HTTP/1.1 200 OK\r\nX-Request-Id: upstream-id\r\nX-RateLimit-Remaining: 999\r\nX-Mixed-Case: Kept\r\nX-Empty:\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 2\r\nConnection: close, Date\r\n\r\nok";
         let _ = s.write_all(answer).await;
         let _ = s.shutdown().await;
     });
@@ -520,6 +521,7 @@ async fn the_upstreams_hop_by_hop_and_labelled_headers_give_way_on_the_front() {
         assert_eq!(header(&head, gone), None, "{gone}: {head}");
     }
     assert_eq!(header(&head, "x-kept"), Some("yes"), "{head}");
+    assert_eq!(head.matches("content-length").count(), 1, "{head}");
     s.write_all(b"GET /api/labels/x HTTP/1.1\r\nHost: gw\r\nX-Request-Id: client-id\r\n\r\n")
         .await
         .unwrap();
@@ -537,5 +539,8 @@ async fn the_upstreams_hop_by_hop_and_labelled_headers_give_way_on_the_front() {
     // Names as a map has them; values as sent.
     assert!(head.contains("\r\nx-mixed-case: Kept\r\n"), "{head}");
     assert!(head.contains("\r\nx-empty: \r\n"), "{head}");
+    assert_eq!(head.matches("content-length").count(), 1, "{head}");
+    assert_eq!(head.matches("\r\ndate: ").count(), 1, "{head}");
+    assert!(!head.contains("2024"), "{head}");
     assert_eq!(handoffs(&gw), before, "both on the front's path");
 }

@@ -49,10 +49,6 @@ impl Fields {
         self.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.get_all(name).next().is_some()
-    }
-
     /// The headers as a map, its values sharing the head's bytes, with room
     /// for `more`.
     pub fn into_map(self, more: usize) -> HeaderMap {
@@ -62,6 +58,7 @@ impl Fields {
             // checked the value.
             let name = HeaderName::from_bytes(&self.head[n as usize..n_end as usize]);
             let value = HeaderValue::from_maybe_shared(self.head.slice(v as usize..v_end as usize));
+            debug_assert!(name.is_ok() && value.is_ok(), "a header parse_head took");
             if let (Ok(name), Ok(value)) = (name, value) {
                 map.append(name, value);
             }
