@@ -261,6 +261,12 @@ impl Front {
         stopping.as_mut().enable();
         let peer_ip = peer.ip().to_canonical();
         let mut first = true;
+        // One timer a connection, set again only when it goes off before
+        // the deadline of the wait in hand (each request's wait starts
+        // later than the last's): a wheel entry every few seconds, not one
+        // a request.
+        let timer = tokio::time::sleep(self.request_timeout);
+        let mut timer = pin!(timer);
         loop {
             // The first head has the request timeout, a later one the
             // keep-alive time, to arrive whole (a pipelined one may be in
@@ -271,6 +277,9 @@ impl Front {
                 KEEP_ALIVE
             };
             let deadline = tokio::time::Instant::now() + wait;
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
             let mut places = [(0, 0, 0, 0); MAX_HEADERS];
             // How much of `input` is known not to end a head.
             let mut scanned = 0;
@@ -294,21 +303,27 @@ impl Front {
                 scanned = input.len();
                 input.reserve(READ);
                 tokio::select! {
-                    read = tokio::time::timeout_at(deadline, io.read_buf(&mut input)) => match read {
-                        Ok(Ok(n)) if n > 0 => {}
+                    biased;
+                    read = io.read_buf(&mut input) => match read {
+                        Ok(n) if n > 0 => {}
                         // Closed or failed.
-                        Ok(_) => return None,
-                        // A kept-alive connection idle for too long
-                        // closes; a request too slow to arrive gets a 408
-                        // first, as from actix-http.
-                        Err(_) => {
-                            if first || !input.is_empty() {
-                                let _ = io.write_all(&timed_out()).await;
-                                let _ = io.shutdown().await;
-                            }
-                            return None;
-                        }
+                        _ => return None,
                     },
+                    () = &mut timer => {
+                        // Set for an earlier wait: on to this one's deadline.
+                        if timer.deadline() < deadline {
+                            timer.as_mut().reset(deadline);
+                            continue;
+                        }
+                        // A kept-alive connection idle for too long closes;
+                        // a request too slow to arrive gets a 408 first, as
+                        // from actix-http.
+                        if first || !input.is_empty() {
+                            let _ = io.write_all(&timed_out()).await;
+                            let _ = io.shutdown().await;
+                        }
+                        return None;
+                    }
                     // Between requests, a stopping server closes.
                     () = &mut stopping, if input.is_empty() => return None,
                 }
