@@ -7,13 +7,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{Bytes, BytesMut};
 
 use super::access::decimal;
-use super::forward::{self, IdleTimeout, Upload};
-use super::proxy::{Outcome, incoming_request_id, new_request_id};
+use super::forward::{self, IdleTimeout, Upload, put_header};
+use super::proxy::{Outcome, RATE_LIMIT_NAMES, incoming_request_id, new_request_id};
 use super::rate_limit::Decision;
 use super::{Proxy, upstream};
 use crate::http::front::{Answer, FastMount, Incoming, put_date};
@@ -73,14 +73,12 @@ impl Proxy {
                 status_line(&mut out, res.status);
                 let mut dated = false;
                 for (name, value) in fields.iter() {
-                    let dropped = (name == "content-length" && !not_modified)
-                        || forward::always_hop_by_hop(name)
-                        || (!named.is_empty() && forward::names(named.iter().copied(), name))
-                        || name == forward::X_REQUEST_ID
-                        || (limited.is_some() && is_rate_limit(name));
-                    if !dropped {
+                    let kept = forward::kept_end_to_end(name, not_modified, &named)
+                        && name != forward::X_REQUEST_ID
+                        && !(limited.is_some() && is_rate_limit(name));
+                    if kept {
                         dated |= name == "date";
-                        put_raw(&mut out, name.as_bytes(), value);
+                        put_header(&mut out, name, value);
                     }
                 }
                 if !dated {
@@ -104,29 +102,23 @@ impl Proxy {
     /// `label`'s headers, written: the request id and, for a request the
     /// rate limit let through (`limited`), where it stands.
     fn put_labels(&self, out: &mut BytesMut, request_id: &str, limited: Option<Decision>) {
-        put_raw(out, forward::X_REQUEST_ID.as_bytes(), request_id.as_bytes());
+        put_header(out, forward::X_REQUEST_ID, request_id.as_bytes());
         if let Some(d) = limited {
             let digits = &mut [0; 20];
+            let [limit, remaining, reset] = RATE_LIMIT_NAMES;
             match &self.limit_header {
-                Some(limit) => put(out, b"x-ratelimit-limit", limit),
-                None => put_raw(out, b"x-ratelimit-limit", decimal(d.limit.into(), digits)),
+                Some(value) => put_header(out, limit, value.as_bytes()),
+                None => put_header(out, limit, decimal(d.limit.into(), digits)),
             }
-            put_raw(
-                out,
-                b"x-ratelimit-remaining",
-                decimal(d.remaining.into(), digits),
-            );
-            put_raw(out, b"x-ratelimit-reset", decimal(d.reset_secs, digits));
+            put_header(out, remaining, decimal(d.remaining.into(), digits));
+            put_header(out, reset, decimal(d.reset_secs, digits));
         }
     }
 }
 
 /// Whether `name` is one of the rate-limit headers `label` sets.
 fn is_rate_limit(name: &str) -> bool {
-    matches!(
-        name,
-        "x-ratelimit-limit" | "x-ratelimit-remaining" | "x-ratelimit-reset"
-    )
+    RATE_LIMIT_NAMES.contains(&name)
 }
 
 /// The client's answer for the upstream's, `out` its head so far (status
@@ -225,22 +217,11 @@ fn status_line(out: &mut BytesMut, status: StatusCode) {
 /// Every header of `headers`, then a `Date` unless one is there.
 fn put_headers(out: &mut BytesMut, headers: &HeaderMap) {
     for (name, value) in headers {
-        put(out, name.as_str().as_bytes(), value);
+        put_header(out, name.as_str(), value.as_bytes());
     }
     if !headers.contains_key(header::DATE) {
         put_date(out);
     }
-}
-
-fn put(out: &mut BytesMut, name: &[u8], value: &HeaderValue) {
-    put_raw(out, name, value.as_bytes());
-}
-
-fn put_raw(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 fn put_length(out: &mut BytesMut, length: u64) {

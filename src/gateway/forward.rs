@@ -39,14 +39,14 @@ use std::sync::Arc;
 
 use actix_web::HttpResponse;
 use actix_web::body::{BodyStream, SizedStream};
-use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::Stream;
 
 use super::trusted::TrustedProxies;
 use super::{GatewayError, upstream};
-use crate::http::front::{Headers, Incoming, text};
+use crate::http::front::{Headers, Incoming, header_value, text};
 
 /// Stands in for a timeout too long to represent.
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
@@ -154,14 +154,8 @@ fn with_connection(headers: Headers<'_>) -> Option<Headers<'_>> {
     Some(headers).filter(|h| h.contains(&header::CONNECTION))
 }
 
-/// Whether `value` may be sent as a header value as it is (what
-/// `HeaderValue` accepts: no control bytes but tab).
-fn header_safe(value: &str) -> bool {
-    value.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t')
-}
-
 /// Appends `name: value` CRLF.
-fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
+pub(crate) fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -204,7 +198,7 @@ pub(crate) fn request_head(
     let peer = req.peer;
     let trusted = policy.trusted.trusts(peer);
     // Values below are ASCII from parsed headers (`to_str`), an address, or
-    // checked with `header_safe`: none can end the line early.
+    // checked with `header_value`: none can end the line early.
     out.extend_from_slice(X_FORWARDED_FOR.as_bytes());
     out.extend_from_slice(b": ");
     if trusted {
@@ -244,7 +238,7 @@ pub(crate) fn request_head(
         put_header(&mut out, X_FORWARDED_HOST, host.as_bytes());
     }
     let mut push = |name: &str, value: &str| {
-        if header_safe(value) {
+        if header_value(value.as_bytes()) {
             put_header(&mut out, name, value.as_bytes());
         }
     };
@@ -479,19 +473,24 @@ pub fn relay(res: upstream::Response, idle: Duration) -> HttpResponse {
 pub(crate) fn end_to_end(headers: &mut HeaderMap, not_modified: bool) {
     // `Connection: keep-alive` or `close`, as most upstreams send, names no
     // other header: no copy then.
-    let connection = Some(&*headers)
-        .filter(|h| names_others(h.get_all(header::CONNECTION).map(|v| v.as_bytes())))
-        .map(|h| {
-            let mut only = HeaderMap::new();
-            for value in h.get_all(header::CONNECTION) {
-                only.append(header::CONNECTION, value.clone());
-            }
-            only
-        });
-    headers.retain(|name, _| {
-        (name != header::CONTENT_LENGTH || not_modified)
-            && !is_hop_by_hop(name.as_str(), connection.as_ref().map(Headers::Map))
-    });
+    let values = || headers.get_all(header::CONNECTION).map(|v| v.as_bytes());
+    let connection: Vec<HeaderValue> = if names_others(values()) {
+        headers.get_all(header::CONNECTION).cloned().collect()
+    } else {
+        Vec::new()
+    };
+    let connection: Vec<&[u8]> = connection.iter().map(HeaderValue::as_bytes).collect();
+    headers.retain(|name, _| kept_end_to_end(name.as_str(), not_modified, &connection));
+}
+
+/// Whether an upstream answer's header `name` (lower case) goes on to the
+/// client: not hop-by-hop (the fixed set, or named by `connection`, the
+/// answer's `Connection` values when they name more than `keep-alive` or
+/// `close`), and not `Content-Length` but on a 304 (`not_modified`).
+pub(crate) fn kept_end_to_end(name: &str, not_modified: bool, connection: &[&[u8]]) -> bool {
+    (name != "content-length" || not_modified)
+        && !always_hop_by_hop(name)
+        && !names(connection.iter().copied(), name)
 }
 
 /// An upstream body that fails when no chunk arrives within `idle` of being

@@ -496,10 +496,16 @@ impl crate::http::Mount for Proxy {
 }
 
 // Names built once: `from_static` at run time checks the name each call.
-const X_RATELIMIT_LIMIT: header::HeaderName = header::HeaderName::from_static("x-ratelimit-limit");
+/// The rate-limit headers `label` sets: limit, remaining, reset.
+pub(super) const RATE_LIMIT_NAMES: [&str; 3] = [
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+];
+const X_RATELIMIT_LIMIT: header::HeaderName = header::HeaderName::from_static(RATE_LIMIT_NAMES[0]);
 const X_RATELIMIT_REMAINING: header::HeaderName =
-    header::HeaderName::from_static("x-ratelimit-remaining");
-const X_RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static("x-ratelimit-reset");
+    header::HeaderName::from_static(RATE_LIMIT_NAMES[1]);
+const X_RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static(RATE_LIMIT_NAMES[2]);
 
 /// The client's `X-Request-Id` when it is one the gateway keeps: 1 to 128
 /// of `A-Za-z0-9._-`.

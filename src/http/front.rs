@@ -507,7 +507,7 @@ fn ends_head(bytes: &[u8], scanned: usize) -> bool {
 /// Whether every byte of `value` is one a header value may hold (visible
 /// ASCII, space, tab or above ASCII, as `HeaderValue` checks), without a
 /// branch a byte so that it runs vectorised.
-fn header_value(value: &[u8]) -> bool {
+pub(crate) fn header_value(value: &[u8]) -> bool {
     value.iter().fold(true, |ok, &b| {
         ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t'))
     })

@@ -10,6 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{Chunk, Framing};
 use super::{Error, MAX_HEAD, MAX_HEADERS, Target, trim};
+use crate::http::front::header_value;
 
 /// A parsed response head.
 pub(super) struct Head {
@@ -65,14 +66,6 @@ impl Fields {
         }
         map
     }
-}
-
-/// Whether every byte of `value` is one a header value may hold (as
-/// `HeaderValue` checks), in one pass without a branch a byte.
-fn header_value(value: &[u8]) -> bool {
-    value.iter().fold(true, |ok, &b| {
-        ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t'))
-    })
 }
 
 /// The final response head at the start of `buf`, taken off it; `None`
