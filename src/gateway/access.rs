@@ -25,21 +25,37 @@ pub(super) struct AccessLine<'a> {
 impl AccessLine<'_> {
     /// The line as JSON, byte for byte what `serde_json` writes for it, but
     /// a string with nothing to escape (nearly every one) is copied whole
-    /// where `serde_json` looks at it a byte at a time.
+    /// where `serde_json` looks at it a byte at a time, and the timestamp,
+    /// level, request id and method, which the gateway wrote or checked
+    /// (a kept request id is `A-Za-z0-9._-`, a method a token), are not
+    /// looked at again.
     pub fn write(&self, out: &mut Vec<u8>) {
-        let fields = [
-            ("{\"timestamp\":", Some(self.timestamp)),
-            (",\"level\":", Some(self.level)),
-            (",\"service\":", Some(self.service)),
-            (",\"request_id\":", Some(self.request_id)),
-            (",\"method\":", Some(self.method)),
-            (",\"path\":", Some(self.path)),
-            (",\"username\":", self.username),
-            (",\"user_id\":", self.user_id),
-            (",\"backend_service\":", self.backend_service),
-        ];
-        for (key, value) in fields {
-            out.extend_from_slice(key.as_bytes());
+        out.reserve(
+            192 + self.service.len()
+                + self.request_id.len()
+                + self.path.len()
+                + self.username.map_or(0, str::len)
+                + self.user_id.map_or(0, str::len)
+                + self.backend_service.map_or(0, str::len),
+        );
+        out.extend_from_slice(b"{\"timestamp\":");
+        plain(out, self.timestamp);
+        out.extend_from_slice(b",\"level\":");
+        plain(out, self.level);
+        out.extend_from_slice(b",\"service\":");
+        json_string(out, self.service);
+        out.extend_from_slice(b",\"request_id\":");
+        plain(out, self.request_id);
+        out.extend_from_slice(b",\"method\":");
+        plain(out, self.method);
+        out.extend_from_slice(b",\"path\":");
+        json_string(out, self.path);
+        for (key, value) in [
+            (&b",\"username\":"[..], self.username),
+            (b",\"user_id\":", self.user_id),
+            (b",\"backend_service\":", self.backend_service),
+        ] {
+            out.extend_from_slice(key);
             match value {
                 Some(s) => json_string(out, s),
                 None => out.extend_from_slice(b"null"),
@@ -54,15 +70,28 @@ impl AccessLine<'_> {
     }
 }
 
+/// Whether `s` is a JSON string as it stands: no `"`, `\\` or control
+/// character, checked without an early exit so that it runs over whole
+/// vectors.
+fn is_plain(s: &str) -> bool {
+    s.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20 && b != b'"' && b != b'\\')
+    })
+}
+
+/// `s`, known to need no escaping, as a JSON string.
+fn plain(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(is_plain(s), "{s:?}");
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 /// `s` as a JSON string. Only `"`, `\\` and control characters need
 /// escaping (`serde_json` escapes nothing else either); a string without
 /// them is copied as it is, the rest is `serde_json`'s.
 fn json_string(out: &mut Vec<u8>, s: &str) {
-    // No early exit, so that the check runs over whole vectors.
-    let plain = s.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20 && b != b'"' && b != b'\\')
-    });
-    if plain {
+    if is_plain(s) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -111,7 +140,8 @@ mod tests {
                     timestamp: "2026-12-03T17:00:00.000Z",
                     level: "INFO",
                     service: s,
-                    request_id: s,
+                    // A kept or generated id.
+                    request_id: "0b1c-Id_1.x",
                     method: "GET",
                     path: s,
                     username: n,

@@ -98,9 +98,29 @@ impl<'a> Incoming<'a> {
 pub(crate) enum Headers<'a> {
     /// actix-http's map.
     Map(&'a HeaderMap),
-    /// As they stand in a head the front took, in order: names lower-cased
-    /// in place (as a map's are), values checked as a map checks them.
-    Raw(&'a [(&'a str, &'a [u8])]),
+    /// As they stand in a head the front took (`Raw::head`), in order:
+    /// names lower-cased in place (as a map's are), values checked as a map
+    /// checks them.
+    Raw(Raw<'a>),
+}
+
+/// The headers of a head the front took: the head, and where each header's
+/// name and value are in it.
+#[derive(Clone, Copy)]
+pub(crate) struct Raw<'a> {
+    head: &'a [u8],
+    places: &'a [Place],
+}
+
+impl<'a> Raw<'a> {
+    /// One header: its name and value.
+    fn at(self, &(name, name_end, value, value_end): &Place) -> (&'a str, &'a [u8]) {
+        let name = &self.head[name as usize..name_end as usize];
+        // SAFETY: httparse gave the name out as a `str` (a token), and
+        // lower-casing ASCII keeps a `str` one.
+        let name = unsafe { std::str::from_utf8_unchecked(name) };
+        (name, &self.head[value as usize..value_end as usize])
+    }
 }
 
 impl<'a> Headers<'a> {
@@ -108,7 +128,7 @@ impl<'a> Headers<'a> {
     pub(crate) fn get_all<'n>(self, name: &'n HeaderName) -> GetAll<'a, 'n> {
         match self {
             Headers::Map(map) => GetAll::Map(map.get_all(name)),
-            Headers::Raw(raw) => GetAll::Raw(raw.iter(), name.as_str()),
+            Headers::Raw(raw) => GetAll::Raw(raw, raw.places.iter(), name.as_str()),
         }
     }
 
@@ -134,13 +154,16 @@ impl<'a> Headers<'a> {
     pub(crate) fn iter(self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
         let (map, raw) = match self {
             Headers::Map(map) => (Some(map.iter()), None),
-            Headers::Raw(raw) => (None, Some(raw.iter())),
+            Headers::Raw(raw) => (None, Some(raw)),
         };
         let map = map
             .into_iter()
             .flatten()
             .map(|(n, v)| (n.as_str(), v.as_bytes()));
-        map.chain(raw.into_iter().flatten().copied())
+        let raw = raw
+            .into_iter()
+            .flat_map(|raw| raw.places.iter().map(move |place| raw.at(place)));
+        map.chain(raw)
     }
 }
 
@@ -157,7 +180,7 @@ pub(crate) fn text(bytes: &[u8]) -> Option<&str> {
 /// The values of one header (`Headers::get_all`).
 pub(crate) enum GetAll<'a, 'n> {
     Map(std::slice::Iter<'a, HeaderValue>),
-    Raw(std::slice::Iter<'a, (&'a str, &'a [u8])>, &'n str),
+    Raw(Raw<'a>, std::slice::Iter<'a, Place>, &'n str),
 }
 
 impl<'a> Iterator for GetAll<'a, '_> {
@@ -166,7 +189,10 @@ impl<'a> Iterator for GetAll<'a, '_> {
     fn next(&mut self) -> Option<&'a [u8]> {
         match self {
             GetAll::Map(values) => values.next().map(HeaderValue::as_bytes),
-            GetAll::Raw(raw, name) => raw.find(|(n, _)| n == name).map(|&(_, v)| v),
+            GetAll::Raw(raw, places, name) => places
+                .map(|place| raw.at(place))
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v),
         }
     }
 }
@@ -267,6 +293,9 @@ impl Front {
         // a request.
         let timer = tokio::time::sleep(self.request_timeout);
         let mut timer = pin!(timer);
+        // Each request's header places (the first `Taken::count`), filled
+        // again for each.
+        let mut places = [(0, 0, 0, 0); MAX_HEADERS];
         loop {
             // The first head has the request timeout, a later one the
             // keep-alive time, to arrive whole (a pipelined one may be in
@@ -280,7 +309,6 @@ impl Front {
             if deadline < timer.deadline() {
                 timer.as_mut().reset(deadline);
             }
-            let mut places = [(0, 0, 0, 0); MAX_HEADERS];
             // How much of `input` is known not to end a head.
             let mut scanned = 0;
             let taken = loop {
@@ -339,21 +367,9 @@ impl Front {
             // Read where it stands, and dropped from the buffer once
             // answered (a split would allocate the buffer's shared state).
             let head = &input[..taken.len];
-            let mut raw = [("", &[][..]); MAX_HEADERS];
-            // SAFETY (both): httparse gave these bytes out as `str`s
-            // (tokens, and a target of `TARGET`'s ASCII), and lower-casing
-            // ASCII keeps a `str` one.
-            let text =
-                |at: std::ops::Range<usize>| unsafe { std::str::from_utf8_unchecked(&head[at]) };
-            for (slot, &(name, name_end, value, value_end)) in
-                raw.iter_mut().zip(&places[..taken.count])
-            {
-                *slot = (
-                    text(name as usize..name_end as usize),
-                    &head[value as usize..value_end as usize],
-                );
-            }
-            let target = text(taken.target.clone());
+            // SAFETY: httparse gave the target out as a `str`, of `TARGET`'s
+            // ASCII.
+            let target = unsafe { std::str::from_utf8_unchecked(&head[taken.target.clone()]) };
             let (path, query) = match target.bytes().position(|b| b == b'?') {
                 Some(at) => (&target[..at], Some(&target[at + 1..])),
                 None => (target, None),
@@ -362,7 +378,10 @@ impl Front {
                 method: &taken.method,
                 path,
                 query,
-                headers: Headers::Raw(&raw[..taken.count]),
+                headers: Headers::Raw(Raw {
+                    head,
+                    places: &places[..taken.count],
+                }),
                 peer: Some(peer_ip),
                 secure: false,
                 close: taken.close || stopped,
@@ -387,9 +406,13 @@ impl Front {
         if bytes.is_empty() {
             return Head::Partial;
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(bytes) {
+        // Left uninitialised: httparse writes only the slots it fills.
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_request_with_uninit_headers(&mut req, bytes, &mut slots);
+        let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Head::Partial,
             Err(_) => return Head::Not,
@@ -436,9 +459,9 @@ impl Front {
         let (mut size, mut close, mut hosts, mut lengths) = (0, false, 0, 0);
         for (h, place) in req.headers.iter().zip(places.iter_mut()) {
             let (name, value) = (h.name, h.value);
-            if !header_value(value) {
-                return None;
-            }
+            // httparse lets through only bytes a header value may hold
+            // (`httparse_values_are_header_values`).
+            debug_assert!(header_value(value));
             size += name.len() + value.len() + 4;
             let is = |token: &[u8]| value.trim_ascii().eq_ignore_ascii_case(token);
             let named = |n: &str| name.eq_ignore_ascii_case(n);
@@ -673,6 +696,37 @@ mod tests {
                 header_value(&value),
                 HeaderValue::from_bytes(&value).is_ok(),
                 "byte {b:#x}"
+            );
+        }
+    }
+
+    /// The front and the upstream's heads take httparse's header values
+    /// without checking them again: it must refuse every byte
+    /// `header_value` refuses, in requests and responses alike.
+    #[test]
+    fn httparse_values_are_header_values() {
+        for b in 0..=255u8 {
+            let value = [b'a', b, b'z'];
+            let mut request = b"GET / HTTP/1.1\r\nx: ".to_vec();
+            let mut response = b"HTTP/1.1 200 OK\r\nx: ".to_vec();
+            for head in [&mut request, &mut response] {
+                head.extend_from_slice(&value);
+                head.extend_from_slice(b"\r\n\r\n");
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 4];
+            let req = httparse::Request::new(&mut headers).parse(&request);
+            let mut headers = [httparse::EMPTY_HEADER; 4];
+            let res = httparse::Response::new(&mut headers).parse(&response);
+            let ok = header_value(&value);
+            assert_eq!(
+                matches!(req, Ok(httparse::Status::Complete(_))),
+                ok,
+                "request, byte {b:#x}"
+            );
+            assert_eq!(
+                matches!(res, Ok(httparse::Status::Complete(_))),
+                ok,
+                "response, byte {b:#x}"
             );
         }
     }
