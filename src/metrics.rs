@@ -153,6 +153,8 @@ impl CounterVec {
 
 #[derive(Clone, Default)]
 struct HistogramData {
+    /// Each bound's own count (what fits under it and no lower bound):
+    /// one add an observation, made cumulative when rendered.
     buckets: Vec<u64>,
     sum: f64,
     count: u64,
@@ -175,10 +177,9 @@ impl HistogramVec {
             buckets: vec![0; self.bounds.len()],
             ..Default::default()
         });
-        for (i, bound) in self.bounds.iter().enumerate() {
-            if v <= *bound {
-                data.buckets[i] += 1;
-            }
+        // Counted in the first bucket it fits; the rendering adds them up.
+        if let Some(i) = self.bounds.iter().position(|bound| v <= *bound) {
+            data.buckets[i] += 1;
         }
         data.sum += v;
         data.count += 1;
@@ -187,7 +188,9 @@ impl HistogramVec {
     fn render(&self, out: &mut String) {
         header(out, self.name, "histogram", self.help);
         for (values, data) in self.values.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            for (bound, n) in self.bounds.iter().zip(&data.buckets) {
+            let mut n = 0;
+            for (bound, fit) in self.bounds.iter().zip(&data.buckets) {
+                n += fit;
                 let le = format!("{bound}");
                 let _ = writeln!(
                     out,
@@ -498,6 +501,15 @@ mod tests {
         );
         assert!(
             text.contains(r#"t_seconds_bucket{route="/b",le="1"} 1"#),
+            "{text}"
+        );
+        // Cumulative: what fits under 0.1 is under 1 too.
+        assert!(
+            text.contains(r#"t_seconds_bucket{route="/a",le="1"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"t_seconds_bucket{route="/b",le="+Inf"} 2"#),
             "{text}"
         );
         assert!(text.contains(r#"t_seconds_count{route="/b"} 2"#), "{text}");

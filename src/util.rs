@@ -34,9 +34,14 @@ pub fn put_ip(out: &mut impl bytes::BufMut, ip: std::net::IpAddr) {
         out.put_slice(ip.to_string().as_bytes());
         return;
     };
+    // Written here first, then put in one go (a put a byte checks room
+    // each time).
+    let mut text = [0; 15];
+    let mut len = 0;
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            out.put_u8(b'.');
+            text[len] = b'.';
+            len += 1;
         }
         let digits = [octet / 100, octet / 10 % 10, octet % 10].map(|d| b'0' + d);
         let skip = match octet {
@@ -44,8 +49,10 @@ pub fn put_ip(out: &mut impl bytes::BufMut, ip: std::net::IpAddr) {
             10.. => 1,
             _ => 2,
         };
-        out.put_slice(&digits[skip..]);
+        text[len..len + 3 - skip].copy_from_slice(&digits[skip..]);
+        len += 3 - skip;
     }
+    out.put_slice(&text[..len]);
 }
 
 /// `ip` as text (see [`put_ip`]).

@@ -71,17 +71,32 @@ impl AccessLine<'_> {
 }
 
 /// Whether `s` is a JSON string as it stands: no `"`, `\\` or control
-/// character, checked without an early exit so that it runs over whole
-/// vectors.
-fn is_plain(s: &str) -> bool {
-    s.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20 && b != b'"' && b != b'\\')
-    })
+/// character. Eight bytes at a time, as one word (a short tail padded with
+/// a plain byte): `below` finds a byte under 0x20, `zero` a byte equal to
+/// the one spread over the word it is given (the classic exact tests for
+/// any such byte, though not for which).
+fn is_plain(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS;
+    let zero = |w: u64| below(w, 1);
+    let bad = |w: u64| below(w, 0x20) | zero(w ^ (ONES * 0x22)) | zero(w ^ (ONES * 0x5c));
+    let mut words = s.chunks_exact(8);
+    let mut found = 0;
+    for word in &mut words {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(word);
+        found |= bad(u64::from_ne_bytes(bytes));
+    }
+    let mut tail = [b'a'; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    found |= bad(u64::from_ne_bytes(tail));
+    found == 0
 }
 
 /// `s`, known to need no escaping, as a JSON string.
 fn plain(out: &mut Vec<u8>, s: &str) {
-    debug_assert!(is_plain(s), "{s:?}");
+    debug_assert!(is_plain(s.as_bytes()), "{s:?}");
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
@@ -91,7 +106,7 @@ fn plain(out: &mut Vec<u8>, s: &str) {
 /// escaping (`serde_json` escapes nothing else either); a string without
 /// them is copied as it is, the rest is `serde_json`'s.
 fn json_string(out: &mut Vec<u8>, s: &str) {
-    if is_plain(s) {
+    if is_plain(s.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -159,6 +174,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn plain_strings_are_told_from_the_rest_at_every_place() {
+        for b in 0..=255u8 {
+            let needs = b < 0x20 || b == b'"' || b == b'\\';
+            for len in 1..=17 {
+                for at in 0..len {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = b;
+                    assert_eq!(is_plain(&bytes), !needs, "byte {b:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(is_plain(b""));
+        assert!(is_plain("caf\u{e9} \u{1f600}".as_bytes()));
     }
 
     #[test]
