@@ -48,7 +48,8 @@ impl Proxy {
             // No body: the front takes none. The deadline is for streamed
             // uploads only.
             let body = Upload::Whole(Bytes::new());
-            let res = forward::exchange(req.method, head, body, to, Duration::ZERO).await?;
+            let res =
+                forward::exchange(req.method, head, body, to, Duration::ZERO, req.timer).await?;
             Ok::<_, super::GatewayError>((res, idle))
         }
         .await;

@@ -46,7 +46,7 @@ use futures_util::Stream;
 
 use super::trusted::TrustedProxies;
 use super::{GatewayError, upstream};
-use crate::http::front::{Headers, Incoming, header_value, text};
+use crate::http::front::{Headers, Incoming, UpstreamTimer, header_value, text};
 
 /// Stands in for a timeout too long to represent.
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
@@ -359,7 +359,7 @@ pub async fn forward(
     body_deadline: Duration,
 ) -> Result<HttpResponse, GatewayError> {
     let idle = to.timeout;
-    let res = exchange(method, head, body, to, body_deadline).await?;
+    let res = exchange(method, head, body, to, body_deadline, None).await?;
     Ok(relay(res, idle))
 }
 
@@ -371,6 +371,7 @@ pub async fn exchange(
     body: Upload,
     to: Destination<'_>,
     body_deadline: Duration,
+    timer: Option<&UpstreamTimer>,
 ) -> Result<upstream::Response, GatewayError> {
     let bodiless = matches!(
         *method,
@@ -402,15 +403,20 @@ pub async fn exchange(
         Upload::Whole(bytes) => {
             head.extend_from_slice(&bytes);
             let sent = upstream::send(target, &head, None::<UploadStream>);
-            (tokio::time::timeout(to.timeout, sent).await, to.timeout)
+            // The connection's timer when it lends one.
+            let sent = match timer {
+                Some(timer) => timer.within(to.timeout, sent).await.ok_or(()),
+                None => tokio::time::timeout(to.timeout, sent).await.map_err(drop),
+            };
+            (sent, to.timeout)
         }
         Upload::Stream(_, stream) => {
             let wait = to.timeout.saturating_add(body_deadline);
             let sent = upstream::send(target, &head, Some(stream));
-            (tokio::time::timeout(wait, sent).await, wait)
+            (tokio::time::timeout(wait, sent).await.map_err(drop), wait)
         }
     };
-    sent.map_err(|_| {
+    sent.map_err(|()| {
         log::debug!("gateway upstream timed out wait_ms={}", wait.as_millis());
         GatewayError::UpstreamTimeout
     })?

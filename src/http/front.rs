@@ -76,6 +76,64 @@ pub(crate) struct Incoming<'a> {
     /// answer (`Connection: close`; on the front's path only: actix-http
     /// keeps that itself).
     pub close: bool,
+    /// The connection's timer for the wait upstream (on the front's path
+    /// only).
+    pub timer: Option<&'a UpstreamTimer>,
+}
+
+/// A timer a connection lends to each of its requests in turn, to bound
+/// the wait for the upstream's answer (`within`): set again only when it
+/// goes off before the wait in hand ends or is due after it, so that a
+/// request on a kept connection costs no timer of its own (a request's
+/// deadline on a route is later than the last one's, and the timer is
+/// left where it is until it goes off).
+#[derive(Default)]
+pub(crate) struct UpstreamTimer(std::cell::Cell<Option<Pin<Box<tokio::time::Sleep>>>>);
+
+impl UpstreamTimer {
+    /// `fut`'s output, or `None` if `wait` passed first.
+    pub(crate) async fn within<F: Future>(&self, wait: Duration, fut: F) -> Option<F::Output> {
+        let now = tokio::time::Instant::now();
+        // A wait too long to represent is a year.
+        let at = now
+            .checked_add(wait)
+            .unwrap_or(now + Duration::from_secs(365 * 86_400));
+        let sleep = match self.0.take() {
+            Some(sleep) if sleep.deadline() <= at => sleep,
+            Some(mut sleep) => {
+                sleep.as_mut().reset(at);
+                sleep
+            }
+            None => Box::pin(tokio::time::sleep_until(at)),
+        };
+        // Given back however the wait ends (the request's future dropped
+        // halfway included).
+        struct Lent<'t>(&'t UpstreamTimer, Option<Pin<Box<tokio::time::Sleep>>>);
+        impl Drop for Lent<'_> {
+            fn drop(&mut self) {
+                self.0.0.set(self.1.take());
+            }
+        }
+        let mut lent = Lent(self, Some(sleep));
+        let mut fut = pin!(fut);
+        std::future::poll_fn(move |cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            let Some(sleep) = lent.1.as_mut() else {
+                return Poll::Ready(None);
+            };
+            loop {
+                std::task::ready!(sleep.as_mut().poll(cx));
+                if sleep.deadline() >= at {
+                    return Poll::Ready(None);
+                }
+                // Went off for an earlier wait: on to this one's end.
+                sleep.as_mut().reset(at);
+            }
+        })
+        .await
+    }
 }
 
 impl<'a> Incoming<'a> {
@@ -89,6 +147,7 @@ impl<'a> Incoming<'a> {
             peer: req.peer_addr().map(|a| a.ip().to_canonical()),
             secure: req.app_config().secure(),
             close: false,
+            timer: None,
         }
     }
 }
@@ -296,6 +355,7 @@ impl Front {
         // Each request's header places (the first `Taken::count`), filled
         // again for each.
         let mut places = [(0, 0, 0, 0); MAX_HEADERS];
+        let upstream_timer = UpstreamTimer::default();
         loop {
             // The first head has the request timeout, a later one the
             // keep-alive time, to arrive whole (a pipelined one may be in
@@ -385,6 +445,7 @@ impl Front {
                 peer: Some(peer_ip),
                 secure: false,
                 close: taken.close || stopped,
+                timer: Some(&upstream_timer),
             };
             let answer = self.mounts[taken.mount].answer(&req).await;
             input.advance(taken.len);

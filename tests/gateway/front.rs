@@ -553,3 +553,42 @@ async fn the_upstreams_hop_by_hop_and_labelled_headers_give_way_on_the_front() {
     assert!(!head.contains("2024"), "{head}");
     assert_eq!(handoffs(&gw), before, "both on the front's path");
 }
+
+/// One connection's requests share a timer for the wait upstream: a route
+/// with a shorter timeout after a longer one still times out at its own
+/// deadline, and a request after the timer went off gets a whole wait.
+#[actix_web::test]
+async fn each_request_on_a_kept_connection_waits_upstream_as_long_as_its_route_says() {
+    let gw = Gw::boot(1000).await;
+    let before = handoffs(&gw);
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let mut ask = async |path: &str| {
+        s.write_all(get(path, "").as_bytes()).await.unwrap();
+        answer(&mut s, &mut buf, false).await.0
+    };
+    // The 5 s route first: the timer is set for its deadline.
+    assert!(
+        ask("/api/items/one")
+            .await
+            .starts_with("HTTP/1.1 200 OK\r\n")
+    );
+    // 300 ms on `/api/slow`, whose upstream takes 3 s: a timer left at the
+    // first request's deadline would see its answer through.
+    let started = std::time::Instant::now();
+    let head = ask("/api/slow/x").await;
+    assert!(head.starts_with("HTTP/1.1 504 "), "{head}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The timer went off; the next request's wait is its own.
+    for path in ["/api/items/two", "/api/items/three"] {
+        let head = ask(path).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    }
+    let head = ask("/api/slow/y").await;
+    assert!(head.starts_with("HTTP/1.1 504 "), "{head}");
+    assert_eq!(handoffs(&gw), before, "all on the front's path");
+}
