@@ -345,6 +345,11 @@ impl Metrics {
         labels: &'static [&'static str],
         bounds: &'static [f64],
     ) -> Arc<HistogramVec> {
+        // `observe` counts a value in the first bound it fits.
+        debug_assert!(
+            bounds.windows(2).all(|w| w[0] < w[1]),
+            "{name}: bounds not ascending"
+        );
         let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
         for f in families.iter() {
             if let Family::Histogram(h) = f

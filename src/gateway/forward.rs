@@ -46,10 +46,7 @@ use futures_util::Stream;
 
 use super::trusted::TrustedProxies;
 use super::{GatewayError, upstream};
-use crate::http::front::{Headers, Incoming, UpstreamTimer, header_value, text};
-
-/// Stands in for a timeout too long to represent.
-const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+use crate::http::front::{DAY, Headers, Incoming, UpstreamTimer, header_value, text};
 
 pub const X_USER_ID: &str = "x-user-id";
 pub const X_USERNAME: &str = "x-username";

@@ -14,7 +14,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,7 +97,11 @@ struct Window {
 pub struct RateLimiter {
     limit: u32,
     window: Duration,
+    /// Each a map keyed by std's SipHash: clients choose the keys stored.
     shards: Vec<Mutex<HashMap<String, Window>>>,
+    /// Picks a key's shard: a cheaper keyed hash (one who learnt it could
+    /// crowd a shard, which only makes it forget its oldest windows early).
+    pick: foldhash::fast::RandomState,
     /// The most keys one shard holds.
     shard_cap: usize,
     checks: AtomicU64,
@@ -113,6 +117,7 @@ impl RateLimiter {
             limit: config.requests,
             window: config.window.get().max(Duration::from_millis(1)),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            pick: Default::default(),
             shard_cap: config
                 .max_keys
                 .unwrap_or(DEFAULT_MAX_KEYS)
@@ -138,8 +143,7 @@ impl RateLimiter {
     /// Counts one request for `key` and says whether it may pass.
     pub fn check(&self, key: &str) -> Decision {
         let now = Instant::now();
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
+        let pick = self.pick.hash_one(key);
         let n = self.checks.fetch_add(1, Ordering::Relaxed);
         let due = self.next_sweep.load(Ordering::Relaxed);
         // One thread claims the sweep (the next one is pushed out of reach
@@ -154,7 +158,7 @@ impl RateLimiter {
             self.next_sweep
                 .store(n + SWEEP_EVERY.max(held as u64), Ordering::Relaxed);
         }
-        let mut shard = self.shards[(h.finish() as usize) % SHARDS]
+        let mut shard = self.shards[(pick as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         // The key is copied only for a client seen first (or again after

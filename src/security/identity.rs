@@ -57,7 +57,9 @@ pub struct IdentityResolver {
     query: Arc<str>,
     ttl: Duration,
     max_cache: usize,
-    cache: Mutex<HashMap<String, (Arc<str>, Instant)>>,
+    /// By username: only users the database knows, from verified tokens,
+    /// are stored, so a cheap keyed hash serves.
+    cache: Mutex<HashMap<String, (Arc<str>, Instant), foldhash::fast::RandomState>>,
     inflight: Mutex<HashMap<String, Arc<OnceCell<Lookup>>>>,
     queries: AtomicU64,
 }

@@ -147,7 +147,9 @@ pub struct JwtVerifier {
     leeway: u64,
     /// Tokens verified lately, by [`JwtVerifier::recent_key`].
     recent: Mutex<Recent>,
-    keys: std::collections::hash_map::RandomState,
+    /// Keys `recent` by a token's signature: only verified tokens are
+    /// stored, and a hit is compared whole, so a cheap keyed hash serves.
+    keys: foldhash::fast::RandomState,
 }
 
 /// Verified tokens with their claims, by [`JwtVerifier::recent_key`].

@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{Chunk, Framing};
 use super::{Error, MAX_HEAD, MAX_HEADERS, Target, trim};
-use crate::http::front::header_value;
+use crate::http::front::{header_at, header_value};
 
 /// A parsed response head.
 pub(super) struct Head {
@@ -36,13 +36,7 @@ pub struct Fields {
 impl Fields {
     /// Every header (lower-case name, value), in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.at.iter().map(|&(n, n_end, v, v_end)| {
-            let name = &self.head[n as usize..n_end as usize];
-            // SAFETY: httparse gave the name out as a `str` (a token), and
-            // lower-casing ASCII keeps a `str` one.
-            let name = unsafe { std::str::from_utf8_unchecked(name) };
-            (name, &self.head[v as usize..v_end as usize])
-        })
+        self.at.iter().map(|place| header_at(&self.head, place))
     }
 
     /// Every value of `name` (lower case), in order.
@@ -111,8 +105,9 @@ pub(super) fn parse_head(
         let at = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(base) as u32;
         let mut places = Vec::with_capacity(res.headers.len());
         for h in res.headers.iter() {
-            // httparse lets through only bytes a header value may hold (the
-            // front's tests hold it to `header_value`).
+            // httparse (as configured by default: no folded lines) lets
+            // through only bytes a header value may hold (the front's tests
+            // hold it to `header_value`).
             debug_assert!(header_value(h.value));
             let n = at(h.name.as_bytes());
             // An empty value's place is anywhere: right after the name.
