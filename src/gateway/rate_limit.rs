@@ -99,8 +99,10 @@ pub struct RateLimiter {
     window: Duration,
     /// Each a map keyed by std's SipHash: clients choose the keys stored.
     shards: Vec<Mutex<HashMap<String, Window>>>,
-    /// Picks a key's shard: a cheaper keyed hash (one who learnt it could
-    /// crowd a shard, which only makes it forget its oldest windows early).
+    /// Picks a key's shard: a cheaper keyed hash (std's `DefaultHasher`
+    /// here before was SipHash with a fixed key). One who learnt its seed
+    /// could fill a shard with a sixteenth of the keys a spread flood
+    /// needs, and so restart its oldest windows (`make_room`).
     pick: foldhash::fast::RandomState,
     /// The most keys one shard holds.
     shard_cap: usize,

@@ -176,14 +176,19 @@ pub(crate) struct Raw<'a> {
 
 impl<'a> Raw<'a> {
     fn at(self, place: &Place) -> (&'a str, &'a [u8]) {
-        header_at(self.head, place)
+        // SAFETY: `places` came with `head` (the type's rule).
+        unsafe { header_at(self.head, place) }
     }
 }
 
 /// One header of a head httparse parsed, by its place there: its name and
-/// value. `place` must be one httparse gave for this very `head` (whose
-/// names may since have been lower-cased where they stand).
-pub(crate) fn header_at<'a>(
+/// value.
+///
+/// # Safety
+/// `place` must be one httparse gave for this very `head` (whose names may
+/// since have been lower-cased where they stand): the name is taken as a
+/// `str` unchecked.
+pub(crate) unsafe fn header_at<'a>(
     head: &'a [u8],
     &(name, name_end, value, value_end): &Place,
 ) -> (&'a str, &'a [u8]) {

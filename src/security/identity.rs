@@ -57,9 +57,9 @@ pub struct IdentityResolver {
     query: Arc<str>,
     ttl: Duration,
     max_cache: usize,
-    /// By username: only users the database knows, from verified tokens,
-    /// are stored, so a cheap keyed hash serves.
-    cache: Mutex<HashMap<String, (Arc<str>, Instant), foldhash::fast::RandomState>>,
+    /// By username (SipHash: an app that lets people pick their names lets
+    /// them pick the keys stored).
+    cache: Mutex<HashMap<String, (Arc<str>, Instant)>>,
     inflight: Mutex<HashMap<String, Arc<OnceCell<Lookup>>>>,
     queries: AtomicU64,
 }

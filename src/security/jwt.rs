@@ -155,8 +155,8 @@ pub struct JwtVerifier {
 /// Verified tokens with their claims, by [`JwtVerifier::recent_key`].
 type Recent = HashMap<u64, (Box<str>, Claims), BuildHasherDefault<KeyedAlready>>;
 
-/// The hasher of `recent`, whose keys are a keyed SipHash already: a
-/// second SipHash of them would add nothing but its cost.
+/// The hasher of `recent`, whose keys are a keyed hash already: a second
+/// hash of them would add nothing but its cost.
 #[derive(Default)]
 struct KeyedAlready(u64);
 
