@@ -46,7 +46,7 @@ use futures_util::Stream;
 
 use super::trusted::TrustedProxies;
 use super::{GatewayError, upstream};
-use crate::http::front::{DAY, Headers, Incoming, UpstreamTimer, header_value, text};
+use crate::http::front::{DAY, Headers, Incoming, KeptTimer, header_value, text};
 
 pub const X_USER_ID: &str = "x-user-id";
 pub const X_USERNAME: &str = "x-username";
@@ -368,7 +368,7 @@ pub async fn exchange(
     body: Upload,
     to: Destination<'_>,
     body_deadline: Duration,
-    timer: Option<&UpstreamTimer>,
+    timer: Option<&KeptTimer>,
 ) -> Result<upstream::Response, GatewayError> {
     let bodiless = matches!(
         *method,

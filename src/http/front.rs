@@ -80,23 +80,33 @@ pub(crate) struct Incoming<'a> {
     pub close: bool,
     /// The connection's timer for the wait upstream (on the front's path
     /// only).
-    pub timer: Option<&'a UpstreamTimer>,
+    pub timer: Option<&'a KeptTimer>,
 }
 
-/// A timer a connection lends to each of its requests in turn, to bound
-/// the wait for the upstream's answer (`within`): set again only when it
-/// goes off before the wait in hand ends or is due after it, so that a
-/// request on a kept connection costs no timer of its own (a request's
-/// deadline on a route is later than the last one's, and the timer is
-/// left where it is until it goes off).
+/// A timer a connection keeps and lends to one wait at a time (for a
+/// request's head, or for the upstream's answer to it): set again only
+/// when it goes off before the wait in hand ends or is due after it, so
+/// that a request on a kept connection costs no timer of its own (each
+/// wait ends later than the last of its kind, and the timer is left where
+/// it is until it goes off).
 #[derive(Default)]
-pub(crate) struct UpstreamTimer(std::cell::Cell<Option<Pin<Box<tokio::time::Sleep>>>>);
+pub(crate) struct KeptTimer(std::cell::Cell<Option<Pin<Box<tokio::time::Sleep>>>>);
 
-impl UpstreamTimer {
+impl KeptTimer {
     /// `fut`'s output, or `None` if `wait` passed first.
     pub(crate) async fn within<F: Future>(&self, wait: Duration, fut: F) -> Option<F::Output> {
         let now = tokio::time::Instant::now();
-        let at = now.checked_add(wait).unwrap_or(now + DAY);
+        self.until(now.checked_add(wait).unwrap_or(now + DAY), fut)
+            .await
+    }
+
+    /// `fut`'s output, or `None` if `at` came first; `fut` is polled
+    /// first, as `tokio::time::timeout` does.
+    pub(crate) async fn until<F: Future>(
+        &self,
+        at: tokio::time::Instant,
+        fut: F,
+    ) -> Option<F::Output> {
         let sleep = match self.0.take() {
             Some(sleep) if sleep.deadline() <= at => sleep,
             Some(mut sleep) => {
@@ -107,7 +117,7 @@ impl UpstreamTimer {
         };
         // Given back however the wait ends (the request's future dropped
         // halfway included).
-        struct Lent<'t>(&'t UpstreamTimer, Option<Pin<Box<tokio::time::Sleep>>>);
+        struct Lent<'t>(&'t KeptTimer, Option<Pin<Box<tokio::time::Sleep>>>);
         impl Lent<'_> {
             fn sleep(&mut self) -> Pin<&mut tokio::time::Sleep> {
                 // Taken only when it is dropped.
@@ -364,16 +374,12 @@ impl Front {
         stopping.as_mut().enable();
         let peer_ip = peer.ip().to_canonical();
         let mut first = true;
-        // One timer a connection, set again only when it goes off before
-        // the deadline of the wait in hand (each request's wait starts
-        // later than the last's): a wheel entry every few seconds, not one
-        // a request.
-        let timer = tokio::time::sleep(self.request_timeout);
-        let mut timer = pin!(timer);
+        // Two timers a connection, for the heads and for the waits
+        // upstream: a wheel entry every few seconds, not one a request.
+        let (head_timer, upstream_timer) = (KeptTimer::default(), KeptTimer::default());
         // Each request's header places (the first `Taken::count`), filled
         // again for each.
         let mut places = [(0, 0, 0, 0); MAX_HEADERS];
-        let upstream_timer = UpstreamTimer::default();
         loop {
             // The first head has the request timeout, a later one the
             // keep-alive time, to arrive whole (a pipelined one may be in
@@ -384,9 +390,6 @@ impl Front {
                 KEEP_ALIVE
             };
             let deadline = tokio::time::Instant::now() + wait;
-            if deadline < timer.deadline() {
-                timer.as_mut().reset(deadline);
-            }
             // How much of `input` is known not to end a head.
             let mut scanned = 0;
             let taken = loop {
@@ -410,26 +413,21 @@ impl Front {
                 input.reserve(READ);
                 tokio::select! {
                     biased;
-                    read = io.read_buf(&mut input) => match read {
-                        Ok(n) if n > 0 => {}
+                    read = head_timer.until(deadline, io.read_buf(&mut input)) => match read {
+                        Some(Ok(n)) if n > 0 => {}
                         // Closed or failed.
-                        _ => return None,
-                    },
-                    () = &mut timer => {
-                        // Set for an earlier wait: on to this one's deadline.
-                        if timer.deadline() < deadline {
-                            timer.as_mut().reset(deadline);
-                            continue;
-                        }
+                        Some(_) => return None,
                         // A kept-alive connection idle for too long closes;
                         // a request too slow to arrive gets a 408 first, as
                         // from actix-http.
-                        if first || !input.is_empty() {
-                            let _ = io.write_all(&timed_out()).await;
-                            let _ = io.shutdown().await;
+                        None => {
+                            if first || !input.is_empty() {
+                                let _ = io.write_all(&timed_out()).await;
+                                let _ = io.shutdown().await;
+                            }
+                            return None;
                         }
-                        return None;
-                    }
+                    },
                     // Between requests, a stopping server closes.
                     () = &mut stopping, if input.is_empty() => return None,
                 }
