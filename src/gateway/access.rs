@@ -107,9 +107,7 @@ fn plain(out: &mut Vec<u8>, s: &str) {
 /// them is copied as it is, the rest is `serde_json`'s.
 fn json_string(out: &mut Vec<u8>, s: &str) {
     if is_plain(s.as_bytes()) {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+        plain(out, s);
     } else {
         let _ = serde_json::to_writer(&mut *out, s);
     }
